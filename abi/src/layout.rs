@@ -1,0 +1,305 @@
+//! Byte layout of the control page and of a block header (ABI v1).
+//!
+//! Every struct is `repr(C)` with its size and field offsets asserted at
+//! compile time, so a change that would silently move a field fails the
+//! build of both the kernel module and user space.
+
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+/// `"HSDQ"` in little-endian byte order: the first word of the control page.
+pub const CONTROL_MAGIC: u32 = u32::from_le_bytes(*b"HSDQ");
+/// `"HBLK"`: the first word of every block header.
+pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"HBLK");
+/// Incompatible changes bump the major version; user space refuses others.
+pub const ABI_MAJOR: u16 = 1;
+/// Compatible additions (new fields in reserved space, new ioctls).
+pub const ABI_MINOR: u16 = 0;
+
+/// Size of the control page, which is also the offset of the data area.
+pub const CONTROL_BYTES: usize = 4096;
+/// Size of a block header; the payload follows it.
+pub const BLOCK_HEADER_BYTES: usize = 64;
+/// Most channels a stream may carry.
+pub const MAX_CHANNELS: u16 = 64;
+/// Smallest block slot (header + at least a few scans).
+pub const MIN_BLOCK_BYTES: u32 = 256;
+/// Smallest data area.
+pub const MIN_DATA_BYTES: u64 = 8192;
+/// Largest data area (1 GiB): enough for seconds of buffering at 2 GB/s.
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+/// Highest scan rate a source may announce (scans per second).
+pub const MAX_RATE_HZ: u64 = 100_000_000;
+
+/// Source of the stream, as announced in [`ControlPage::source`].
+pub const SOURCE_SIMULATOR: u16 = 1;
+/// The kernel driver's hrtimer-driven virtual sensor.
+pub const SOURCE_VIRTUAL: u16 = 2;
+/// A hardware source.
+pub const SOURCE_HARDWARE: u16 = 3;
+
+/// [`ControlPage::status`]: the producer is idle.
+pub const STATUS_STOPPED: u32 = 0;
+/// The producer is writing blocks.
+pub const STATUS_RUNNING: u32 = 1;
+/// The device went away (unbind, rmmod): no more blocks will come.
+pub const STATUS_GONE: u32 = 2;
+/// The producer hit an error and stopped.
+pub const STATUS_ERROR: u32 = 3;
+
+/// Block flag: samples were lost immediately before this block.
+pub const BLOCK_FLAG_AFTER_GAP: u32 = 1 << 0;
+
+/// The first page of a mapping.
+///
+/// Cache line 0 is written once when the stream is configured; cache line 1
+/// only by the producer; cache line 2 only by the consumer (`tail`). Keeping
+/// `head` and `tail` on separate lines stops them from bouncing between
+/// cores.
+#[repr(C, align(64))]
+pub struct ControlPage {
+    // ---- cache line 0: identity and layout (offset 0) ----
+    /// [`CONTROL_MAGIC`].
+    pub magic: u32,
+    /// [`ABI_MAJOR`] of the producer.
+    pub abi_major: u16,
+    /// [`ABI_MINOR`] of the producer.
+    pub abi_minor: u16,
+    /// [`CONTROL_BYTES`].
+    pub control_bytes: u32,
+    /// [`BLOCK_HEADER_BYTES`].
+    pub block_header_bytes: u32,
+    /// Offset of the data area in the mapping (equals `control_bytes`).
+    pub data_offset: u64,
+    /// Size of the data area in bytes: a power of two.
+    pub data_size: u64,
+    /// Size of a block slot in bytes: a power of two dividing `data_size`.
+    pub block_bytes: u32,
+    /// Most scans a block holds.
+    pub block_scans: u32,
+    /// Values per scan.
+    pub channels: u16,
+    /// [`super::format::Format`] as `u16`.
+    pub format: u16,
+    /// One of the `SOURCE_*` constants.
+    pub source: u16,
+    /// Reserved, zero.
+    pub _pad0: u16,
+    /// Nominal scans per second.
+    pub rate_hz: u64,
+    /// CLOCK_MONOTONIC nanoseconds of scan 0.
+    pub start_ns: u64,
+
+    // ---- cache line 1: producer-owned (offset 64) ----
+    /// Bytes ever published; Release-stored after a block is written.
+    pub head: AtomicU64,
+    /// Blocks written into the ring.
+    pub produced_blocks: AtomicU64,
+    /// Blocks dropped because the ring was full (or a forced overrun).
+    pub dropped_blocks: AtomicU64,
+    /// Scans in the dropped blocks.
+    pub dropped_scans: AtomicU64,
+    /// Times the ring went from "not full" to "full".
+    pub overruns: AtomicU64,
+    /// Index of the next scan the source will produce.
+    pub next_scan: AtomicU64,
+    /// One of the `STATUS_*` constants.
+    pub status: AtomicU32,
+    /// Reserved, zero.
+    pub _pad1: u32,
+    /// Reserved, zero.
+    pub _pad2: u64,
+
+    // ---- cache line 2: consumer-owned (offset 128) ----
+    /// Bytes ever consumed; Release-stored after a block has been read.
+    pub tail: AtomicU64,
+    /// Reserved, zero.
+    pub _pad3: [u64; 7],
+
+    // ---- identity strings (offset 192) ----
+    /// Device name, NUL-padded (e.g. `hsdaq0`).
+    pub name: [u8; 64],
+    /// Device-tree compatible that bound the device, NUL-padded.
+    pub compatible: [u8; 64],
+    /// Reserved up to the end of the page, zero.
+    pub _reserved: [u8; CONTROL_BYTES - 320],
+}
+
+const _: () = {
+    assert!(size_of::<ControlPage>() == CONTROL_BYTES);
+    assert!(offset_of!(ControlPage, magic) == 0);
+    assert!(offset_of!(ControlPage, abi_major) == 4);
+    assert!(offset_of!(ControlPage, control_bytes) == 8);
+    assert!(offset_of!(ControlPage, data_offset) == 16);
+    assert!(offset_of!(ControlPage, data_size) == 24);
+    assert!(offset_of!(ControlPage, block_bytes) == 32);
+    assert!(offset_of!(ControlPage, block_scans) == 36);
+    assert!(offset_of!(ControlPage, channels) == 40);
+    assert!(offset_of!(ControlPage, format) == 42);
+    assert!(offset_of!(ControlPage, source) == 44);
+    assert!(offset_of!(ControlPage, rate_hz) == 48);
+    assert!(offset_of!(ControlPage, start_ns) == 56);
+    assert!(offset_of!(ControlPage, head) == 64);
+    assert!(offset_of!(ControlPage, dropped_scans) == 88);
+    assert!(offset_of!(ControlPage, next_scan) == 104);
+    assert!(offset_of!(ControlPage, status) == 112);
+    assert!(offset_of!(ControlPage, tail) == 128);
+    assert!(offset_of!(ControlPage, name) == 192);
+    assert!(offset_of!(ControlPage, compatible) == 256);
+};
+
+/// The 64-byte header at the start of every block slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// [`BLOCK_MAGIC`].
+    pub magic: u32,
+    /// `BLOCK_FLAG_*` bits.
+    pub flags: u32,
+    /// Index of the block's first scan (a scan holds one value per channel).
+    pub first_scan: u64,
+    /// CLOCK_MONOTONIC nanoseconds of the first scan.
+    pub timestamp_ns: u64,
+    /// Scans lost immediately before this block (dropped blocks, overruns).
+    pub lost_before: u64,
+    /// Number of this block among the blocks written (0, 1, 2, …).
+    pub block_seq: u64,
+    /// Scans in this block (`1..=block_scans`).
+    pub scans: u32,
+    /// Values per scan.
+    pub channels: u16,
+    /// [`super::format::Format`] as `u16`.
+    pub format: u16,
+    /// Nanoseconds between two scans, fixed-point ×2^16 (sub-ns periods).
+    pub period_ns_q16: u64,
+    /// Reserved, zero.
+    pub _reserved: [u64; 1],
+}
+
+const _: () = {
+    assert!(size_of::<BlockHeader>() == BLOCK_HEADER_BYTES);
+    assert!(offset_of!(BlockHeader, flags) == 4);
+    assert!(offset_of!(BlockHeader, first_scan) == 8);
+    assert!(offset_of!(BlockHeader, timestamp_ns) == 16);
+    assert!(offset_of!(BlockHeader, lost_before) == 24);
+    assert!(offset_of!(BlockHeader, block_seq) == 32);
+    assert!(offset_of!(BlockHeader, scans) == 40);
+    assert!(offset_of!(BlockHeader, channels) == 44);
+    assert!(offset_of!(BlockHeader, format) == 46);
+    assert!(offset_of!(BlockHeader, period_ns_q16) == 48);
+};
+
+/// Why a proposed stream layout is invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// `channels` is 0 or above [`MAX_CHANNELS`].
+    Channels,
+    /// `data_size` is not a power of two in `[MIN_DATA_BYTES, MAX_DATA_BYTES]`.
+    DataSize,
+    /// `block_bytes` is not a power of two in `[MIN_BLOCK_BYTES, data_size / 2]`.
+    BlockBytes,
+    /// A block slot cannot hold even one scan.
+    BlockTooSmall,
+    /// `rate_hz` is 0 or above [`MAX_RATE_HZ`].
+    Rate,
+}
+
+impl LayoutError {
+    /// The property or flag at fault, for error messages.
+    pub const fn field(self) -> &'static str {
+        match self {
+            LayoutError::Channels => "channels",
+            LayoutError::DataSize => "buffer-bytes",
+            LayoutError::BlockBytes => "block-bytes",
+            LayoutError::BlockTooSmall => "block-bytes",
+            LayoutError::Rate => "rate-hz",
+        }
+    }
+}
+
+/// The shape of a stream: everything needed to place blocks in the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLayout {
+    /// Values per scan.
+    pub channels: u16,
+    /// Sample format.
+    pub format: super::format::Format,
+    /// Data area size (power of two).
+    pub data_size: u64,
+    /// Block slot size (power of two).
+    pub block_bytes: u32,
+    /// Nominal scans per second.
+    pub rate_hz: u64,
+}
+
+impl StreamLayout {
+    /// Checks every rule of the ABI; the kernel and user space share it.
+    pub const fn validate(&self) -> Result<(), LayoutError> {
+        if self.channels == 0 || self.channels > MAX_CHANNELS {
+            return Err(LayoutError::Channels);
+        }
+        if !self.data_size.is_power_of_two()
+            || self.data_size < MIN_DATA_BYTES
+            || self.data_size > MAX_DATA_BYTES
+        {
+            return Err(LayoutError::DataSize);
+        }
+        if !self.block_bytes.is_power_of_two()
+            || self.block_bytes < MIN_BLOCK_BYTES
+            || self.block_bytes as u64 > self.data_size / 2
+        {
+            return Err(LayoutError::BlockBytes);
+        }
+        if self.block_scans() == 0 {
+            return Err(LayoutError::BlockTooSmall);
+        }
+        if self.rate_hz == 0 || self.rate_hz > MAX_RATE_HZ {
+            return Err(LayoutError::Rate);
+        }
+        Ok(())
+    }
+
+    /// Bytes of one scan.
+    pub const fn scan_bytes(&self) -> usize {
+        self.channels as usize * self.format.bytes()
+    }
+
+    /// Scans that fit in one block slot after its header.
+    pub const fn block_scans(&self) -> u32 {
+        ((self.block_bytes as usize - BLOCK_HEADER_BYTES) / self.scan_bytes()) as u32
+    }
+
+    /// Block slots in the data area.
+    pub const fn slots(&self) -> u64 {
+        self.data_size / self.block_bytes as u64
+    }
+
+    /// Scan period in nanoseconds, fixed-point ×2^16.
+    pub const fn period_ns_q16(&self) -> u64 {
+        ((1_000_000_000u128 << 16) / self.rate_hz as u128) as u64
+    }
+
+    /// CLOCK_MONOTONIC time of scan `index` for a stream that started at `start_ns`.
+    pub const fn scan_time_ns(&self, start_ns: u64, index: u64) -> u64 {
+        start_ns + ((index as u128 * 1_000_000_000u128) / self.rate_hz as u128) as u64
+    }
+}
+
+/// Copies `src` into a NUL-padded fixed field, truncating if needed.
+pub fn fill_name(dst: &mut [u8; 64], src: &[u8]) {
+    let n = if src.len() < 63 { src.len() } else { 63 };
+    let mut i = 0;
+    while i < 64 {
+        dst[i] = if i < n { src[i] } else { 0 };
+        i += 1;
+    }
+}
+
+/// The bytes of a NUL-padded field up to its first NUL.
+pub fn name_bytes(field: &[u8; 64]) -> &[u8] {
+    let mut n = 0;
+    while n < field.len() && field[n] != 0 {
+        n += 1;
+    }
+    &field[..n]
+}

@@ -1,0 +1,189 @@
+//! The kernel driver's character device `/dev/hsdaqN`: the control page and
+//! the data area mapped with memmap2, controlled by the `abi/` ioctls.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::ioctl::*;
+use hsdaq_abi::layout::{name_bytes, ABI_MAJOR, CONTROL_BYTES};
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::device::{source_name, Device, DeviceDescription};
+use crate::ring::RingMap;
+
+/// An open `/dev/hsdaqN`.
+pub struct CharDevice {
+    path: PathBuf,
+    file: File,
+    info: DeviceInfo,
+    control: MmapMut,
+    data: Mmap,
+}
+
+/// Issues `request` with `arg`, turning -1 into the errno.
+fn ioctl<T>(file: &File, request: u32, arg: *mut T) -> std::io::Result<()> {
+    // SAFETY: `request` is one of the abi ioctls whose encoded size is
+    // `size_of::<T>()`, and `arg` points to a valid `T` (or is null for
+    // argument-less requests), so the kernel reads and writes inside it.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, arg) };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl CharDevice {
+    /// Opens the node, checks the ABI and maps the ring.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| {
+                format!(
+                    "cannot open {} (is the hsdaq module loaded?)",
+                    path.display()
+                )
+            })?;
+        // SAFETY: DeviceInfo is plain old data; all-zero is valid.
+        let mut info: DeviceInfo = unsafe { std::mem::zeroed() };
+        ioctl(&file, IOC_INFO, &mut info)
+            .with_context(|| format!("{}: HSDAQ_IOC_INFO failed", path.display()))?;
+        if info.abi_major != ABI_MAJOR {
+            bail!(
+                "{}: driver speaks ring ABI {}.{}, this acquire speaks {}.x: update one of them",
+                path.display(),
+                info.abi_major,
+                info.abi_minor,
+                ABI_MAJOR
+            );
+        }
+        // SAFETY: a shared mapping of the driver's control page. The driver
+        // keeps the pages alive while mapped; concurrent changes by the
+        // kernel are only read through atomics.
+        let control = unsafe { MmapOptions::new().len(CONTROL_BYTES).map_mut(&file) }
+            .with_context(|| format!("{}: cannot map the control page", path.display()))?;
+        // SAFETY: as above, read-only; the data area is only read under the
+        // ring protocol (after an Acquire load of head).
+        let data = unsafe {
+            MmapOptions::new()
+                .offset(info.data_offset)
+                .len(info.data_size as usize)
+                .map(&file)
+        }
+        .with_context(|| {
+            format!(
+                "{}: cannot map the {} B data area",
+                path.display(),
+                info.data_size
+            )
+        })?;
+        let dev = Self {
+            path: path.to_path_buf(),
+            file,
+            info,
+            control,
+            data,
+        };
+        dev.ring_checked()?;
+        Ok(dev)
+    }
+
+    fn ring_checked(&self) -> Result<RingMap> {
+        // SAFETY: both mappings are live for `self`'s lifetime and sized as
+        // the driver announced; RingMap::new re-checks the control page.
+        unsafe { RingMap::new(self.control.as_ptr().cast(), self.data.as_ptr() as *mut u8) }
+            .with_context(|| format!("{}: bad control page", self.path.display()))
+    }
+
+    /// The driver's DeviceInfo.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// Counters through `IOC_STATS` (a consistent snapshot).
+    pub fn ioctl_stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        ioctl(&self.file, IOC_STATS, &mut s)?;
+        Ok(s)
+    }
+}
+
+impl Device for CharDevice {
+    fn ring(&self) -> RingMap {
+        self.ring_checked().expect("checked at open")
+    }
+
+    fn start(&mut self) -> Result<()> {
+        ioctl::<()>(&self.file, IOC_START, std::ptr::null_mut()).context("HSDAQ_IOC_START failed")
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        match ioctl::<()>(&self.file, IOC_STOP, std::ptr::null_mut()) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            r => r.context("HSDAQ_IOC_STOP failed"),
+        }
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        let mut w = WaitArgs {
+            timeout_ns: timeout.as_nanos() as u64,
+            ..Default::default()
+        };
+        match ioctl(&self.file, IOC_WAIT, &mut w) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIMEDOUT | libc::EINTR | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                bail!(
+                    "{}: the device went away (driver unbound or module removed)",
+                    self.path.display()
+                )
+            }
+            Err(e) => Err(e).context("HSDAQ_IOC_WAIT failed"),
+        }
+    }
+
+    fn inject(&self, mut fault: FaultArgs) -> Result<()> {
+        ioctl(&self.file, IOC_FAULT, &mut fault).context("HSDAQ_IOC_FAULT failed")
+    }
+
+    fn describe(&self) -> DeviceDescription {
+        let i = &self.info;
+        let mut properties = std::collections::BTreeMap::new();
+        properties.insert("rate-hz".into(), i.rate_hz.into());
+        properties.insert("channels".into(), i.channels.into());
+        let fmt = hsdaq_abi::Format::from_raw(i.format)
+            .map(|f| f.name())
+            .unwrap_or("unknown");
+        properties.insert("format".into(), fmt.into());
+        properties.insert("block-bytes".into(), i.block_bytes.into());
+        properties.insert("buffer-bytes".into(), i.data_size.into());
+        DeviceDescription {
+            path: self.path.display().to_string(),
+            name: String::from_utf8_lossy(name_bytes(&i.name)).into_owned(),
+            compatible: String::from_utf8_lossy(name_bytes(&i.compatible)).into_owned(),
+            source: source_name(i.source).into(),
+            properties,
+            module_version: std::fs::read_to_string("/sys/module/hsdaq/version")
+                .ok()
+                .map(|s| s.trim().to_string()),
+        }
+    }
+}
+
+impl Drop for CharDevice {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

@@ -1,0 +1,83 @@
+//! What the recorder needs from a sample source: a mapped ring plus a few
+//! controls. Implemented by the simulator and by the kernel char device.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use hsdaq_abi::ioctl::{FaultArgs, Stats};
+use serde::{Deserialize, Serialize};
+
+use crate::ring::RingMap;
+
+/// Identity and settings of a device, copied into every manifest.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeviceDescription {
+    /// `sim` or the device node path.
+    pub path: String,
+    /// Device name from the control page.
+    pub name: String,
+    /// Compatible string that bound the device (empty for the simulator).
+    pub compatible: String,
+    /// `simulator`, `virtual` or `hardware`.
+    pub source: String,
+    /// Firmware-node or simulator properties in force.
+    pub properties: BTreeMap<String, serde_json::Value>,
+    /// Kernel module version, when a kernel device.
+    pub module_version: Option<String>,
+}
+
+/// A sample source whose ring the recorder drains.
+pub trait Device: Send {
+    /// The mapped ring.
+    fn ring(&self) -> RingMap;
+    /// Starts producing.
+    fn start(&mut self) -> Result<()>;
+    /// Stops producing; blocks already published stay readable.
+    fn stop(&mut self) -> Result<()>;
+    /// Sleeps until a block may be readable, at most `timeout`.
+    fn wait(&self, timeout: Duration) -> Result<()>;
+    /// Injects a producer-side fault.
+    fn inject(&self, fault: FaultArgs) -> Result<()>;
+    /// Identity and settings.
+    fn describe(&self) -> DeviceDescription;
+
+    /// All counters, read from the control page.
+    fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Acquire;
+        let c = self.ring();
+        let c = c.control();
+        Stats {
+            head: c.head.load(Acquire),
+            tail: c.tail.load(Acquire),
+            produced_blocks: c.produced_blocks.load(Acquire),
+            dropped_blocks: c.dropped_blocks.load(Acquire),
+            dropped_scans: c.dropped_scans.load(Acquire),
+            overruns: c.overruns.load(Acquire),
+            next_scan: c.next_scan.load(Acquire),
+            status: c.status.load(Acquire),
+            _pad: 0,
+        }
+    }
+}
+
+/// Human name of a `SOURCE_*` constant.
+pub fn source_name(source: u16) -> &'static str {
+    match source {
+        hsdaq_abi::layout::SOURCE_SIMULATOR => "simulator",
+        hsdaq_abi::layout::SOURCE_VIRTUAL => "virtual",
+        hsdaq_abi::layout::SOURCE_HARDWARE => "hardware",
+        _ => "unknown",
+    }
+}
+
+/// Human name of a `STATUS_*` constant.
+pub fn status_name(status: u32) -> &'static str {
+    match status {
+        hsdaq_abi::layout::STATUS_STOPPED => "stopped",
+        hsdaq_abi::layout::STATUS_RUNNING => "running",
+        hsdaq_abi::layout::STATUS_GONE => "gone",
+        hsdaq_abi::layout::STATUS_ERROR => "error",
+        _ => "unknown",
+    }
+}

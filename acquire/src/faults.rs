@@ -1,0 +1,95 @@
+//! Fault injection plans: make losses happen on purpose, at known times.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::ioctl::{FaultArgs, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
+
+use crate::units::parse_duration;
+
+/// One fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The producer drops this many blocks as if the ring were full.
+    Overrun(u64),
+    /// The producer stops for this long, then catches up.
+    StallProducer(Duration),
+    /// The recorder's drain stops reading for this long (real ring overruns).
+    StallConsumer(Duration),
+    /// The producer's wake-ups jitter by up to this much.
+    Jitter(Duration),
+}
+
+/// A fault and when (after the recording starts) to inject it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedFault {
+    /// Time after start.
+    pub at: Duration,
+    /// What happens.
+    pub fault: Fault,
+}
+
+impl PlannedFault {
+    /// Parses `KIND:ARG@TIME`, e.g. `overrun:5@1s`, `stall-consumer:300ms@2s`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let usage = "expected KIND:ARG@TIME with KIND one of overrun (blocks), stall-producer, stall-consumer, jitter (durations), e.g. overrun:5@1s";
+        let (spec, at) = s
+            .split_once('@')
+            .with_context(|| format!("invalid --fault {s:?}: {usage}"))?;
+        let (kind, arg) = spec
+            .split_once(':')
+            .with_context(|| format!("invalid --fault {s:?}: {usage}"))?;
+        let at = parse_duration(at).with_context(|| format!("invalid time in --fault {s:?}"))?;
+        let fault = match kind {
+            "overrun" => {
+                let n: u64 = arg
+                    .parse()
+                    .with_context(|| format!("invalid block count in --fault {s:?}"))?;
+                if n == 0 {
+                    bail!("--fault {s:?}: block count must be above 0");
+                }
+                Fault::Overrun(n)
+            }
+            "stall-producer" => Fault::StallProducer(parse_duration(arg)?),
+            "stall-consumer" => Fault::StallConsumer(parse_duration(arg)?),
+            "jitter" => Fault::Jitter(parse_duration(arg)?),
+            _ => bail!("invalid --fault kind {kind:?}: {usage}"),
+        };
+        Ok(Self { at, fault })
+    }
+
+    /// The device-side ioctl argument, or `None` for consumer-side faults.
+    pub fn device_args(&self) -> Option<FaultArgs> {
+        let (kind, arg) = match self.fault {
+            Fault::Overrun(n) => (FAULT_DROP_BLOCKS, n),
+            Fault::StallProducer(d) => (FAULT_STALL_US, d.as_micros() as u64),
+            Fault::Jitter(d) => (FAULT_JITTER_US, d.as_micros() as u64),
+            Fault::StallConsumer(_) => return None,
+        };
+        Some(FaultArgs { kind, _pad: 0, arg })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let f = PlannedFault::parse("overrun:5@1s").unwrap();
+        assert_eq!(f.fault, Fault::Overrun(5));
+        assert_eq!(f.at, Duration::from_secs(1));
+        assert_eq!(f.device_args().unwrap().kind, FAULT_DROP_BLOCKS);
+        let s = PlannedFault::parse("stall-consumer:300ms@2s").unwrap();
+        assert!(s.device_args().is_none());
+        for bad in [
+            "overrun:5",
+            "overrun:x@1s",
+            "melt:1@1s",
+            "overrun:0@1s",
+            "jitter:1q@1s",
+        ] {
+            assert!(PlannedFault::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! hsdaq acquire: drain the sample ring in place and record it to Parquet.
+//!
+//! The ring may be produced by the kernel driver (`/dev/hsdaqN`, mapped with
+//! memmap2) or by the in-process simulator; one consumer reads both.
+
+pub mod bench;
+pub mod chardev;
+pub mod device;
+pub mod faults;
+pub mod manifest;
+pub mod pipeline;
+pub mod profile;
+pub mod progress;
+pub mod record;
+pub mod ring;
+pub mod segment;
+pub mod sim;
+pub mod units;
+pub mod verify;

@@ -1,0 +1,400 @@
+//! `acquire`: record, verify and inspect hsdaq sample streams.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use hsdaq_abi::Format;
+use hsdaq_acquire::device::{source_name, status_name};
+use hsdaq_acquire::faults::PlannedFault;
+use hsdaq_acquire::profile::Profile;
+use hsdaq_acquire::record::{self, RecordPlan};
+use hsdaq_acquire::segment::Codec;
+use hsdaq_acquire::units::{parse_bytes, parse_duration, parse_rate, SegmentPolicy};
+use hsdaq_acquire::{bench, verify};
+
+/// Record high-speed sample streams from an hsdaq device (or the simulator) to Parquet.
+#[derive(Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Record a stream into a run folder of Parquet segments.
+    Record(RecordArgs),
+    /// Recompute every recorded sample and check continuity and timestamps.
+    Verify {
+        /// A run folder or one segment file.
+        path: PathBuf,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a device's ABI version, layout and counters.
+    Info {
+        #[command(flatten)]
+        shape: ShapeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure every pipeline stage against memcpy, per codec.
+    Bench(BenchArgs),
+    /// List board profiles (boards/*/acquire.toml).
+    Boards {
+        /// Folder holding one sub-folder per board.
+        #[arg(default_value = "boards")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ShapeArgs {
+    /// `sim` for the built-in simulator, or a device node such as /dev/hsdaq0.
+    #[arg(long, default_value = "sim")]
+    device: String,
+    /// Scans per second (simulator), e.g. 1000, 250k, 25M. A kernel device's rate must match if given.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<u64>,
+    /// Values per scan (simulator; checked against a kernel device).
+    #[arg(long)]
+    channels: Option<u16>,
+    /// Sample format (simulator; checked against a kernel device).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Block slot size (simulator), a power of two, e.g. 64KiB.
+    #[arg(long, value_parser = parse_u32_bytes)]
+    block_bytes: Option<u32>,
+    /// Ring data area (simulator), a power of two, e.g. 64MiB.
+    #[arg(long, value_parser = parse_bytes)]
+    buffer_bytes: Option<u64>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Stop after this much stream time, e.g. 10s.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "samples")]
+    duration: Option<std::time::Duration>,
+    /// Stop after this many scans.
+    #[arg(long)]
+    samples: Option<u64>,
+    /// Run folder to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Segment size: a duration (1s) or sample bytes (256MiB). Default 1s.
+    #[arg(long, value_parser = SegmentPolicy::parse)]
+    segment: Option<SegmentPolicy>,
+    /// Compression codec. Default zstd.
+    #[arg(long, value_enum)]
+    compression: Option<Codec>,
+    /// Board profile (TOML).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Exit 0 even if samples were lost (losses are still recorded and reported).
+    #[arg(long)]
+    allow_loss: bool,
+    /// Print a JSON summary at the end instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Inject a fault: overrun:BLOCKS@T, stall-producer:DUR@T, stall-consumer:DUR@T, jitter:DUR@T.
+    #[arg(long = "fault", value_parser = PlannedFault::parse)]
+    faults: Vec<PlannedFault>,
+    /// Simulator only: produce as fast as possible instead of at --rate.
+    #[arg(long)]
+    unpaced: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Seconds per full-pipeline stage.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Values per scan.
+    #[arg(long, default_value_t = 4)]
+    channels: u16,
+    /// Sample format.
+    #[arg(long, value_parser = parse_format, default_value = "i16")]
+    format: Format,
+    /// Rate of the paced, loss-counted recording (0 skips it).
+    #[arg(long, value_parser = parse_rate_or_zero, default_value = "10M")]
+    paced_rate: u64,
+    /// Seconds of the paced recording.
+    #[arg(long, default_value_t = 5.0)]
+    paced_seconds: f64,
+    /// Folder for temporary recordings.
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format> {
+    Format::from_name(s.as_bytes()).with_context(|| format!("invalid format {s:?}: use i16 or i32"))
+}
+
+fn parse_u32_bytes(s: &str) -> Result<u32> {
+    let b = parse_bytes(s)?;
+    u32::try_from(b).with_context(|| format!("{s} is too large for a block"))
+}
+
+fn parse_rate_or_zero(s: &str) -> Result<u64> {
+    if s == "0" {
+        Ok(0)
+    } else {
+        parse_rate(s)
+    }
+}
+
+fn main() -> ExitCode {
+    // A recorder must see a full disk or a file-size limit as an error it
+    // can report, not die from SIGXFSZ.
+    // SAFETY: setting a signal's disposition to SIG_IGN at start-up, before
+    // any thread exists, is async-signal-safe and has no other effect.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("acquire: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Record(a) => cmd_record(a),
+        Cmd::Verify { path, json } => {
+            let r = verify::verify(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for p in &r.partial_skipped {
+                    println!("skipped unfinished segment {p}");
+                }
+                match &r.first_error {
+                    None => println!(
+                        "OK: {} files, {} rows, {} values match the reference waveform; {} gaps ({} scans lost) match the recorded gaps; t_ns strictly increasing",
+                        r.files.len(),
+                        r.rows,
+                        r.values,
+                        r.gaps,
+                        r.lost
+                    ),
+                    Some(e) => println!("FAILED after {} rows: {e}", r.rows),
+                }
+            }
+            Ok(if r.ok() { 0 } else { 1 })
+        }
+        Cmd::Info { shape, json } => cmd_info(shape, json),
+        Cmd::Bench(b) => {
+            let cfg = bench::BenchConfig {
+                channels: b.channels,
+                format: b.format,
+                seconds: b.seconds,
+                paced_rate: b.paced_rate,
+                paced_seconds: b.paced_seconds,
+                dir: b.dir,
+            };
+            let json = b.json;
+            let r = bench::run(&cfg, |s| {
+                if !json {
+                    eprintln!("bench: {:<36} {:>8.0} MB/s", s.stage, s.mb_per_s);
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                r.print_text();
+            }
+            Ok(0)
+        }
+        Cmd::Boards { dir } => cmd_boards(&dir),
+    }
+}
+
+fn cmd_record(a: RecordArgs) -> Result<i32> {
+    let profile = a.profile.as_deref().map(Profile::load).transpose()?;
+    let p = profile.clone().unwrap_or_default();
+    let pf = p.device.format.as_deref().map(parse_format).transpose()?;
+    let device = if a.shape.device == "sim" {
+        p.device.path.clone().unwrap_or_else(|| "sim".into())
+    } else {
+        a.shape.device.clone()
+    };
+    let segment = match (a.segment, &p.record.segment) {
+        (Some(s), _) => s,
+        (None, Some(s)) => SegmentPolicy::parse(s).context("invalid record.segment in profile")?,
+        (None, None) => SegmentPolicy::parse("1s")?,
+    };
+    let plan = RecordPlan {
+        device,
+        rate_hz: a.shape.rate.or(p.device.rate_hz),
+        channels: a.shape.channels.or(p.device.channels),
+        format: a.shape.format.or(pf),
+        block_bytes: a.shape.block_bytes.or(p.device.block_bytes),
+        buffer_bytes: a.shape.buffer_bytes.or(p.device.buffer_bytes),
+        scans: a.samples,
+        duration: a.duration,
+        out: a.out,
+        segment,
+        codec: a
+            .compression
+            .or(p.record.compression)
+            .unwrap_or(Codec::Zstd),
+        allow_loss: a.allow_loss || p.record.allow_loss.unwrap_or(false),
+        faults: a.faults,
+        unpaced: a.unpaced,
+        profile,
+        json: a.json,
+    };
+    if plan.unpaced && plan.device != "sim" {
+        bail!("--unpaced applies to the simulator only");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
+    }
+    let json = plan.json;
+    let (summary, code) = record::record(plan, stop)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        if let Some(e) = &summary.error {
+            eprintln!("acquire: error: {e}");
+        }
+    } else {
+        summary.print_text();
+    }
+    Ok(code)
+}
+
+fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
+    let plan = RecordPlan {
+        device: shape.device,
+        rate_hz: shape.rate,
+        channels: shape.channels,
+        format: shape.format,
+        block_bytes: shape.block_bytes,
+        buffer_bytes: shape.buffer_bytes,
+        scans: None,
+        duration: None,
+        out: PathBuf::new(),
+        segment: SegmentPolicy::Bytes(1),
+        codec: Codec::None,
+        allow_loss: false,
+        faults: Vec::new(),
+        unpaced: false,
+        profile: None,
+        json,
+    };
+    let dev = record::open_device(&plan)?;
+    let ring = dev.ring();
+    let c = ring.control();
+    let l = ring.layout();
+    let s = dev.stats();
+    let d = dev.describe();
+    let v = serde_json::json!({
+        "device": d,
+        "abi": format!("{}.{}", c.abi_major, c.abi_minor),
+        "source": source_name(c.source),
+        "layout": {
+            "control_bytes": c.control_bytes, "data_offset": c.data_offset, "data_size": c.data_size,
+            "block_bytes": c.block_bytes, "block_scans": c.block_scans, "block_header_bytes": c.block_header_bytes,
+            "channels": l.channels, "format": l.format.name(), "rate_hz": l.rate_hz,
+        },
+        "counters": {
+            "head": s.head, "tail": s.tail, "produced_blocks": s.produced_blocks,
+            "dropped_blocks": s.dropped_blocks, "dropped_scans": s.dropped_scans,
+            "overruns": s.overruns, "next_scan": s.next_scan, "status": status_name(s.status),
+        },
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "device    {} ({}, {})",
+            d.path,
+            d.name,
+            source_name(c.source)
+        );
+        if !d.compatible.is_empty() {
+            println!("compatible {}", d.compatible);
+        }
+        println!(
+            "abi       {}.{} (this acquire speaks {}.x)",
+            c.abi_major,
+            c.abi_minor,
+            hsdaq_abi::layout::ABI_MAJOR
+        );
+        println!(
+            "stream    {} scans/s × {} ch × {}",
+            l.rate_hz,
+            l.channels,
+            l.format.name()
+        );
+        println!(
+            "layout    control {} B, data {} B at offset {}, blocks of {} B ({} scans) × {}",
+            c.control_bytes,
+            c.data_size,
+            c.data_offset,
+            c.block_bytes,
+            c.block_scans,
+            l.slots()
+        );
+        println!(
+            "counters  head {} tail {} produced {} dropped {} blocks ({} scans) overruns {} next scan {} status {}",
+            s.head,
+            s.tail,
+            s.produced_blocks,
+            s.dropped_blocks,
+            s.dropped_scans,
+            s.overruns,
+            s.next_scan,
+            status_name(s.status)
+        );
+    }
+    Ok(0)
+}
+
+fn cmd_boards(dir: &std::path::Path) -> Result<i32> {
+    let mut found = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for d in entries {
+        let f = d.join("acquire.toml");
+        if !f.exists() {
+            continue;
+        }
+        found += 1;
+        match Profile::load(&f) {
+            Ok(p) => println!(
+                "{:<14} {:<10} {} ch × {} @ {} scans/s  {}",
+                p.board
+                    .clone()
+                    .unwrap_or_else(|| d.file_name().unwrap().to_string_lossy().into()),
+                p.device.path.clone().unwrap_or_else(|| "sim".into()),
+                p.device.channels.map_or("?".into(), |c| c.to_string()),
+                p.device.format.clone().unwrap_or_else(|| "?".into()),
+                p.device.rate_hz.map_or("?".into(), |r| r.to_string()),
+                p.description.unwrap_or_default()
+            ),
+            Err(e) => println!("{:<14} INVALID: {e:#}", d.display()),
+        }
+    }
+    if found == 0 {
+        bail!("no board profiles (*/acquire.toml) under {}", dir.display());
+    }
+    Ok(0)
+}

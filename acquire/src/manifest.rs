@@ -1,0 +1,216 @@
+//! The run manifest: everything needed to interpret a recording, written as
+//! `manifest.json` in the run folder and into every segment's key-value
+//! metadata (`hsdaq.manifest`), so a single file stands on its own.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceDescription;
+
+/// Key of the run manifest in a segment's key-value metadata.
+pub const KV_MANIFEST: &str = "hsdaq.manifest";
+/// Key of the segment record in a segment's key-value metadata.
+pub const KV_SEGMENT: &str = "hsdaq.segment";
+/// Gaps kept in the manifest; beyond this only the count grows (the blocks
+/// table of each segment still lists every gap).
+pub const MAX_MANIFEST_GAPS: usize = 100_000;
+
+/// One channel: its column name and how to turn counts into physical units.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ChannelInfo {
+    /// Column name.
+    pub name: String,
+    /// Physical unit after scaling (e.g. `V`, `m/s^2`); `count` when raw.
+    pub unit: String,
+    /// physical = raw × scale + offset.
+    pub scale: f64,
+    /// physical = raw × scale + offset.
+    pub offset: f64,
+}
+
+/// The stream's shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamInfo {
+    /// Nominal scans per second.
+    pub rate_hz: u64,
+    /// Values per scan.
+    pub channels: u16,
+    /// `i16` or `i32`.
+    pub format: String,
+    /// Block slot size.
+    pub block_bytes: u32,
+    /// Scans per block.
+    pub block_scans: u32,
+    /// Ring data area size.
+    pub buffer_bytes: u64,
+}
+
+/// Scans lost before `at_seq` (the first scan recorded after the gap).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Gap {
+    /// Sample index of the first scan after the gap.
+    pub at_seq: i64,
+    /// Scans lost.
+    pub lost: u64,
+}
+
+/// A closed segment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    /// Segment number.
+    pub index: u64,
+    /// File name in the run folder.
+    pub file: String,
+    /// First sample index.
+    pub first_seq: i64,
+    /// Last sample index.
+    pub last_seq: i64,
+    /// Rows (scans) in the file.
+    pub rows: u64,
+    /// Scans lost inside and just before this segment.
+    pub lost: u64,
+    /// Gaps inside and just before this segment.
+    pub gaps: Vec<Gap>,
+    /// Ring blocks recorded in this segment.
+    pub blocks: u64,
+    /// File size.
+    pub bytes: u64,
+}
+
+/// Totals of the run so far.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counts {
+    /// Scans written to closed segments.
+    pub scans_recorded: u64,
+    /// Scans lost (sum of all gaps).
+    pub scans_lost: u64,
+    /// Number of gaps.
+    pub gaps: u64,
+    /// Blocks recorded.
+    pub blocks: u64,
+    /// Bytes of Parquet written (closed segments).
+    pub bytes_written: u64,
+}
+
+/// Versions of every part that touched the data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Versions {
+    /// acquire crate version.
+    pub acquire: String,
+    /// Ring ABI version spoken.
+    pub abi: String,
+    /// Kernel module version, if any.
+    pub module: Option<String>,
+}
+
+/// The run manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Always `hsdaq-run`.
+    pub kind: String,
+    /// Manifest schema version.
+    pub manifest_version: u32,
+    /// `recording`, `complete`, `interrupted` or `failed`.
+    pub status: String,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+    /// Board profile name, when one was used.
+    pub board: Option<String>,
+    /// The device.
+    pub device: DeviceDescription,
+    /// The stream.
+    pub stream: StreamInfo,
+    /// Channels in column order.
+    pub channels: Vec<ChannelInfo>,
+    /// `uname -r` of the machine that recorded.
+    pub kernel_release: String,
+    /// Host name.
+    pub host: String,
+    /// Versions.
+    pub versions: Versions,
+    /// Wall-clock start (RFC 3339, UTC).
+    pub start_wall_clock: String,
+    /// CLOCK_MONOTONIC of scan 0 (the `t_ns` clock).
+    pub start_monotonic_ns: u64,
+    /// Codec and level.
+    pub compression: String,
+    /// Segment policy.
+    pub segment_policy: crate::units::SegmentPolicy,
+    /// Totals.
+    pub counts: Counts,
+    /// Device counters at the end (dropped blocks/scans, overruns).
+    pub device_counters: DeviceCounters,
+    /// Every gap (up to [`MAX_MANIFEST_GAPS`]).
+    pub gaps: Vec<Gap>,
+    /// Gaps not listed because of the cap.
+    pub gaps_not_listed: u64,
+    /// Closed segments.
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// The producer's own counters, as read from the control page.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Blocks written by the producer.
+    pub produced_blocks: u64,
+    /// Blocks dropped by the producer.
+    pub dropped_blocks: u64,
+    /// Scans in dropped blocks.
+    pub dropped_scans: u64,
+    /// Overrun events.
+    pub overruns: u64,
+}
+
+impl Manifest {
+    /// Writes `manifest.json` atomically (temporary file, fsync, rename).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join("manifest.json.partial");
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        serde_json::to_writer_pretty(&mut f, self)?;
+        f.write_all(b"\n")
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("manifest.json")).context("cannot rename manifest.json")?;
+        Ok(())
+    }
+
+    /// Reads a run folder's manifest.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let p = dir.join("manifest.json");
+        let f = std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
+        serde_json::from_reader(std::io::BufReader::new(f))
+            .with_context(|| format!("{} is not an hsdaq manifest", p.display()))
+    }
+
+    /// The manifest as stored in a segment: without the segment list, which
+    /// grows with the run (the segment's own record is stored beside it).
+    pub fn for_segment(&self) -> Manifest {
+        Manifest {
+            segments: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// `uname -r` and the host name.
+pub fn uname() -> (String, String) {
+    // SAFETY: utsname is plain old data; uname fills it with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (String::new(), String::new());
+    }
+    let s = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (s(&u.release), s(&u.nodename))
+}

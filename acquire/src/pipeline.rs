@@ -1,0 +1,459 @@
+//! The recording pipeline: a drain thread reads ring blocks in place and
+//! transposes them into recycled column chunks; an encoder thread turns
+//! chunks into Parquet row groups and rotates segments. Chunks travel
+//! through two `ringbuf` SPSC queues (full → encoder, empty → drain), so
+//! memory is a fixed pool and a slow disk never stalls the drain: the drain
+//! only stops reading when the whole pool is in flight, and then the
+//! producer's own drop counter records what was lost, exactly.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::layout::{StreamLayout, BLOCK_HEADER_BYTES, STATUS_GONE, STATUS_RUNNING};
+use hsdaq_abi::Format;
+use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
+use ringbuf::HeapRb;
+
+use crate::device::Device;
+use crate::faults::{Fault, PlannedFault};
+use crate::manifest::{Manifest, MAX_MANIFEST_GAPS};
+use crate::ring::{read_header, RingMap};
+use crate::segment::{BlockRec, Chunk, SegmentFormat, SegmentWriter};
+use crate::units::monotonic_ns;
+
+/// Live counters, read by the progress display.
+#[derive(Default)]
+pub struct Live {
+    /// Scans drained.
+    pub scans: AtomicU64,
+    /// Scans lost (sum of block `lost_before`).
+    pub lost: AtomicU64,
+    /// Gaps seen.
+    pub gaps: AtomicU64,
+    /// Ring fill at the last block, per mille.
+    pub ring_fill_permille: AtomicU32,
+    /// Highest ring fill seen, per mille.
+    pub ring_fill_max_permille: AtomicU32,
+    /// Parquet bytes in closed segments.
+    pub bytes_written: AtomicU64,
+    /// Closed segments.
+    pub segments: AtomicU64,
+}
+
+/// Pipeline settings.
+pub struct PipelineConfig {
+    /// Record scans with index below this; `None` until stopped.
+    pub scan_limit: Option<u64>,
+    /// Scans per segment (rounded up to whole blocks).
+    pub segment_scans: u64,
+    /// Rows per chunk (row group), a multiple of the block size.
+    pub chunk_rows: usize,
+    /// Chunks in the pool.
+    pub pool_chunks: usize,
+    /// Faults to inject.
+    pub faults: Vec<PlannedFault>,
+    /// Set by signal handlers: finish cleanly.
+    pub stop: Arc<AtomicBool>,
+    /// Run folder.
+    pub dir: PathBuf,
+    /// Parquet schema and properties.
+    pub format: SegmentFormat,
+}
+
+/// Why the drain ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The requested number of scans was recorded.
+    Limit,
+    /// SIGINT/SIGTERM.
+    Signal,
+    /// A failure (device gone, corrupt ring, disk).
+    Failed(String),
+}
+
+/// What a finished pipeline reports.
+pub struct Outcome {
+    /// Why it ended.
+    pub end: End,
+    /// The final manifest (segments, gaps, counts).
+    pub manifest: Manifest,
+    /// Wall time from start to the last block drained.
+    pub elapsed: Duration,
+}
+
+type ChunkProd = <HeapRb<Chunk> as ringbuf::traits::Split>::Prod;
+type ChunkCons = <HeapRb<Chunk> as ringbuf::traits::Split>::Cons;
+
+/// Shared between the two threads.
+struct Handoff {
+    drain_done: AtomicBool,
+    encoder_failed: AtomicBool,
+    encoder_thread: Mutex<Option<std::thread::Thread>>,
+}
+
+/// Runs a recording to its end. `device` must be stopped; it is started here.
+pub fn run(
+    device: &mut dyn Device,
+    cfg: PipelineConfig,
+    manifest: Manifest,
+    live: Arc<Live>,
+) -> Result<Outcome> {
+    let ring = device.ring();
+    let layout = *ring.layout();
+    let (mut full_tx, full_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
+    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
+    for _ in 0..cfg.pool_chunks {
+        let _ = free_tx.try_push(Chunk::with_capacity(
+            layout.channels as usize,
+            cfg.chunk_rows,
+        ));
+    }
+    let hand = Arc::new(Handoff {
+        drain_done: AtomicBool::new(false),
+        encoder_failed: AtomicBool::new(false),
+        encoder_thread: Mutex::new(None),
+    });
+    let enc = {
+        let hand = hand.clone();
+        let live = live.clone();
+        let dir = cfg.dir.clone();
+        let format = cfg.format.clone();
+        std::thread::Builder::new()
+            .name("hsdaq-encode".into())
+            .spawn(move || {
+                *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
+                let r = encode(full_rx, free_tx, &hand, &live, &dir, &format, manifest);
+                if r.is_err() {
+                    hand.encoder_failed.store(true, Ordering::Release);
+                }
+                r
+            })
+            .context("cannot start the encoder thread")?
+    };
+    device.start()?;
+    let started = Instant::now();
+    let drained = drain(
+        device,
+        ring,
+        &layout,
+        &cfg,
+        &mut full_tx,
+        free_rx,
+        &hand,
+        &live,
+    );
+    let elapsed = started.elapsed();
+    let stop_err = device.stop().err();
+    hand.drain_done.store(true, Ordering::Release);
+    if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
+        t.unpark();
+    }
+    let encoded = enc
+        .join()
+        .map_err(|_| anyhow::anyhow!("encoder thread panicked"))?;
+    let (mut manifest, enc_err) = match encoded {
+        Ok(m) => (m, None),
+        Err((m, e)) => (m, Some(e)),
+    };
+    let end = match (drained, enc_err) {
+        (_, Some(e)) => End::Failed(crate::segment::explain_write_error(&e)),
+        (Err(e), None) => End::Failed(format!("{e:#}")),
+        (Ok(end), None) => match stop_err {
+            Some(e) if end != End::Signal => End::Failed(format!("{e:#}")),
+            _ => end,
+        },
+    };
+    let s = device.stats();
+    manifest.device_counters = crate::manifest::DeviceCounters {
+        produced_blocks: s.produced_blocks,
+        dropped_blocks: s.dropped_blocks,
+        dropped_scans: s.dropped_scans,
+        overruns: s.overruns,
+    };
+    Ok(Outcome {
+        end,
+        manifest,
+        elapsed,
+    })
+}
+
+/// Appends the block's scans to the chunk, one column per channel.
+#[inline]
+pub fn transpose(payload: &[u8], format: Format, scans: usize, columns: &mut [Vec<i32>]) {
+    let ch = columns.len();
+    match format {
+        Format::I16 => {
+            let stride = 2 * ch;
+            let p = &payload[..scans * stride];
+            for (c, col) in columns.iter_mut().enumerate() {
+                col.extend(
+                    p.chunks_exact(stride)
+                        .map(|s| i16::from_ne_bytes([s[2 * c], s[2 * c + 1]]) as i32),
+                );
+            }
+        }
+        Format::I32 => {
+            let stride = 4 * ch;
+            let p = &payload[..scans * stride];
+            for (c, col) in columns.iter_mut().enumerate() {
+                let o = 4 * c;
+                col.extend(
+                    p.chunks_exact(stride)
+                        .map(|s| i32::from_ne_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]])),
+                );
+            }
+        }
+    }
+}
+
+struct DrainState {
+    chunk: Option<Chunk>,
+    segment: u64,
+    segment_rows: u64,
+    expected: Option<u64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drain(
+    device: &mut dyn Device,
+    ring: RingMap,
+    layout: &StreamLayout,
+    cfg: &PipelineConfig,
+    full_tx: &mut ChunkProd,
+    mut free_rx: ChunkCons,
+    hand: &Handoff,
+    live: &Live,
+) -> Result<End> {
+    let block_bytes = layout.block_bytes as u64;
+    let segment_scans =
+        cfg.segment_scans.div_ceil(layout.block_scans() as u64) * layout.block_scans() as u64;
+    let mut cur = ring.consumer();
+    let mut st = DrainState {
+        chunk: None,
+        segment: 0,
+        segment_rows: 0,
+        expected: None,
+    };
+    let mut faults = cfg.faults.clone();
+    faults.sort_by_key(|f| f.at);
+    let mut faults = faults.into_iter().peekable();
+    let start = Instant::now();
+    let mut stopping = false;
+    let end = loop {
+        if hand.encoder_failed.load(Ordering::Acquire) {
+            break End::Failed("encoder failed".into());
+        }
+        if !stopping && cfg.stop.load(Ordering::Relaxed) {
+            // Stop the producer, then drain what it already published.
+            device.stop()?;
+            stopping = true;
+        }
+        while let Some(f) = faults.next_if(|f| start.elapsed() >= f.at) {
+            match (f.fault, f.device_args()) {
+                (Fault::StallConsumer(d), _) => std::thread::sleep(d),
+                (_, Some(args)) => device.inject(args)?,
+                _ => {}
+            }
+        }
+        let Some(pos) = cur.peek(block_bytes)? else {
+            if stopping {
+                break End::Signal;
+            }
+            let status = ring.control().status.load(Ordering::Acquire);
+            if status == STATUS_GONE {
+                bail!("the device went away (driver unbound or module removed)");
+            }
+            if status != STATUS_RUNNING
+                && start.elapsed() > Duration::from_secs(2)
+                && cur.peek(block_bytes)?.is_none()
+            {
+                bail!(
+                    "the device stopped producing (status {})",
+                    crate::device::status_name(status)
+                );
+            }
+            device.wait(Duration::from_millis(50))?;
+            continue;
+        };
+        // SAFETY: `pos` came from peek and the slot is released only below,
+        // after the last use of `slot`.
+        let slot = unsafe { ring.slot(pos) };
+        let h = read_header(slot, layout)
+            .with_context(|| format!("corrupt block at ring offset {pos}"))?;
+        let expected = st
+            .expected
+            .unwrap_or(h.first_scan - h.lost_before.min(h.first_scan));
+        if h.first_scan != expected + h.lost_before {
+            bail!(
+                "ring corrupt: block {} starts at scan {} but {} + {} lost was expected",
+                h.block_seq,
+                h.first_scan,
+                expected,
+                h.lost_before
+            );
+        }
+        let mut scans = h.scans as u64;
+        let limit = cfg.scan_limit.unwrap_or(u64::MAX);
+        if h.first_scan >= limit {
+            cur.release(block_bytes);
+            break End::Limit;
+        }
+        scans = scans.min(limit - h.first_scan);
+        let fill = (cur.cached_fill() * 1000 / layout.data_size) as u32;
+        live.ring_fill_permille.store(fill, Ordering::Relaxed);
+        live.ring_fill_max_permille
+            .fetch_max(fill, Ordering::Relaxed);
+        let rec = BlockRec {
+            first_seq: h.first_scan,
+            scans: scans as u32,
+            t_ns: h.timestamp_ns,
+            period_q16: h.period_ns_q16,
+            lost_before: h.lost_before,
+            arrival_ns: monotonic_ns(),
+            ring_fill_permille: fill,
+        };
+        let chunk = match st.chunk.as_mut() {
+            Some(c) => c,
+            None => st.chunk.insert(take_free(&mut free_rx, hand, &cfg.stop)?),
+        };
+        chunk.segment = st.segment;
+        transpose(
+            &slot[BLOCK_HEADER_BYTES..],
+            layout.format,
+            scans as usize,
+            &mut chunk.columns,
+        );
+        chunk.blocks.push(rec);
+        cur.release(block_bytes);
+        st.expected = Some(h.first_scan + h.scans as u64);
+        if h.lost_before > 0 {
+            live.lost.fetch_add(h.lost_before, Ordering::Relaxed);
+            live.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        live.scans.fetch_add(scans, Ordering::Relaxed);
+        st.segment_rows += scans;
+        let segment_full = st.segment_rows >= segment_scans;
+        if segment_full || chunk.rows() + layout.block_scans() as usize > cfg.chunk_rows {
+            send(full_tx, st.chunk.take().expect("chunk present"), hand)?;
+        }
+        if segment_full {
+            st.segment += 1;
+            st.segment_rows = 0;
+        }
+        if h.first_scan + scans >= limit {
+            break End::Limit;
+        }
+    };
+    if let Some(c) = st.chunk.take().filter(|c| c.rows() > 0) {
+        send(full_tx, c, hand)?;
+    }
+    Ok(end)
+}
+
+/// Takes an empty chunk, waiting while all are in flight.
+fn take_free(free_rx: &mut ChunkCons, hand: &Handoff, stop: &AtomicBool) -> Result<Chunk> {
+    loop {
+        if let Some(c) = free_rx.try_pop() {
+            return Ok(c);
+        }
+        if hand.encoder_failed.load(Ordering::Acquire) {
+            bail!("encoder failed");
+        }
+        let _ = stop;
+        std::thread::park_timeout(Duration::from_micros(500));
+    }
+}
+
+fn send(full_tx: &mut ChunkProd, chunk: Chunk, hand: &Handoff) -> Result<()> {
+    if full_tx.try_push(chunk).is_err() {
+        // Cannot happen: the pool holds exactly the queue's capacity.
+        bail!("chunk queue overflow");
+    }
+    if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
+        t.unpark();
+    }
+    Ok(())
+}
+
+type EncodeResult = std::result::Result<Manifest, (Manifest, anyhow::Error)>;
+
+fn encode(
+    mut full_rx: ChunkCons,
+    mut free_tx: ChunkProd,
+    hand: &Handoff,
+    live: &Live,
+    dir: &std::path::Path,
+    format: &SegmentFormat,
+    mut manifest: Manifest,
+) -> EncodeResult {
+    let mut writer: Option<SegmentWriter> = None;
+    let r = (|| -> Result<()> {
+        loop {
+            // Load `done` before popping: the drain pushes its last chunk
+            // before it sets `done`, so "done and empty" means finished.
+            let done = hand.drain_done.load(Ordering::Acquire);
+            let Some(mut chunk) = full_rx.try_pop() else {
+                if done {
+                    break;
+                }
+                std::thread::park_timeout(Duration::from_millis(5));
+                continue;
+            };
+            if writer.as_ref().is_some_and(|w| w.index() != chunk.segment) {
+                close_segment(writer.take().expect("open"), &mut manifest, live, dir)?;
+            }
+            if writer.is_none() {
+                writer = Some(SegmentWriter::create(dir, chunk.segment, format)?);
+            }
+            writer.as_mut().expect("open").write_chunk(&chunk)?;
+            chunk.clear();
+            let _ = free_tx.try_push(chunk);
+        }
+        if let Some(w) = writer.take() {
+            close_segment(w, &mut manifest, live, dir)?;
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(manifest),
+        Err(e) => {
+            if let Some(w) = writer.take() {
+                w.abandon();
+            }
+            Err((manifest, e))
+        }
+    }
+}
+
+fn close_segment(
+    w: SegmentWriter,
+    manifest: &mut Manifest,
+    live: &Live,
+    dir: &std::path::Path,
+) -> Result<()> {
+    if w.rows() == 0 {
+        w.abandon();
+        return Ok(());
+    }
+    let info = w.close(manifest)?;
+    let c = &mut manifest.counts;
+    c.scans_recorded += info.rows;
+    c.scans_lost += info.lost;
+    c.gaps += info.gaps.len() as u64;
+    c.blocks += info.blocks;
+    c.bytes_written += info.bytes;
+    for g in &info.gaps {
+        if manifest.gaps.len() < MAX_MANIFEST_GAPS {
+            manifest.gaps.push(*g);
+        } else {
+            manifest.gaps_not_listed += 1;
+        }
+    }
+    live.bytes_written.fetch_add(info.bytes, Ordering::Relaxed);
+    live.segments.fetch_add(1, Ordering::Relaxed);
+    manifest.segments.push(info);
+    manifest.write(dir)
+}

@@ -1,0 +1,166 @@
+//! Board profiles (TOML): the settings a board's recordings use, including
+//! channel names, units and scale, checked against the device they meet.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::manifest::ChannelInfo;
+use crate::segment::Codec;
+
+/// A board profile, e.g. `boards/qemu-x86_64/acquire.toml`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Board name, recorded in the manifest.
+    pub board: Option<String>,
+    /// One line about the board.
+    pub description: Option<String>,
+    /// Expected device settings.
+    #[serde(default)]
+    pub device: DeviceSettings,
+    /// Recording settings.
+    #[serde(default)]
+    pub record: RecordSettings,
+    /// Channels in column order.
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// Device settings a profile asks for (simulator) or expects (kernel device).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeviceSettings {
+    /// `sim` or `/dev/hsdaqN`.
+    pub path: Option<String>,
+    /// Scans per second.
+    pub rate_hz: Option<u64>,
+    /// Values per scan.
+    pub channels: Option<u16>,
+    /// `i16` or `i32`.
+    pub format: Option<String>,
+    /// Block slot size, bytes.
+    pub block_bytes: Option<u32>,
+    /// Ring data area, bytes.
+    pub buffer_bytes: Option<u64>,
+}
+
+/// Recording settings.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RecordSettings {
+    /// Segment policy (`1s`, `256MiB`).
+    pub segment: Option<String>,
+    /// Codec.
+    pub compression: Option<Codec>,
+    /// Accept losses with exit status 0.
+    pub allow_loss: Option<bool>,
+}
+
+/// One channel of a profile.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// Column name.
+    pub name: String,
+    /// Unit after scaling.
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    /// physical = raw × scale + offset.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// physical = raw × scale + offset.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+fn default_unit() -> String {
+    "count".into()
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read profile {}", path.display()))?;
+        let p: Profile =
+            toml::from_str(&text).with_context(|| format!("invalid profile {}", path.display()))?;
+        if let Some(f) = &p.device.format {
+            if hsdaq_abi::Format::from_name(f.as_bytes()).is_none() {
+                bail!(
+                    "invalid profile {}: device.format {f:?} is not i16 or i32",
+                    path.display()
+                );
+            }
+        }
+        if let (Some(n), false) = (p.device.channels, p.channels.is_empty()) {
+            if n as usize != p.channels.len() {
+                bail!(
+                    "invalid profile {}: device.channels = {n} but {} [[channel]] entries",
+                    path.display(),
+                    p.channels.len()
+                );
+            }
+        }
+        channel_infos(&p.channels, p.channels.len())
+            .with_context(|| format!("invalid profile {}", path.display()))?;
+        Ok(p)
+    }
+}
+
+/// Channel descriptions for `n` channels: the profile's, or `ch0…` in counts.
+pub fn channel_infos(specs: &[ChannelSpec], n: usize) -> Result<Vec<ChannelInfo>> {
+    if specs.is_empty() {
+        return Ok((0..n)
+            .map(|i| ChannelInfo {
+                name: format!("ch{i}"),
+                unit: "count".into(),
+                scale: 1.0,
+                offset: 0.0,
+            })
+            .collect());
+    }
+    if specs.len() != n {
+        bail!(
+            "the profile names {} channels but the device has {n}",
+            specs.len()
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in specs {
+        let ok = !s.name.is_empty()
+            && s.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !s.name.starts_with(|c: char| c.is_ascii_digit());
+        if !ok || s.name == "seq" || s.name == "t_ns" {
+            bail!(
+                "channel name {:?} must be an identifier other than seq and t_ns",
+                s.name
+            );
+        }
+        if !seen.insert(&s.name) {
+            bail!("channel name {:?} appears twice", s.name);
+        }
+        if !s.scale.is_finite() || s.scale == 0.0 || !s.offset.is_finite() {
+            bail!(
+                "channel {:?}: scale must be finite and non-zero, offset finite",
+                s.name
+            );
+        }
+    }
+    Ok(specs
+        .iter()
+        .map(|s| ChannelInfo {
+            name: s.name.clone(),
+            unit: s.unit.clone(),
+            scale: s.scale,
+            offset: s.offset,
+        })
+        .collect())
+}

@@ -1,0 +1,341 @@
+//! `acquire record`: open the device, plan the run, run the pipeline, write
+//! the final manifest and summarise.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::layout::StreamLayout;
+use hsdaq_abi::Format;
+use serde::Serialize;
+
+use crate::chardev::CharDevice;
+use crate::device::Device;
+use crate::faults::PlannedFault;
+use crate::manifest::{uname, Counts, Manifest, StreamInfo, Versions};
+use crate::pipeline::{End, Live, PipelineConfig};
+use crate::profile::{channel_infos, Profile};
+use crate::segment::{Codec, SegmentFormat};
+use crate::sim::{Overflow, SimConfig, SimDevice};
+use crate::units::SegmentPolicy;
+
+/// Everything `record` was asked for, after merging profile and flags.
+#[derive(Clone, Debug)]
+pub struct RecordPlan {
+    /// `sim` or a device node.
+    pub device: String,
+    /// Simulator shape (ignored for kernel devices except as expectations).
+    pub rate_hz: Option<u64>,
+    /// Values per scan.
+    pub channels: Option<u16>,
+    /// Sample format.
+    pub format: Option<Format>,
+    /// Block slot size.
+    pub block_bytes: Option<u32>,
+    /// Ring data area size.
+    pub buffer_bytes: Option<u64>,
+    /// Stop after this many scans.
+    pub scans: Option<u64>,
+    /// Stop after this much stream time.
+    pub duration: Option<Duration>,
+    /// Run folder.
+    pub out: PathBuf,
+    /// Segment policy.
+    pub segment: SegmentPolicy,
+    /// Codec.
+    pub codec: Codec,
+    /// Exit 0 despite losses.
+    pub allow_loss: bool,
+    /// Faults to inject.
+    pub faults: Vec<PlannedFault>,
+    /// Simulator runs unpaced.
+    pub unpaced: bool,
+    /// Profile, if any.
+    pub profile: Option<Profile>,
+    /// Machine-readable output.
+    pub json: bool,
+}
+
+/// The end-of-run summary (`--json` prints it).
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Run folder.
+    pub run_dir: String,
+    /// `complete`, `interrupted` or `failed`.
+    pub status: String,
+    /// Failure, if any.
+    pub error: Option<String>,
+    /// Scans recorded.
+    pub scans_recorded: u64,
+    /// Scans lost in recorded gaps.
+    pub scans_lost: u64,
+    /// Gaps.
+    pub gaps: u64,
+    /// First gaps (at_seq, lost).
+    pub first_gaps: Vec<crate::manifest::Gap>,
+    /// Segments closed.
+    pub segments: usize,
+    /// Parquet bytes.
+    pub bytes_written: u64,
+    /// Sample bytes recorded.
+    pub sample_bytes: u64,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// Sample MB/s.
+    pub sample_mb_per_s: f64,
+    /// Scans per second achieved.
+    pub scans_per_s: f64,
+    /// Producer's counters.
+    pub device_counters: crate::manifest::DeviceCounters,
+    /// Highest ring fill seen, percent.
+    pub ring_fill_max_percent: f64,
+}
+
+/// Exit status when samples were lost and loss was not allowed.
+pub const EXIT_LOSS: i32 = 3;
+
+/// Opens the device named by the plan.
+pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
+    if plan.device == "sim" {
+        let layout = StreamLayout {
+            channels: plan.channels.unwrap_or(4),
+            format: plan.format.unwrap_or(Format::I16),
+            data_size: plan.buffer_bytes.unwrap_or(64 << 20),
+            block_bytes: plan.block_bytes.unwrap_or(64 << 10),
+            rate_hz: plan.rate_hz.unwrap_or(1_000_000),
+        };
+        if let Err(e) = layout.validate() {
+            bail!(
+                "invalid --{}: {} (channels 1..=64, block bytes a power of two >= 256 and <= buffer/2, buffer a power of two 8KiB..1GiB, rate 1..=100M)",
+                e.field().replace("-hz", "").replace("buffer-bytes", "buffer-bytes"),
+                match e.field() {
+                    "channels" => layout.channels.to_string(),
+                    "rate-hz" => layout.rate_hz.to_string(),
+                    "block-bytes" => layout.block_bytes.to_string(),
+                    _ => layout.data_size.to_string(),
+                }
+            );
+        }
+        let overflow = Overflow::Drop;
+        return Ok(Box::new(SimDevice::new(SimConfig {
+            layout,
+            paced: !plan.unpaced,
+            overflow,
+        })?));
+    }
+    let dev = CharDevice::open(Path::new(&plan.device))?;
+    let i = *dev.info();
+    let fmt = Format::from_raw(i.format);
+    let mismatch = |what: &str, want: String, have: String| {
+        anyhow::anyhow!("{what} {want} was asked for, but {} delivers {have}: change the profile/flags or the device's firmware properties", plan.device)
+    };
+    if let Some(c) = plan.channels.filter(|&c| c != i.channels) {
+        return Err(mismatch("channels", c.to_string(), i.channels.to_string()));
+    }
+    if let Some(f) = plan.format.filter(|&f| Some(f) != fmt) {
+        return Err(mismatch(
+            "format",
+            f.name().into(),
+            fmt.map_or("unknown", |f| f.name()).into(),
+        ));
+    }
+    if let Some(r) = plan.rate_hz.filter(|&r| r != i.rate_hz) {
+        return Err(mismatch("rate", r.to_string(), i.rate_hz.to_string()));
+    }
+    Ok(Box::new(dev))
+}
+
+/// Creates the run folder; refuses one that already holds a recording.
+fn prepare_dir(out: &Path) -> Result<()> {
+    if out.join("manifest.json").exists() {
+        bail!(
+            "{} already holds a recording (manifest.json): choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out.join("blocks"))
+        .with_context(|| format!("cannot create run folder {}", out.display()))
+}
+
+/// Runs `record`; returns the summary and the process exit status.
+pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)> {
+    let mut device = open_device(&plan)?;
+    let ring = device.ring();
+    let layout = *ring.layout();
+    let specs = plan
+        .profile
+        .as_ref()
+        .map(|p| p.channels.clone())
+        .unwrap_or_default();
+    let channels = channel_infos(&specs, layout.channels as usize)
+        .with_context(|| format!("profile does not fit {}", plan.device))?;
+    prepare_dir(&plan.out)?;
+    let (kernel_release, host) = uname();
+    let desc = device.describe();
+    let manifest = Manifest {
+        kind: "hsdaq-run".into(),
+        manifest_version: 1,
+        status: "recording".into(),
+        error: None,
+        board: plan.profile.as_ref().and_then(|p| p.board.clone()),
+        stream: StreamInfo {
+            rate_hz: layout.rate_hz,
+            channels: layout.channels,
+            format: layout.format.name().into(),
+            block_bytes: layout.block_bytes,
+            block_scans: layout.block_scans(),
+            buffer_bytes: layout.data_size,
+        },
+        channels: channels.clone(),
+        kernel_release,
+        host,
+        versions: Versions {
+            acquire: env!("CARGO_PKG_VERSION").into(),
+            abi: format!(
+                "{}.{}",
+                hsdaq_abi::layout::ABI_MAJOR,
+                hsdaq_abi::layout::ABI_MINOR
+            ),
+            module: desc.module_version.clone(),
+        },
+        device: desc,
+        start_wall_clock: humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            .to_string(),
+        start_monotonic_ns: 0,
+        compression: plan.codec.label().into(),
+        segment_policy: plan.segment,
+        counts: Counts::default(),
+        device_counters: Default::default(),
+        gaps: Vec::new(),
+        gaps_not_listed: 0,
+        segments: Vec::new(),
+    };
+    manifest.write(&plan.out)?;
+    let scan_limit = match (plan.scans, plan.duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(d)) => Some(((d.as_nanos() * layout.rate_hz as u128) / 1_000_000_000) as u64),
+        (None, None) => None,
+    };
+    let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
+    let chunk_rows = chunk_rows(&layout);
+    let cfg = PipelineConfig {
+        scan_limit,
+        segment_scans: plan.segment.scans(layout.rate_hz, layout.scan_bytes()),
+        chunk_rows,
+        pool_chunks: 6,
+        faults: plan.faults.clone(),
+        stop: stop.clone(),
+        dir: plan.out.clone(),
+        format: SegmentFormat::new(&names, layout.format, plan.codec),
+    };
+    let live = Arc::new(Live::default());
+    let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes());
+    let done = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        let live2 = live.clone();
+        let h = s.spawn(|| {
+            let r = crate::pipeline::run(device.as_mut(), cfg, manifest, live2);
+            done.store(true, Ordering::Release);
+            r
+        });
+        while !done.load(Ordering::Acquire) {
+            progress.update(&live);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        h.join().map_err(|_| anyhow::anyhow!("pipeline panicked"))?
+    })?;
+    progress.finish();
+    let mut m = outcome.manifest;
+    m.start_monotonic_ns = ring.control().start_ns;
+    let (status, error) = match &outcome.end {
+        End::Limit => ("complete", None),
+        End::Signal => ("interrupted", None),
+        End::Failed(e) => ("failed", Some(e.clone())),
+    };
+    m.status = status.into();
+    m.error = error.clone();
+    m.write(&plan.out)
+        .context("cannot write the final manifest")?;
+    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+    let sample_bytes = m.counts.scans_recorded * layout.scan_bytes() as u64;
+    let summary = Summary {
+        run_dir: plan.out.display().to_string(),
+        status: status.into(),
+        error,
+        scans_recorded: m.counts.scans_recorded,
+        scans_lost: m.counts.scans_lost,
+        gaps: m.counts.gaps,
+        first_gaps: m.gaps.iter().take(10).copied().collect(),
+        segments: m.segments.len(),
+        bytes_written: m.counts.bytes_written,
+        sample_bytes,
+        seconds: secs,
+        sample_mb_per_s: sample_bytes as f64 / secs / 1e6,
+        scans_per_s: m.counts.scans_recorded as f64 / secs,
+        device_counters: m.device_counters,
+        ring_fill_max_percent: live.ring_fill_max_permille.load(Ordering::Relaxed) as f64 / 10.0,
+    };
+    let code = if summary.status == "failed" {
+        1
+    } else if summary.scans_lost > 0 && !plan.allow_loss {
+        EXIT_LOSS
+    } else {
+        0
+    };
+    Ok((summary, code))
+}
+
+/// Rows per chunk: about 8 MiB of widened values and at most a quarter
+/// second of data, in whole blocks.
+pub fn chunk_rows(layout: &StreamLayout) -> usize {
+    let bs = layout.block_scans() as usize;
+    let by_bytes = (8 << 20) / (layout.channels as usize * 4);
+    let by_time = (layout.rate_hz / 4) as usize;
+    (by_bytes.min(by_time) / bs).max(1) * bs
+}
+
+impl Summary {
+    /// The human summary.
+    pub fn print_text(&self) {
+        println!(
+            "{}: {} scans ({:.1} MB of samples) in {:.2} s = {:.1} MB/s, {:.0} scans/s; {} segments, {:.1} MB Parquet in {}",
+            self.status,
+            self.scans_recorded,
+            self.sample_bytes as f64 / 1e6,
+            self.seconds,
+            self.sample_mb_per_s,
+            self.scans_per_s,
+            self.segments,
+            self.bytes_written as f64 / 1e6,
+            self.run_dir
+        );
+        println!(
+            "ring: max fill {:.1}%; producer dropped {} blocks ({} scans) in {} overruns",
+            self.ring_fill_max_percent,
+            self.device_counters.dropped_blocks,
+            self.device_counters.dropped_scans,
+            self.device_counters.overruns
+        );
+        if self.scans_lost > 0 {
+            let list: Vec<String> = self
+                .first_gaps
+                .iter()
+                .map(|g| format!("{} before seq {}", g.lost, g.at_seq))
+                .collect();
+            println!(
+                "LOST {} scans in {} gaps: {}{}",
+                self.scans_lost,
+                self.gaps,
+                list.join(", "),
+                if self.gaps > 10 { ", …" } else { "" }
+            );
+        } else {
+            println!("no samples lost");
+        }
+        if let Some(e) = &self.error {
+            eprintln!("acquire: error: {e}");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The single-producer/single-consumer protocol over a mapped ring.
+//!
+//! The cursors are generic over [`Counter`] so that the very code the
+//! recorder runs is also the code a loom model check explores
+//! (`tests/model.rs`), with loom's atomics in place of the shared page's.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hsdaq_abi::layout::{BlockHeader, ControlPage, StreamLayout, BLOCK_MAGIC};
+use hsdaq_abi::Format;
+
+/// A shared 64-bit counter (`head` or `tail`).
+pub trait Counter {
+    /// Loads the counter with `order`.
+    fn load(&self, order: Ordering) -> u64;
+    /// Stores `value` with `order`.
+    fn store(&self, value: u64, order: Ordering);
+}
+
+impl Counter for AtomicU64 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline(always)]
+    fn store(&self, value: u64, order: Ordering) {
+        AtomicU64::store(self, value, order)
+    }
+}
+
+/// The ring's shared counters look impossible: the producer or the mapping is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ring counters are inconsistent: head {head}, tail {tail}, size {size}")]
+pub struct RingCorrupt {
+    /// Loaded head.
+    pub head: u64,
+    /// Our tail.
+    pub tail: u64,
+    /// Data area size.
+    pub size: u64,
+}
+
+/// The producer's side: owns `head`, caches `tail`.
+pub struct ProducerCursor<'a, C: Counter> {
+    head_ref: &'a C,
+    tail_ref: &'a C,
+    head: u64,
+    tail_cache: u64,
+    size: u64,
+}
+
+impl<'a, C: Counter> ProducerCursor<'a, C> {
+    /// A cursor over a ring of `size` bytes whose counters are `head`/`tail`.
+    pub fn new(head: &'a C, tail: &'a C, size: u64) -> Self {
+        let h = head.load(Ordering::Relaxed);
+        let t = tail.load(Ordering::Acquire);
+        Self {
+            head_ref: head,
+            tail_ref: tail,
+            head: h,
+            tail_cache: t,
+            size,
+        }
+    }
+
+    /// Where `len` bytes may be written, or `None` while the ring is full.
+    ///
+    /// Reloads `tail` (Acquire) only when the cached value says "full", so
+    /// the consumer's cache line is touched once per wrap, not per block. A
+    /// tail that moved outside `[cached tail, head]` is ignored (treated as
+    /// "nothing freed"): the producer never trusts the consumer.
+    #[inline]
+    pub fn reserve(&mut self, len: u64) -> Option<u64> {
+        if self.head + len - self.tail_cache > self.size {
+            let t = self.tail_ref.load(Ordering::Acquire);
+            if t >= self.tail_cache && t <= self.head {
+                self.tail_cache = t;
+            }
+            if self.head + len - self.tail_cache > self.size {
+                return None;
+            }
+        }
+        Some(self.head & (self.size - 1))
+    }
+
+    /// Publishes `len` bytes written at the reserved position (Release).
+    #[inline]
+    pub fn publish(&mut self, len: u64) {
+        self.head += len;
+        self.head_ref.store(self.head, Ordering::Release);
+    }
+
+    /// Bytes published so far.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+}
+
+/// The consumer's side: owns `tail`, caches `head`.
+pub struct ConsumerCursor<'a, C: Counter> {
+    head_ref: &'a C,
+    tail_ref: &'a C,
+    tail: u64,
+    head_cache: u64,
+    size: u64,
+}
+
+impl<'a, C: Counter> ConsumerCursor<'a, C> {
+    /// A cursor that resumes at the ring's current `tail`.
+    pub fn new(head: &'a C, tail: &'a C, size: u64) -> Self {
+        let t = tail.load(Ordering::Relaxed);
+        Self {
+            head_ref: head,
+            tail_ref: tail,
+            tail: t,
+            head_cache: t,
+            size,
+        }
+    }
+
+    /// Position of the next `len`-byte block if one is readable.
+    ///
+    /// Reloads `head` (Acquire) only when the cache says "empty".
+    #[inline]
+    pub fn peek(&mut self, len: u64) -> Result<Option<u64>, RingCorrupt> {
+        if self.head_cache - self.tail < len {
+            let h = self.head_ref.load(Ordering::Acquire);
+            if h < self.tail || h - self.tail > self.size {
+                return Err(RingCorrupt {
+                    head: h,
+                    tail: self.tail,
+                    size: self.size,
+                });
+            }
+            self.head_cache = h;
+            if h - self.tail < len {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.tail & (self.size - 1)))
+    }
+
+    /// Hands `len` bytes back to the producer (Release).
+    #[inline]
+    pub fn release(&mut self, len: u64) {
+        self.tail += len;
+        self.tail_ref.store(self.tail, Ordering::Release);
+    }
+
+    /// Bytes readable according to the cached head (no shared access).
+    pub fn cached_fill(&self) -> u64 {
+        self.head_cache - self.tail
+    }
+
+    /// Bytes consumed so far.
+    pub fn tail(&self) -> u64 {
+        self.tail
+    }
+}
+
+/// A mapped ring: the control page and the data area, wherever they live
+/// (simulator memory, a kernel mapping).
+#[derive(Clone, Copy)]
+pub struct RingMap {
+    control: *const ControlPage,
+    data: *mut u8,
+    layout: StreamLayout,
+}
+
+// SAFETY: a RingMap is two raw pointers into a mapping that outlives every
+// thread using it (owned by the device object). All shared mutable state in
+// it is accessed through atomics or, for block bytes, under the SPSC
+// protocol, which gives each block slot one owner at a time.
+unsafe impl Send for RingMap {}
+// SAFETY: as above: `&RingMap` only hands out atomics and protocol-guarded slots.
+unsafe impl Sync for RingMap {}
+
+/// Why a mapping cannot be used as an hsdaq ring.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// Magic mismatch.
+    #[error("not an hsdaq ring (magic {0:#010x})")]
+    Magic(u32),
+    /// Incompatible ABI.
+    #[error(
+        "incompatible ring ABI {major}.{minor}: this acquire speaks {}.x",
+        hsdaq_abi::layout::ABI_MAJOR
+    )]
+    Abi {
+        /// Producer's major.
+        major: u16,
+        /// Producer's minor.
+        minor: u16,
+    },
+    /// A layout field is out of range.
+    #[error("invalid ring layout: {0}")]
+    Layout(&'static str),
+}
+
+impl RingMap {
+    /// Checks the control page and builds the view.
+    ///
+    /// # Safety
+    /// `control` must point to a mapped, 4096-byte control page and `data`
+    /// to `data_size` mapped bytes (as announced by that page), both valid
+    /// for as long as the returned value is used.
+    pub unsafe fn new(control: *const ControlPage, data: *mut u8) -> Result<Self, MapError> {
+        // SAFETY: the caller guarantees `control` is valid.
+        let c = unsafe { &*control };
+        if c.magic != hsdaq_abi::layout::CONTROL_MAGIC {
+            return Err(MapError::Magic(c.magic));
+        }
+        if c.abi_major != hsdaq_abi::layout::ABI_MAJOR {
+            return Err(MapError::Abi {
+                major: c.abi_major,
+                minor: c.abi_minor,
+            });
+        }
+        let format = Format::from_raw(c.format).ok_or(MapError::Layout("format"))?;
+        let layout = StreamLayout {
+            channels: c.channels,
+            format,
+            data_size: c.data_size,
+            block_bytes: c.block_bytes,
+            rate_hz: c.rate_hz,
+        };
+        layout.validate().map_err(|e| MapError::Layout(e.field()))?;
+        if c.block_scans != layout.block_scans() {
+            return Err(MapError::Layout("block-scans"));
+        }
+        Ok(Self {
+            control,
+            data,
+            layout,
+        })
+    }
+
+    /// The control page.
+    pub fn control(&self) -> &ControlPage {
+        // SAFETY: valid for the life of the mapping (see `new`).
+        unsafe { &*self.control }
+    }
+
+    /// The stream layout announced by the control page.
+    pub fn layout(&self) -> &StreamLayout {
+        &self.layout
+    }
+
+    /// A producer cursor (simulator and tests only: the kernel has its own).
+    pub fn producer(&self) -> ProducerCursor<'_, AtomicU64> {
+        let c = self.control();
+        ProducerCursor::new(&c.head, &c.tail, self.layout.data_size)
+    }
+
+    /// A consumer cursor.
+    pub fn consumer(&self) -> ConsumerCursor<'_, AtomicU64> {
+        let c = self.control();
+        ConsumerCursor::new(&c.head, &c.tail, self.layout.data_size)
+    }
+
+    /// The block slot at `pos`, for reading.
+    ///
+    /// # Safety
+    /// `pos` must come from [`ConsumerCursor::peek`] and the slot must not be
+    /// released before the returned slice is dropped.
+    pub unsafe fn slot(&self, pos: u64) -> &[u8] {
+        debug_assert!(pos + self.layout.block_bytes as u64 <= self.layout.data_size);
+        // SAFETY: pos is block-aligned inside the data area and the protocol
+        // keeps the producer off this slot until it is released.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.data.add(pos as usize),
+                self.layout.block_bytes as usize,
+            )
+        }
+    }
+
+    /// The block slot at `pos`, for writing.
+    ///
+    /// # Safety
+    /// `pos` must come from [`ProducerCursor::reserve`], the mapping must be
+    /// writable, and the slot must not be published before the slice is dropped.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slot_mut(&self, pos: u64) -> &mut [u8] {
+        debug_assert!(pos + self.layout.block_bytes as u64 <= self.layout.data_size);
+        // SAFETY: reserved slots belong to the producer alone until published.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.add(pos as usize),
+                self.layout.block_bytes as usize,
+            )
+        }
+    }
+}
+
+/// A block header decoded from a slot and checked against the stream.
+#[inline]
+pub fn read_header(slot: &[u8], layout: &StreamLayout) -> Result<BlockHeader, BadBlock> {
+    // SAFETY: the slot is at least BLOCK_HEADER_BYTES long (validated layout)
+    // and BlockHeader is plain old data; read_unaligned has no alignment needs.
+    let h: BlockHeader = unsafe { std::ptr::read_unaligned(slot.as_ptr().cast()) };
+    if h.magic != BLOCK_MAGIC {
+        return Err(BadBlock::Magic(h.magic));
+    }
+    if h.scans == 0 || h.scans > layout.block_scans() {
+        return Err(BadBlock::Scans(h.scans));
+    }
+    if h.channels != layout.channels || h.format != layout.format as u16 {
+        return Err(BadBlock::Shape);
+    }
+    Ok(h)
+}
+
+/// Writes `header` at the start of a slot.
+#[inline]
+pub fn write_header(slot: &mut [u8], header: &BlockHeader) {
+    assert!(slot.len() >= std::mem::size_of::<BlockHeader>());
+    // SAFETY: bounds checked above; BlockHeader is plain old data.
+    unsafe { std::ptr::write_unaligned(slot.as_mut_ptr().cast(), *header) }
+}
+
+/// A block slot whose header does not describe this stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadBlock {
+    /// Wrong magic.
+    #[error("bad block magic {0:#010x}")]
+    Magic(u32),
+    /// Scan count out of range.
+    #[error("bad block scan count {0}")]
+    Scans(u32),
+    /// Channels or format differ from the control page.
+    #[error("block shape differs from the stream's")]
+    Shape,
+}

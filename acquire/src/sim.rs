@@ -1,0 +1,336 @@
+//! The in-process simulator: a producer thread that writes the exact ring
+//! ABI into anonymous shared memory, paced to the scan rate at block
+//! granularity, with the reference waveform and injectable faults.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::ioctl::{FaultArgs, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
+use hsdaq_abi::layout::*;
+use hsdaq_abi::{waveform, Format};
+use memmap2::MmapMut;
+
+use crate::device::{Device, DeviceDescription};
+use crate::ring::{write_header, RingMap};
+use crate::units::monotonic_ns;
+
+/// What the producer does when the ring is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Drop the block and count it (what hardware does).
+    Drop,
+    /// Wait for space (benchmarks only: measures the consumer's ceiling).
+    Block,
+}
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Stream shape.
+    pub layout: StreamLayout,
+    /// Pace to `layout.rate_hz`; unpaced runs as fast as it can.
+    pub paced: bool,
+    /// Full-ring policy.
+    pub overflow: Overflow,
+}
+
+#[derive(Default)]
+struct Knobs {
+    stop: AtomicBool,
+    drop_blocks: AtomicU64,
+    stall_us: AtomicU64,
+    jitter_us: AtomicU64,
+}
+
+/// The simulator device.
+pub struct SimDevice {
+    map: MmapMut,
+    config: SimConfig,
+    knobs: Arc<Knobs>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimDevice {
+    /// Allocates and initialises the ring.
+    pub fn new(config: SimConfig) -> Result<Self> {
+        let l = config.layout;
+        if let Err(e) = l.validate() {
+            bail!("invalid simulator setting {}: {:?}", e.field(), e);
+        }
+        let mut map = MmapMut::map_anon(CONTROL_BYTES + l.data_size as usize)
+            .context("cannot allocate the simulator ring")?;
+        let control = map.as_mut_ptr().cast::<ControlPage>();
+        // SAFETY: the mapping is page-aligned, zero-filled, CONTROL_BYTES +
+        // data_size long and exclusively ours; all-zero is a valid
+        // ControlPage (integers, atomics and byte arrays).
+        let c = unsafe { &mut *control };
+        c.magic = CONTROL_MAGIC;
+        c.abi_major = ABI_MAJOR;
+        c.abi_minor = ABI_MINOR;
+        c.control_bytes = CONTROL_BYTES as u32;
+        c.block_header_bytes = BLOCK_HEADER_BYTES as u32;
+        c.data_offset = CONTROL_BYTES as u64;
+        c.data_size = l.data_size;
+        c.block_bytes = l.block_bytes;
+        c.block_scans = l.block_scans();
+        c.channels = l.channels;
+        c.format = l.format as u16;
+        c.source = SOURCE_SIMULATOR;
+        c.rate_hz = l.rate_hz;
+        fill_name(&mut c.name, b"hsdaq-sim");
+        Ok(Self {
+            map,
+            config,
+            knobs: Arc::default(),
+            thread: None,
+        })
+    }
+
+    fn ring_map(&self) -> RingMap {
+        let base = self.map.as_ptr() as *mut u8;
+        // SAFETY: the mapping holds a control page initialised in `new` and
+        // `data_size` bytes after it; it lives as long as `self`, and the
+        // producer thread is joined before `self` is dropped.
+        unsafe { RingMap::new(base.cast(), base.add(CONTROL_BYTES)) }
+            .expect("simulator writes a valid control page")
+    }
+}
+
+impl Device for SimDevice {
+    fn ring(&self) -> RingMap {
+        self.ring_map()
+    }
+
+    fn start(&mut self) -> Result<()> {
+        if self.thread.is_some() {
+            return Ok(());
+        }
+        let ring = self.ring_map();
+        let knobs = self.knobs.clone();
+        let config = self.config.clone();
+        knobs.stop.store(false, Ordering::Relaxed);
+        let t = std::thread::Builder::new()
+            .name("hsdaq-sim".into())
+            .spawn(move || produce(ring, config, &knobs))
+            .context("cannot start the simulator thread")?;
+        self.thread = Some(t);
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.knobs.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("simulator thread panicked"))?;
+        }
+        Ok(())
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        // The simulator has no interrupt to wait for: a short sleep costs
+        // less than a wake-up per block at high rates.
+        std::thread::sleep(timeout.min(Duration::from_micros(200)));
+        Ok(())
+    }
+
+    fn inject(&self, fault: FaultArgs) -> Result<()> {
+        match fault.kind {
+            FAULT_DROP_BLOCKS => self
+                .knobs
+                .drop_blocks
+                .fetch_add(fault.arg, Ordering::Relaxed),
+            FAULT_STALL_US => self.knobs.stall_us.fetch_add(fault.arg, Ordering::Relaxed),
+            FAULT_JITTER_US => self.knobs.jitter_us.swap(fault.arg, Ordering::Relaxed),
+            k => bail!("unknown fault kind {k}"),
+        };
+        Ok(())
+    }
+
+    fn describe(&self) -> DeviceDescription {
+        let l = &self.config.layout;
+        let mut properties = std::collections::BTreeMap::new();
+        properties.insert("rate-hz".into(), l.rate_hz.into());
+        properties.insert("channels".into(), l.channels.into());
+        properties.insert("format".into(), l.format.name().into());
+        properties.insert("block-bytes".into(), l.block_bytes.into());
+        properties.insert("buffer-bytes".into(), l.data_size.into());
+        properties.insert("paced".into(), self.config.paced.into());
+        DeviceDescription {
+            path: "sim".into(),
+            name: "hsdaq-sim".into(),
+            compatible: String::new(),
+            source: "simulator".into(),
+            properties,
+            module_version: None,
+        }
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Fills a block payload with the reference waveform.
+pub fn fill_payload(
+    payload: &mut [u8],
+    format: Format,
+    channels: u16,
+    first_scan: u64,
+    scans: u32,
+) {
+    let ch = channels as usize;
+    match format {
+        Format::I16 => {
+            for (s, scan) in payload
+                .chunks_exact_mut(2 * ch)
+                .take(scans as usize)
+                .enumerate()
+            {
+                let idx = first_scan + s as u64;
+                for (c, v) in scan.chunks_exact_mut(2).enumerate() {
+                    v.copy_from_slice(&waveform::value_i16(idx, c as u32).to_ne_bytes());
+                }
+            }
+        }
+        Format::I32 => {
+            for (s, scan) in payload
+                .chunks_exact_mut(4 * ch)
+                .take(scans as usize)
+                .enumerate()
+            {
+                let idx = first_scan + s as u64;
+                for (c, v) in scan.chunks_exact_mut(4).enumerate() {
+                    v.copy_from_slice(&waveform::value_i32(idx, c as u32).to_ne_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, waking early if asked to stop.
+fn sleep_until(deadline: Instant, knobs: &Knobs) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || knobs.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+/// The producer loop (runs on its own thread).
+fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
+    let l = *ring.layout();
+    let c = ring.control();
+    let bs = l.block_scans();
+    let block_bytes = l.block_bytes as u64;
+    let mut cursor = ring.producer();
+    let mut next_scan = c.next_scan.load(Ordering::Relaxed);
+    let mut block_seq = c.produced_blocks.load(Ordering::Relaxed);
+    let mut pending_lost = 0u64;
+    let mut was_full = false;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    // Scan 0 happens "now"; later scans at their nominal times.
+    let start = Instant::now();
+    let start_ns = monotonic_ns() - l.scan_time_ns(0, next_scan);
+    // SAFETY: start_ns is written before the first head publish (Release),
+    // and read by the consumer only after an Acquire load of head.
+    unsafe {
+        std::ptr::addr_of!(c.start_ns)
+            .cast_mut()
+            .write_volatile(start_ns)
+    };
+    c.status.store(STATUS_RUNNING, Ordering::Release);
+    let period_q16 = l.period_ns_q16();
+    while !knobs.stop.load(Ordering::Relaxed) {
+        if config.paced {
+            let due_ns = l.scan_time_ns(0, next_scan + bs as u64) - l.scan_time_ns(0, 0);
+            let mut due = start + Duration::from_nanos(due_ns);
+            let jitter = knobs.jitter_us.load(Ordering::Relaxed);
+            if jitter > 0 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                due += Duration::from_micros(rng % jitter);
+            }
+            sleep_until(due, knobs);
+        }
+        let stall = knobs.stall_us.swap(0, Ordering::Relaxed);
+        if stall > 0 {
+            sleep_until(Instant::now() + Duration::from_micros(stall), knobs);
+        }
+        let forced = knobs
+            .drop_blocks
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let mut pos = if forced {
+            None
+        } else {
+            cursor.reserve(block_bytes)
+        };
+        while pos.is_none() && !forced && config.overflow == Overflow::Block {
+            if knobs.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::hint::spin_loop();
+            std::thread::yield_now();
+            pos = cursor.reserve(block_bytes);
+        }
+        match pos {
+            Some(pos) => {
+                // SAFETY: `pos` was reserved by our cursor and is published below.
+                let slot = unsafe { ring.slot_mut(pos) };
+                let header = hsdaq_abi::BlockHeader {
+                    magic: BLOCK_MAGIC,
+                    flags: if pending_lost > 0 {
+                        BLOCK_FLAG_AFTER_GAP
+                    } else {
+                        0
+                    },
+                    first_scan: next_scan,
+                    timestamp_ns: l.scan_time_ns(start_ns, next_scan),
+                    lost_before: pending_lost,
+                    block_seq,
+                    scans: bs,
+                    channels: l.channels,
+                    format: l.format as u16,
+                    period_ns_q16: period_q16,
+                    _reserved: [0; 1],
+                };
+                write_header(slot, &header);
+                fill_payload(
+                    &mut slot[BLOCK_HEADER_BYTES..],
+                    l.format,
+                    l.channels,
+                    next_scan,
+                    bs,
+                );
+                cursor.publish(block_bytes);
+                block_seq += 1;
+                pending_lost = 0;
+                was_full = false;
+                c.produced_blocks.store(block_seq, Ordering::Release);
+            }
+            None => {
+                if knobs.stop.load(Ordering::Relaxed) && !forced {
+                    break;
+                }
+                pending_lost += bs as u64;
+                c.dropped_blocks.fetch_add(1, Ordering::Release);
+                c.dropped_scans.fetch_add(bs as u64, Ordering::Release);
+                if !was_full {
+                    c.overruns.fetch_add(1, Ordering::Release);
+                }
+                was_full = true;
+            }
+        }
+        next_scan += bs as u64;
+        c.next_scan.store(next_scan, Ordering::Release);
+    }
+    c.status.store(STATUS_STOPPED, Ordering::Release);
+}

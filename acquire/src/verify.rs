@@ -1,0 +1,237 @@
+//! `acquire verify`: recompute every recorded sample from the reference
+//! waveform, check sequence continuity against the recorded gaps and that
+//! timestamps strictly increase. Names the first bad sample.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hsdaq_abi::{waveform, Format};
+use parquet::column::reader::get_typed_column_reader;
+use parquet::data_type::{Int32Type, Int64Type};
+use parquet::file::reader::{FileReader, RowGroupReader};
+use parquet::file::serialized_reader::SerializedFileReader;
+use serde::Serialize;
+
+use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
+
+/// What `verify` found.
+#[derive(Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Files checked.
+    pub files: Vec<String>,
+    /// Rows checked.
+    pub rows: u64,
+    /// Values checked (rows × channels).
+    pub values: u64,
+    /// Gaps found and matched against the recorded gaps.
+    pub gaps: u64,
+    /// Scans lost in those gaps.
+    pub lost: u64,
+    /// Partial (unfinished) segments that were skipped.
+    pub partial_skipped: Vec<String>,
+    /// The first problem, if any.
+    pub first_error: Option<String>,
+}
+
+impl VerifyReport {
+    /// True when every check passed.
+    pub fn ok(&self) -> bool {
+        self.first_error.is_none() && !self.files.is_empty()
+    }
+}
+
+/// Segment files of a run folder in order, plus the partial ones.
+pub fn run_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut done = Vec::new();
+    let mut partial = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("segment-") && name.ends_with(".parquet") {
+            done.push(p);
+        } else if name.starts_with("segment-") && name.ends_with(".parquet.partial") {
+            partial.push(p);
+        }
+    }
+    done.sort();
+    partial.sort();
+    Ok((done, partial))
+}
+
+/// Reads a segment's embedded manifest and segment record.
+pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
+    let r = SerializedFileReader::try_from(
+        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+    let kv = r
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+    let m = get(KV_MANIFEST)
+        .with_context(|| format!("{} has no {KV_MANIFEST} metadata", path.display()))?;
+    let s = get(KV_SEGMENT)
+        .with_context(|| format!("{} has no {KV_SEGMENT} metadata", path.display()))?;
+    Ok((serde_json::from_str(&m)?, serde_json::from_str(&s)?))
+}
+
+/// Verifies a run folder or one segment file.
+pub fn verify(path: &Path) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let files = if path.is_dir() {
+        let (done, partial) = run_files(path)?;
+        report.partial_skipped = partial.iter().map(|p| p.display().to_string()).collect();
+        if done.is_empty() {
+            bail!("{} holds no closed segment-*.parquet files", path.display());
+        }
+        done
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let single = files.len() == 1 && !path.is_dir();
+    let mut prev: Option<i64> = None;
+    let mut prev_t: Option<i64> = None;
+    for f in &files {
+        report.files.push(f.display().to_string());
+        if let Err(e) = verify_file(f, single, &mut prev, &mut prev_t, &mut report) {
+            report.first_error = Some(format!("{}: {e:#}", f.display()));
+            break;
+        }
+    }
+    if report.first_error.is_none() && path.is_dir() {
+        if let Ok(m) = Manifest::read(path) {
+            if m.status == "complete"
+                && (m.counts.scans_recorded != report.rows || m.counts.scans_lost != report.lost)
+            {
+                report.first_error = Some(format!(
+                    "manifest says {} scans recorded and {} lost, files hold {} and {}",
+                    m.counts.scans_recorded, m.counts.scans_lost, report.rows, report.lost
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn verify_file(
+    path: &Path,
+    single: bool,
+    prev: &mut Option<i64>,
+    prev_t: &mut Option<i64>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let (manifest, seg) = segment_metadata(path)?;
+    let format = Format::from_name(manifest.stream.format.as_bytes())
+        .context("unknown format in manifest")?;
+    let channels = manifest.stream.channels as usize;
+    let reader = SerializedFileReader::try_from(File::open(path)?)?;
+    let fields = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .num_columns();
+    if fields != 2 + channels {
+        bail!(
+            "{} columns, expected seq, t_ns and {channels} channels",
+            fields
+        );
+    }
+    let gaps: std::collections::HashMap<i64, u64> =
+        seg.gaps.iter().map(|g| (g.at_seq, g.lost)).collect();
+    // A single file stands alone: its first row starts where it starts.
+    if single {
+        *prev = Some(seg.first_seq - 1 - gaps.get(&seg.first_seq).copied().unwrap_or(0) as i64);
+    }
+    let mut matched: Vec<Gap> = Vec::new();
+    let mut rows = 0u64;
+    let mut seq = Vec::new();
+    let mut t = Vec::new();
+    let mut vals = Vec::new();
+    for rg in 0..reader.num_row_groups() {
+        let g = reader.get_row_group(rg)?;
+        let n = g.metadata().num_rows() as usize;
+        read_i64(&*g, 0, n, &mut seq)?;
+        read_i64(&*g, 1, n, &mut t)?;
+        for (i, &s) in seq.iter().enumerate() {
+            let expect = prev.map_or(0, |p| p + 1);
+            if s != expect {
+                let lost = s - expect;
+                match gaps.get(&s) {
+                    Some(&l) if lost > 0 && l == lost as u64 => matched.push(Gap { at_seq: s, lost: l }),
+                    _ => bail!("row {} : seq {s} follows {:?} but no gap of {lost} scans is recorded there", rows + i as u64, prev),
+                }
+            } else if prev.is_none() && gaps.contains_key(&s) {
+                bail!("row 0: gap recorded at seq {s} but the sequence is continuous");
+            }
+            *prev = Some(s);
+            if let Some(pt) = *prev_t {
+                if t[i] <= pt {
+                    bail!(
+                        "row {} (seq {s}): t_ns {} does not increase (previous {pt})",
+                        rows + i as u64,
+                        t[i]
+                    );
+                }
+            }
+            *prev_t = Some(t[i]);
+        }
+        for c in 0..channels {
+            read_i32(&*g, 2 + c, n, &mut vals)?;
+            for (i, (&v, &s)) in vals.iter().zip(&seq).enumerate() {
+                let want = waveform::value(format, s as u64, c as u32);
+                if v != want {
+                    bail!(
+                        "row {} (seq {s}): channel {} ({}) = {v}, reference waveform says {want}",
+                        rows + i as u64,
+                        c,
+                        manifest.channels.get(c).map_or("?", |ch| ch.name.as_str())
+                    );
+                }
+            }
+        }
+        rows += n as u64;
+        report.values += (n * channels) as u64;
+    }
+    if rows != seg.rows {
+        bail!("{rows} rows, segment record says {}", seg.rows);
+    }
+    if matched.len() != seg.gaps.len() {
+        bail!(
+            "{} gaps recorded, {} found in the data",
+            seg.gaps.len(),
+            matched.len()
+        );
+    }
+    report.rows += rows;
+    report.gaps += matched.len() as u64;
+    report.lost += matched.iter().map(|g| g.lost).sum::<u64>();
+    Ok(())
+}
+
+fn read_i64(g: &dyn RowGroupReader, col: usize, n: usize, out: &mut Vec<i64>) -> Result<()> {
+    out.clear();
+    let mut r = get_typed_column_reader::<Int64Type>(g.get_column_reader(col)?);
+    while out.len() < n {
+        let (recs, _, _) = r.read_records(n - out.len(), None, None, out)?;
+        if recs == 0 {
+            bail!("column {col} ends after {} of {n} rows", out.len());
+        }
+    }
+    Ok(())
+}
+
+fn read_i32(g: &dyn RowGroupReader, col: usize, n: usize, out: &mut Vec<i32>) -> Result<()> {
+    out.clear();
+    let mut r = get_typed_column_reader::<Int32Type>(g.get_column_reader(col)?);
+    while out.len() < n {
+        let (recs, _, _) = r.read_records(n - out.len(), None, None, out)?;
+        if recs == 0 {
+            bail!("column {col} ends after {} of {n} rows", out.len());
+        }
+    }
+    Ok(())
+}

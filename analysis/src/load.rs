@@ -1,0 +1,128 @@
+//! Finding runs: a segment file, a run folder, or a tree of runs laid out
+//! hive-style (`board=…/date=…/run/`), each opened lazily with polars.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hsdaq_acquire::manifest::Manifest;
+use hsdaq_acquire::verify::{run_files, segment_metadata};
+use polars::prelude::*;
+
+/// One recording to analyse.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Short label (folder or file name, with partition values).
+    pub label: String,
+    /// Where it was found.
+    pub path: PathBuf,
+    /// Hive partition values found in the path (`board=x` → board: x).
+    pub partitions: BTreeMap<String, String>,
+    /// The run manifest (from manifest.json or a segment's metadata).
+    pub manifest: Manifest,
+    /// Segment files, in order.
+    pub segments: Vec<PathBuf>,
+    /// Block tables that exist for those segments.
+    pub block_tables: Vec<PathBuf>,
+}
+
+/// Expands the user's paths into runs.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for p in paths {
+        if p.is_file() {
+            runs.push(single_file(p)?);
+        } else if p.is_dir() {
+            walk(p, &mut runs)?;
+        } else {
+            bail!("{} does not exist", p.display());
+        }
+    }
+    if runs.is_empty() {
+        bail!("no recordings (segment-*.parquet) found under {:?}", paths);
+    }
+    Ok(runs)
+}
+
+fn partitions(path: &Path) -> BTreeMap<String, String> {
+    path.components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .filter_map(|c| c.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn label(path: &Path) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .rev()
+        .take(3)
+        .filter_map(|c| c.as_os_str().to_str().map(str::to_string))
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/").replace(['/', '='], "_")
+}
+
+fn single_file(p: &Path) -> Result<Run> {
+    let (manifest, seg) = segment_metadata(p)?;
+    let blocks = p.parent().map(|d| d.join("blocks").join(&seg.file)).filter(|b| b.exists());
+    Ok(Run {
+        label: label(p).trim_end_matches(".parquet").to_string(),
+        path: p.to_path_buf(),
+        partitions: partitions(p),
+        manifest,
+        segments: vec![p.to_path_buf()],
+        block_tables: blocks.into_iter().collect(),
+    })
+}
+
+fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
+    let (segments, _) = run_files(dir)?;
+    if !segments.is_empty() {
+        let manifest = match Manifest::read(dir) {
+            Ok(m) => m,
+            Err(_) => segment_metadata(&segments[0])?.0,
+        };
+        let block_tables = segments
+            .iter()
+            .filter_map(|s| s.file_name().map(|n| dir.join("blocks").join(n)))
+            .filter(|b| b.exists())
+            .collect();
+        runs.push(Run { label: label(dir), path: dir.to_path_buf(), partitions: partitions(dir), manifest, segments, block_tables });
+        return Ok(());
+    }
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "blocks"))
+        .collect();
+    subdirs.sort();
+    for d in subdirs {
+        walk(&d, runs)?;
+    }
+    Ok(())
+}
+
+fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
+    let frames = files
+        .iter()
+        .map(|f| {
+            let path = PlRefPath::try_from_path(f)?;
+            LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    Ok(concat(frames, UnionArgs::default())?)
+}
+
+impl Run {
+    /// The samples (`seq`, `t_ns`, channels…), lazily.
+    pub fn samples(&self) -> Result<LazyFrame> {
+        scan(&self.segments)
+    }
+
+    /// The block table, lazily, if the run has one.
+    pub fn blocks(&self) -> Result<Option<LazyFrame>> {
+        if self.block_tables.is_empty() {
+            return Ok(None);
+        }
+        scan(&self.block_tables).map(Some)
+    }
+}

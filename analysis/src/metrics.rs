@@ -1,0 +1,305 @@
+//! Metrics of one run, each computed by a lazy polars query that returns
+//! only aggregates, so a long recording never has to fit in memory.
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use rustfft::num_complex::Complex;
+use serde::Serialize;
+
+use crate::load::Run;
+
+/// Points in the decimated signal preview.
+const PREVIEW_BINS: i64 = 1500;
+/// Bins of the throughput timeline.
+const THROUGHPUT_BINS: i64 = 200;
+/// Bins of the latency histogram.
+const LATENCY_BINS: usize = 60;
+/// Samples per channel fed to the FFT.
+const FFT_LEN: usize = 1 << 16;
+
+/// Per-channel statistics in physical units.
+#[derive(Debug, Serialize, Clone)]
+pub struct ChannelStats {
+    /// Column name.
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Minimum.
+    pub min: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub std: f64,
+    /// Strongest spectral line (Hz), DC excluded.
+    pub peak_hz: f64,
+}
+
+/// Everything the report shows about one run.
+#[derive(Debug, Serialize, Clone)]
+pub struct RunMetrics {
+    /// Run label.
+    pub label: String,
+    /// Where it was read from.
+    pub path: String,
+    /// Hive partition values.
+    pub partitions: std::collections::BTreeMap<String, String>,
+    /// Board from the manifest.
+    pub board: Option<String>,
+    /// Recording status from the manifest.
+    pub status: String,
+    /// Nominal scans/s.
+    pub rate_hz: u64,
+    /// Sample format.
+    pub format: String,
+    /// Rows (scans) recorded.
+    pub scans: u64,
+    /// First and last sample index.
+    pub seq_range: (i64, i64),
+    /// Seconds of stream time covered (t_ns span).
+    pub seconds: f64,
+    /// Scans lost in gaps.
+    pub scans_lost: u64,
+    /// Number of gaps.
+    pub gaps: u64,
+    /// Lost fraction of all scans that should exist.
+    pub loss_ratio: f64,
+    /// Mean recorded throughput, sample MB/s of stream time.
+    pub mean_mb_per_s: f64,
+    /// Block latency percentiles (µs): p50, p99, max.
+    pub latency_us: Option<(f64, f64, f64)>,
+    /// Per-channel statistics.
+    pub channels: Vec<ChannelStats>,
+    /// Throughput timeline: (seconds since start, MB/s, scans/s).
+    #[serde(skip)]
+    pub throughput: Vec<(f64, f64, f64)>,
+    /// Gap timeline: (seconds since start, scans lost).
+    #[serde(skip)]
+    pub gap_timeline: Vec<(f64, u64)>,
+    /// Latency histogram: (bin start µs, bin width µs, count).
+    #[serde(skip)]
+    pub latency_hist: Vec<(f64, f64, u64)>,
+    /// Decimated preview per channel: (seconds, min, max).
+    #[serde(skip)]
+    pub preview: Vec<Vec<(f64, f64, f64)>>,
+    /// Spectrum per channel: (Hz, dB).
+    #[serde(skip)]
+    pub spectrum: Vec<Vec<(f64, f64)>>,
+}
+
+fn f64_at(df: &DataFrame, name: &str) -> Result<f64> {
+    let s = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(s.f64()?.get(0).unwrap_or(f64::NAN))
+}
+
+fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    let s = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(s.f64()?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// Computes every metric of `run`.
+pub fn compute(run: &Run) -> Result<RunMetrics> {
+    let m = &run.manifest;
+    let names: Vec<String> = m.channels.iter().map(|c| c.name.clone()).collect();
+    let scan_bytes = m.stream.channels as f64 * if m.stream.format == "i32" { 4.0 } else { 2.0 };
+    let samples = run.samples()?;
+
+    // Totals and per-channel moments, one pass.
+    let mut aggs = vec![
+        len().alias("rows"),
+        col("seq").min().alias("seq_min"),
+        col("seq").max().alias("seq_max"),
+        col("t_ns").min().alias("t_min"),
+        col("t_ns").max().alias("t_max"),
+    ];
+    for n in &names {
+        let x = col(n.as_str()).cast(DataType::Float64);
+        aggs.push(x.clone().min().alias(format!("{n}_min")));
+        aggs.push(x.clone().max().alias(format!("{n}_max")));
+        aggs.push(x.clone().mean().alias(format!("{n}_mean")));
+        aggs.push((x.clone() * x).mean().alias(format!("{n}_sq")));
+    }
+    let tot = samples.clone().select(aggs).collect().context("cannot read the samples")?;
+    let rows = f64_at(&tot, "rows")? as u64;
+    let seq_min = f64_at(&tot, "seq_min")? as i64;
+    let seq_max = f64_at(&tot, "seq_max")? as i64;
+    let t_min = f64_at(&tot, "t_min")?;
+    let t_max = f64_at(&tot, "t_max")?;
+    let seconds = ((t_max - t_min) / 1e9).max(1.0 / m.stream.rate_hz as f64);
+
+    let spectrum = spectra(&samples, &names, m.stream.rate_hz)?;
+    let mut channels = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let info = &m.channels[i];
+        let (a, b) = (info.scale, info.offset);
+        let mean = f64_at(&tot, &format!("{n}_mean")?;
+        let var = (f64_at(&tot, &format!("{n}_sq"))? - mean * mean).max(0.0);
+        let (lo, hi) = (f64_at(&tot, &format!("{n}_min"))? * a + b, f64_at(&tot, &format!("{n}_max"))? * a + b);
+        let peak_hz = spectrum[i].iter().skip(1).fold((0.0, f64::MIN), |acc, &(f, db)| if db > acc.1 { (f, db) } else { acc }).0;
+        channels.push(ChannelStats {
+            name: n.clone(),
+            unit: info.unit.clone(),
+            min: lo.min(hi),
+            max: lo.max(hi),
+            mean: mean * a + b,
+            std: var.sqrt() * a.abs(),
+            peak_hz,
+        });
+    }
+
+    let preview = preview(&samples, &names, seq_min, seq_max, m)?;
+    let (throughput, gap_timeline, latency_hist, latency_us, lost, gaps) = match run.blocks()? {
+        Some(blocks) => block_metrics(blocks, t_min, seconds, m.stream.rate_hz, scan_bytes)?,
+        None => (Vec::new(), Vec::new(), Vec::new(), None, m.counts.scans_lost, m.counts.gaps),
+    };
+    Ok(RunMetrics {
+        label: run.label.clone(),
+        path: run.path.display().to_string(),
+        partitions: run.partitions.clone(),
+        board: m.board.clone(),
+        status: m.status.clone(),
+        rate_hz: m.stream.rate_hz,
+        format: m.stream.format.clone(),
+        scans: rows,
+        seq_range: (seq_min, seq_max),
+        seconds,
+        scans_lost: lost,
+        gaps,
+        loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
+        mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
+        latency_us,
+        channels,
+        throughput,
+        gap_timeline,
+        latency_hist,
+        preview,
+        spectrum,
+    })
+}
+
+/// Min/max of every channel over `PREVIEW_BINS` equal spans of `seq`.
+fn preview(samples: &LazyFrame, names: &[String], seq_min: i64, seq_max: i64, m: &hsdaq_acquire::manifest::Manifest) -> Result<Vec<Vec<(f64, f64, f64)>>> {
+    let span = (seq_max - seq_min + 1).max(1);
+    let bucket = (span + PREVIEW_BINS - 1) / PREVIEW_BINS;
+    let mut aggs = vec![col("t_ns").min().alias("t")];
+    for n in names {
+        aggs.push(col(n.as_str()).min().alias(format!("{n}_lo")));
+        aggs.push(col(n.as_str()).max().alias(format!("{n}_hi")));
+    }
+    let df = samples
+        .clone()
+        .with_column((col("seq") - lit(seq_min)).floor_div(lit(bucket)).alias("bin"))
+        .group_by([col("bin")])
+        .agg(aggs)
+        .sort(["bin"], Default::default())
+        .collect()?;
+    let t = f64_col(&df, "t")?;
+    let t0 = t.first().copied().unwrap_or(0.0);
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let (a, b) = (m.channels[i].scale, m.channels[i].offset);
+        let lo = f64_col(&df, &format!("{n}_lo"))?;
+        let hi = f64_col(&df, &format!("{n}_hi"))?;
+        out.push(t.iter().zip(lo.iter().zip(&hi)).map(|(&t, (&l, &h))| ((t - t0) / 1e9, l * a + b, h * a + b)).collect());
+    }
+    Ok(out)
+}
+
+/// Magnitude spectrum (dB) of the first `FFT_LEN` samples of each channel, Hann-windowed.
+fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(f64, f64)>>> {
+    let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+    let df = samples.clone().select(cols).slice(0, FFT_LEN as IdxSize).collect()?;
+    let mut planner = rustfft::FftPlanner::<f64>::new();
+    let mut out = Vec::new();
+    for n in names {
+        let x = f64_col(&df, n)?;
+        let len = x.len().next_power_of_two().min(FFT_LEN).max(2);
+        let len = if x.len() < len { len / 2 } else { len }.max(2);
+        if x.len() < len {
+            out.push(Vec::new());
+            continue;
+        }
+        let mean = x[..len].iter().sum::<f64>() / len as f64;
+        let mut buf: Vec<Complex<f64>> = x[..len]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / len as f64).cos();
+                Complex::new((v - mean) * w, 0.0)
+            })
+            .collect();
+        planner.plan_fft_forward(len).process(&mut buf);
+        let norm = len as f64 / 4.0;
+        out.push(
+            buf[..len / 2]
+                .iter()
+                .enumerate()
+                .map(|(k, c)| (k as f64 * rate as f64 / len as f64, 20.0 * (c.norm() / norm).max(1e-9).log10()))
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+type BlockMetrics = (Vec<(f64, f64, f64)>, Vec<(f64, u64)>, Vec<(f64, f64, u64)>, Option<(f64, f64, f64)>, u64, u64);
+
+/// Throughput, gaps and latency from the block table.
+fn block_metrics(blocks: LazyFrame, t_min: f64, seconds: f64, rate: u64, scan_bytes: f64) -> Result<BlockMetrics> {
+    let period_ns = 1e9 / rate as f64;
+    let bin_ns = ((seconds * 1e9 / THROUGHPUT_BINS as f64) as i64).max(10_000_000);
+    let a0 = blocks.clone().select([col("arrival_ns").min().alias("a0")]).collect()?;
+    let a0 = f64_at(&a0, "a0")? as i64;
+    let tp = blocks
+        .clone()
+        .with_column((col("arrival_ns") - lit(a0)).floor_div(lit(bin_ns)).alias("bin"))
+        .group_by([col("bin")])
+        .agg([col("scans").cast(DataType::Int64).sum().alias("scans")])
+        .sort(["bin"], Default::default())
+        .collect()?;
+    let bins = f64_col(&tp, "bin")?;
+    let scans = f64_col(&tp, "scans")?;
+    let per_s = 1e9 / bin_ns as f64;
+    let throughput = bins
+        .iter()
+        .zip(&scans)
+        .map(|(&b, &s)| (b * bin_ns as f64 / 1e9, s * per_s * scan_bytes / 1e6, s * per_s))
+        .collect();
+
+    let gaps = blocks.clone().filter(col("lost_before").gt(lit(0))).select([col("t_ns"), col("lost_before")]).collect()?;
+    let gt = f64_col(&gaps, "t_ns")?;
+    let gl = f64_col(&gaps, "lost_before")?;
+    let gap_timeline: Vec<(f64, u64)> = gt.iter().zip(&gl).map(|(&t, &l)| ((t - t_min) / 1e9, l as u64)).collect();
+    let lost = gap_timeline.iter().map(|g| g.1).sum();
+
+    // Latency of a block: from its last scan's timestamp to its arrival.
+    let lat = (col("arrival_ns").cast(DataType::Float64)
+        - col("t_ns").cast(DataType::Float64)
+        - (col("scans").cast(DataType::Float64) - lit(1.0)) * lit(period_ns))
+        / lit(1000.0);
+    let lf = blocks.select([lat.alias("lat")]);
+    let q = lf
+        .clone()
+        .select([
+            col("lat").min().alias("min"),
+            col("lat").quantile(lit(0.5), QuantileMethod::Linear).alias("p50"),
+            col("lat").quantile(lit(0.99), QuantileMethod::Linear).alias("p99"),
+            col("lat").quantile(lit(0.999), QuantileMethod::Linear).alias("p999"),
+            col("lat").max().alias("max"),
+        ])
+        .collect()?;
+    let (lo, p50, p99, p999, max) = (f64_at(&q, "min")?, f64_at(&q, "p50")?, f64_at(&q, "p99")?, f64_at(&q, "p999")?, f64_at(&q, "max")?);
+    let hi = p999.max(lo + 1.0);
+    let width = (hi - lo) / LATENCY_BINS as f64;
+    let h = lf
+        .with_column(((col("lat") - lit(lo)) / lit(width)).cast(DataType::Int64).clip_max(lit(LATENCY_BINS as i64 - 1)).alias("b"))
+        .group_by([col("b")])
+        .agg([len().alias("n")])
+        .sort(["b"], Default::default())
+        .collect()?;
+    let hb = f64_col(&h, "b")?;
+    let hn = f64_col(&h, "n")?;
+    let latency_hist = hb.iter().zip(&hn).map(|(&b, &n)| (lo + b * width, width, n as u64)).collect();
+    let count = gap_timeline.len() as u64;
+    Ok((throughput, gap_timeline, latency_hist, (!p50.is_nan()).then_some((p50, p99, max)), lost, count))
+}

@@ -1,0 +1,95 @@
+//! The report: `summary.json`, a text summary, plots and `index.html`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::metrics::RunMetrics;
+use crate::plots::PLOTS;
+
+/// What `summary.json` holds.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    /// Tool and version.
+    pub generator: String,
+    /// One entry per run.
+    pub runs: Vec<&'a RunMetrics>,
+}
+
+/// Text summary of one run.
+pub fn text(m: &RunMetrics) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "run {} ({})", m.label, m.path);
+    let _ = writeln!(
+        s,
+        "  {} scans of {} ch × {} at {} scans/s over {:.3} s, status {}{}",
+        m.scans,
+        m.channels.len(),
+        m.format,
+        m.rate_hz,
+        m.seconds,
+        m.status,
+        m.board.as_deref().map(|b| format!(", board {b}")).unwrap_or_default()
+    );
+    let _ = writeln!(s, "  throughput {:.2} MB/s of samples; lost {} scans in {} gaps ({:.4}%)", m.mean_mb_per_s, m.scans_lost, m.gaps, m.loss_ratio * 100.0);
+    if let Some((p50, p99, max)) = m.latency_us {
+        let _ = writeln!(s, "  block latency p50 {p50:.0} µs, p99 {p99:.0} µs, max {max:.0} µs");
+    }
+    for c in &m.channels {
+        let _ = writeln!(
+            s,
+            "  {:<8} min {:>12.4} max {:>12.4} mean {:>12.4} std {:>10.4} {}  peak {:.1} Hz",
+            c.name, c.min, c.max, c.mean, c.std, c.unit, c.peak_hz
+        );
+    }
+    s
+}
+
+/// Writes one run's plots and page into `dir`.
+pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::plots::write_all(m, dir)?;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq report: {0}</title>\
+         <style>body{{font-family:sans-serif;max-width:1040px;margin:auto}}img{{width:100%}}pre{{background:#f4f4f4;padding:8px}}</style>\
+         </head><body><h1>hsdaq recording {0}</h1><pre>{1}</pre>",
+        html(&m.label),
+        html(&text(m))
+    );
+    for (name, title) in PLOTS {
+        let _ = write!(h, "<h2>{title}</h2><a href=\"{name}.svg\"><img src=\"{name}.png\" alt=\"{title}\"></a>");
+    }
+    h.push_str("<p><a href=\"summary.json\">summary.json</a></p></body></html>\n");
+    std::fs::write(dir.join("index.html"), h)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&Summary { generator: generator(), runs: vec![m] })?)?;
+    Ok(())
+}
+
+/// Writes the report for all runs: one run directly in `out`, several in
+/// `out/<label>/` with a top-level index and summary.
+pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
+    if let [m] = runs {
+        return write_run(m, out);
+    }
+    let mut h = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq report</title></head><body><h1>hsdaq recordings</h1><ul>");
+    for m in runs {
+        write_run(m, &out.join(&m.label))?;
+        let _ = write!(h, "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost</li>", html(&m.label), m.scans, m.scans_lost);
+    }
+    h.push_str("</ul></body></html>\n");
+    std::fs::write(out.join("index.html"), h)?;
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&Summary { generator: generator(), runs: runs.iter().collect() })?)?;
+    Ok(())
+}
+
+fn generator() -> String {
+    format!("hsdaq analysis {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
