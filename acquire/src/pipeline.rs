@@ -405,10 +405,15 @@ fn encode(
             if writer.as_ref().is_some_and(|w| w.index() != chunk.segment) {
                 close_segment(writer.take().expect("open"), &mut manifest, live, dir)?;
             }
+            let name = crate::segment::segment_name(chunk.segment);
             if writer.is_none() {
-                writer = Some(SegmentWriter::create(dir, chunk.segment, format)?);
+                let w = SegmentWriter::create(dir, chunk.segment, format)
+                    .with_context(|| format!("creating {name}"))?;
+                writer = Some(w);
             }
-            writer.as_mut().expect("open").write_chunk(&chunk)?;
+            let w = writer.as_mut().expect("open");
+            w.write_chunk(&chunk)
+                .with_context(|| format!("writing {name}"))?;
             chunk.clear();
             let _ = free_tx.try_push(chunk);
         }
@@ -438,7 +443,10 @@ fn close_segment(
         w.abandon();
         return Ok(());
     }
-    let info = w.close(manifest)?;
+    let name = crate::segment::segment_name(w.index());
+    let info = w
+        .close(manifest)
+        .with_context(|| format!("closing {name}"))?;
     let c = &mut manifest.counts;
     c.scans_recorded += info.rows;
     c.scans_lost += info.lost;
@@ -455,5 +463,5 @@ fn close_segment(
     live.bytes_written.fetch_add(info.bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
     manifest.segments.push(info);
-    manifest.write(dir)
+    manifest.write(dir).context("updating manifest.json")
 }

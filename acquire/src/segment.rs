@@ -204,15 +204,15 @@ pub fn segment_name(index: u64) -> String {
 
 /// Turns an I/O failure into the message a user needs (disk full, quota, …).
 pub fn explain_write_error(e: &anyhow::Error) -> String {
-    let s = format!("{e:#}");
-    if s.contains("os error 28") {
-        format!("disk full: {s}")
-    } else if s.contains("os error 27") {
-        format!("file size limit reached (RLIMIT_FSIZE): {s}")
-    } else if s.contains("os error 122") {
-        format!("disk quota exceeded: {s}")
-    } else {
-        s
+    let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+    let what = e.to_string();
+    match (io, io.and_then(|i| i.raw_os_error())) {
+        (Some(io), Some(libc::ENOSPC)) => format!("disk full while {what}: {io}"),
+        (Some(io), Some(libc::EFBIG)) => {
+            format!("file size limit reached (RLIMIT_FSIZE) while {what}: {io}")
+        }
+        (Some(io), Some(libc::EDQUOT)) => format!("disk quota exceeded while {what}: {io}"),
+        _ => format!("{e:#}"),
     }
 }
 
@@ -376,7 +376,18 @@ impl SegmentWriter {
 
     /// Finishes both files (footer with the manifest), fsyncs and renames
     /// them into place. Returns the segment's record.
-    pub fn close(mut self, manifest: &Manifest) -> Result<SegmentInfo> {
+    pub fn close(self, manifest: &Manifest) -> Result<SegmentInfo> {
+        let (dir, name) = (self.dir.clone(), segment_name(self.index));
+        let r = self.finish(manifest);
+        if r.is_err() {
+            // An unfinished file must not stay behind looking like data.
+            let _ = std::fs::remove_file(partial(&dir.join(&name)));
+            let _ = std::fs::remove_file(partial(&dir.join("blocks").join(&name)));
+        }
+        r
+    }
+
+    fn finish(mut self, manifest: &Manifest) -> Result<SegmentInfo> {
         self.flush_blocks()?;
         let name = segment_name(self.index);
         let mut info = SegmentInfo {

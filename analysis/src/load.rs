@@ -47,7 +47,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Run>> {
 fn partitions(path: &Path) -> BTreeMap<String, String> {
     path.components()
         .filter_map(|c| c.as_os_str().to_str())
-        .filter_map(|c| c.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|c| {
+            c.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -58,12 +61,20 @@ fn label(path: &Path) -> String {
         .take(3)
         .filter_map(|c| c.as_os_str().to_str().map(str::to_string))
         .collect();
-    parts.into_iter().rev().collect::<Vec<_>>().join("/").replace(['/', '='], "_")
+    parts
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("/")
+        .replace(['/', '='], "_")
 }
 
 fn single_file(p: &Path) -> Result<Run> {
     let (manifest, seg) = segment_metadata(p)?;
-    let blocks = p.parent().map(|d| d.join("blocks").join(&seg.file)).filter(|b| b.exists());
+    let blocks = p
+        .parent()
+        .map(|d| d.join("blocks").join(&seg.file))
+        .filter(|b| b.exists());
     Ok(Run {
         label: label(p).trim_end_matches(".parquet").to_string(),
         path: p.to_path_buf(),
@@ -86,7 +97,14 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
             .filter_map(|s| s.file_name().map(|n| dir.join("blocks").join(n)))
             .filter(|b| b.exists())
             .collect();
-        runs.push(Run { label: label(dir), path: dir.to_path_buf(), partitions: partitions(dir), manifest, segments, block_tables });
+        runs.push(Run {
+            label: label(dir),
+            path: dir.to_path_buf(),
+            partitions: partitions(dir),
+            manifest,
+            segments,
+            block_tables,
+        });
         return Ok(());
     }
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -45,13 +45,25 @@ fn run(cli: Cli) -> Result<()> {
     let runs = hsdaq_analysis::load::discover(&paths)?;
     let mut metrics = Vec::new();
     for (i, r) in runs.iter().enumerate() {
-        eprintln!("analysis: [{}/{}] reading {} ({} segments)", i + 1, runs.len(), r.path.display(), r.segments.len());
+        eprintln!(
+            "analysis: [{}/{}] reading {} ({} segments)",
+            i + 1,
+            runs.len(),
+            r.path.display(),
+            r.segments.len()
+        );
         metrics.push(hsdaq_analysis::metrics::compute(r)?);
     }
     eprintln!("analysis: writing plots and pages to {}", out.display());
     hsdaq_analysis::report::write(&metrics, &out)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&hsdaq_analysis::report::Summary { generator: "hsdaq analysis".into(), runs: metrics.iter().collect() })?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&hsdaq_analysis::report::Summary {
+                generator: "hsdaq analysis".into(),
+                runs: metrics.iter().collect()
+            })?
+        );
     } else {
         for m in &metrics {
             print!("{}", hsdaq_analysis::report::text(m));

@@ -95,7 +95,10 @@ fn f64_at(df: &DataFrame, name: &str) -> Result<f64> {
 
 fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
     let s = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(s.f64()?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    Ok(s.f64()?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
 }
 
 /// Computes every metric of `run`.
@@ -120,7 +123,11 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         aggs.push(x.clone().mean().alias(format!("{n}_mean")));
         aggs.push((x.clone() * x).mean().alias(format!("{n}_sq")));
     }
-    let tot = samples.clone().select(aggs).collect().context("cannot read the samples")?;
+    let tot = samples
+        .clone()
+        .select(aggs)
+        .collect()
+        .context("cannot read the samples")?;
     let rows = f64_at(&tot, "rows")? as u64;
     let seq_min = f64_at(&tot, "seq_min")? as i64;
     let seq_max = f64_at(&tot, "seq_max")? as i64;
@@ -133,10 +140,20 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     for (i, n) in names.iter().enumerate() {
         let info = &m.channels[i];
         let (a, b) = (info.scale, info.offset);
-        let mean = f64_at(&tot, &format!("{n}_mean")?;
+        let mean = f64_at(&tot, &format!("{n}_mean"))?;
         let var = (f64_at(&tot, &format!("{n}_sq"))? - mean * mean).max(0.0);
-        let (lo, hi) = (f64_at(&tot, &format!("{n}_min"))? * a + b, f64_at(&tot, &format!("{n}_max"))? * a + b);
-        let peak_hz = spectrum[i].iter().skip(1).fold((0.0, f64::MIN), |acc, &(f, db)| if db > acc.1 { (f, db) } else { acc }).0;
+        let (lo, hi) = (
+            f64_at(&tot, &format!("{n}_min"))? * a + b,
+            f64_at(&tot, &format!("{n}_max"))? * a + b,
+        );
+        let peak_hz = spectrum[i]
+            .iter()
+            .skip(1)
+            .fold(
+                (0.0, f64::MIN),
+                |acc, &(f, db)| if db > acc.1 { (f, db) } else { acc },
+            )
+            .0;
         channels.push(ChannelStats {
             name: n.clone(),
             unit: info.unit.clone(),
@@ -151,7 +168,14 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     let preview = preview(&samples, &names, seq_min, seq_max, m)?;
     let (throughput, gap_timeline, latency_hist, latency_us, lost, gaps) = match run.blocks()? {
         Some(blocks) => block_metrics(blocks, t_min, seconds, m.stream.rate_hz, scan_bytes)?,
-        None => (Vec::new(), Vec::new(), Vec::new(), None, m.counts.scans_lost, m.counts.gaps),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            None,
+            m.counts.scans_lost,
+            m.counts.gaps,
+        ),
     };
     Ok(RunMetrics {
         label: run.label.clone(),
@@ -179,7 +203,13 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
 }
 
 /// Min/max of every channel over `PREVIEW_BINS` equal spans of `seq`.
-fn preview(samples: &LazyFrame, names: &[String], seq_min: i64, seq_max: i64, m: &hsdaq_acquire::manifest::Manifest) -> Result<Vec<Vec<(f64, f64, f64)>>> {
+fn preview(
+    samples: &LazyFrame,
+    names: &[String],
+    seq_min: i64,
+    seq_max: i64,
+    m: &hsdaq_acquire::manifest::Manifest,
+) -> Result<Vec<Vec<(f64, f64, f64)>>> {
     let span = (seq_max - seq_min + 1).max(1);
     let bucket = (span + PREVIEW_BINS - 1) / PREVIEW_BINS;
     let mut aggs = vec![col("t_ns").min().alias("t")];
@@ -189,7 +219,11 @@ fn preview(samples: &LazyFrame, names: &[String], seq_min: i64, seq_max: i64, m:
     }
     let df = samples
         .clone()
-        .with_column((col("seq") - lit(seq_min)).floor_div(lit(bucket)).alias("bin"))
+        .with_column(
+            (col("seq") - lit(seq_min))
+                .floor_div(lit(bucket))
+                .alias("bin"),
+        )
         .group_by([col("bin")])
         .agg(aggs)
         .sort(["bin"], Default::default())
@@ -201,7 +235,12 @@ fn preview(samples: &LazyFrame, names: &[String], seq_min: i64, seq_max: i64, m:
         let (a, b) = (m.channels[i].scale, m.channels[i].offset);
         let lo = f64_col(&df, &format!("{n}_lo"))?;
         let hi = f64_col(&df, &format!("{n}_hi"))?;
-        out.push(t.iter().zip(lo.iter().zip(&hi)).map(|(&t, (&l, &h))| ((t - t0) / 1e9, l * a + b, h * a + b)).collect());
+        out.push(
+            t.iter()
+                .zip(lo.iter().zip(&hi))
+                .map(|(&t, (&l, &h))| ((t - t0) / 1e9, l * a + b, h * a + b))
+                .collect(),
+        );
     }
     Ok(out)
 }
@@ -209,7 +248,11 @@ fn preview(samples: &LazyFrame, names: &[String], seq_min: i64, seq_max: i64, m:
 /// Magnitude spectrum (dB) of the first `FFT_LEN` samples of each channel, Hann-windowed.
 fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(f64, f64)>>> {
     let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
-    let df = samples.clone().select(cols).slice(0, FFT_LEN as IdxSize).collect()?;
+    let df = samples
+        .clone()
+        .select(cols)
+        .slice(0, FFT_LEN as IdxSize)
+        .collect()?;
     let mut planner = rustfft::FftPlanner::<f64>::new();
     let mut out = Vec::new();
     for n in names {
@@ -235,24 +278,49 @@ fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(
             buf[..len / 2]
                 .iter()
                 .enumerate()
-                .map(|(k, c)| (k as f64 * rate as f64 / len as f64, 20.0 * (c.norm() / norm).max(1e-9).log10()))
+                .map(|(k, c)| {
+                    (
+                        k as f64 * rate as f64 / len as f64,
+                        20.0 * (c.norm() / norm).max(1e-9).log10(),
+                    )
+                })
                 .collect(),
         );
     }
     Ok(out)
 }
 
-type BlockMetrics = (Vec<(f64, f64, f64)>, Vec<(f64, u64)>, Vec<(f64, f64, u64)>, Option<(f64, f64, f64)>, u64, u64);
+type BlockMetrics = (
+    Vec<(f64, f64, f64)>,
+    Vec<(f64, u64)>,
+    Vec<(f64, f64, u64)>,
+    Option<(f64, f64, f64)>,
+    u64,
+    u64,
+);
 
 /// Throughput, gaps and latency from the block table.
-fn block_metrics(blocks: LazyFrame, t_min: f64, seconds: f64, rate: u64, scan_bytes: f64) -> Result<BlockMetrics> {
+fn block_metrics(
+    blocks: LazyFrame,
+    t_min: f64,
+    seconds: f64,
+    rate: u64,
+    scan_bytes: f64,
+) -> Result<BlockMetrics> {
     let period_ns = 1e9 / rate as f64;
     let bin_ns = ((seconds * 1e9 / THROUGHPUT_BINS as f64) as i64).max(10_000_000);
-    let a0 = blocks.clone().select([col("arrival_ns").min().alias("a0")]).collect()?;
+    let a0 = blocks
+        .clone()
+        .select([col("arrival_ns").min().alias("a0")])
+        .collect()?;
     let a0 = f64_at(&a0, "a0")? as i64;
     let tp = blocks
         .clone()
-        .with_column((col("arrival_ns") - lit(a0)).floor_div(lit(bin_ns)).alias("bin"))
+        .with_column(
+            (col("arrival_ns") - lit(a0))
+                .floor_div(lit(bin_ns))
+                .alias("bin"),
+        )
         .group_by([col("bin")])
         .agg([col("scans").cast(DataType::Int64).sum().alias("scans")])
         .sort(["bin"], Default::default())
@@ -263,13 +331,27 @@ fn block_metrics(blocks: LazyFrame, t_min: f64, seconds: f64, rate: u64, scan_by
     let throughput = bins
         .iter()
         .zip(&scans)
-        .map(|(&b, &s)| (b * bin_ns as f64 / 1e9, s * per_s * scan_bytes / 1e6, s * per_s))
+        .map(|(&b, &s)| {
+            (
+                b * bin_ns as f64 / 1e9,
+                s * per_s * scan_bytes / 1e6,
+                s * per_s,
+            )
+        })
         .collect();
 
-    let gaps = blocks.clone().filter(col("lost_before").gt(lit(0))).select([col("t_ns"), col("lost_before")]).collect()?;
+    let gaps = blocks
+        .clone()
+        .filter(col("lost_before").gt(lit(0)))
+        .select([col("t_ns"), col("lost_before")])
+        .collect()?;
     let gt = f64_col(&gaps, "t_ns")?;
     let gl = f64_col(&gaps, "lost_before")?;
-    let gap_timeline: Vec<(f64, u64)> = gt.iter().zip(&gl).map(|(&t, &l)| ((t - t_min) / 1e9, l as u64)).collect();
+    let gap_timeline: Vec<(f64, u64)> = gt
+        .iter()
+        .zip(&gl)
+        .map(|(&t, &l)| ((t - t_min) / 1e9, l as u64))
+        .collect();
     let lost = gap_timeline.iter().map(|g| g.1).sum();
 
     // Latency of a block: from its last scan's timestamp to its arrival.
@@ -282,24 +364,52 @@ fn block_metrics(blocks: LazyFrame, t_min: f64, seconds: f64, rate: u64, scan_by
         .clone()
         .select([
             col("lat").min().alias("min"),
-            col("lat").quantile(lit(0.5), QuantileMethod::Linear).alias("p50"),
-            col("lat").quantile(lit(0.99), QuantileMethod::Linear).alias("p99"),
-            col("lat").quantile(lit(0.999), QuantileMethod::Linear).alias("p999"),
+            col("lat")
+                .quantile(lit(0.5), QuantileMethod::Linear)
+                .alias("p50"),
+            col("lat")
+                .quantile(lit(0.99), QuantileMethod::Linear)
+                .alias("p99"),
+            col("lat")
+                .quantile(lit(0.999), QuantileMethod::Linear)
+                .alias("p999"),
             col("lat").max().alias("max"),
         ])
         .collect()?;
-    let (lo, p50, p99, p999, max) = (f64_at(&q, "min")?, f64_at(&q, "p50")?, f64_at(&q, "p99")?, f64_at(&q, "p999")?, f64_at(&q, "max")?);
+    let (lo, p50, p99, p999, max) = (
+        f64_at(&q, "min")?,
+        f64_at(&q, "p50")?,
+        f64_at(&q, "p99")?,
+        f64_at(&q, "p999")?,
+        f64_at(&q, "max")?,
+    );
     let hi = p999.max(lo + 1.0);
     let width = (hi - lo) / LATENCY_BINS as f64;
     let h = lf
-        .with_column(((col("lat") - lit(lo)) / lit(width)).cast(DataType::Int64).clip_max(lit(LATENCY_BINS as i64 - 1)).alias("b"))
+        .with_column(
+            ((col("lat") - lit(lo)) / lit(width))
+                .cast(DataType::Int64)
+                .clip_max(lit(LATENCY_BINS as i64 - 1))
+                .alias("b"),
+        )
         .group_by([col("b")])
         .agg([len().alias("n")])
         .sort(["b"], Default::default())
         .collect()?;
     let hb = f64_col(&h, "b")?;
     let hn = f64_col(&h, "n")?;
-    let latency_hist = hb.iter().zip(&hn).map(|(&b, &n)| (lo + b * width, width, n as u64)).collect();
+    let latency_hist = hb
+        .iter()
+        .zip(&hn)
+        .map(|(&b, &n)| (lo + b * width, width, n as u64))
+        .collect();
     let count = gap_timeline.len() as u64;
-    Ok((throughput, gap_timeline, latency_hist, (!p50.is_nan()).then_some((p50, p99, max)), lost, count))
+    Ok((
+        throughput,
+        gap_timeline,
+        latency_hist,
+        (!p50.is_nan()).then_some((p50, p99, max)),
+        lost,
+        count,
+    ))
 }

@@ -67,14 +67,20 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
             &title,
             "frequency (Hz)",
             "magnitude (dB)",
-            &m.spectrum.iter().zip(&m.channels).map(|(s, c)| (c.name.as_str(), s.clone())).collect::<Vec<_>>(),
+            &m.spectrum
+                .iter()
+                .zip(&m.channels)
+                .map(|(s, c)| (c.name.as_str(), s.clone()))
+                .collect::<Vec<_>>(),
         ),
         _ => Ok(()),
     }
 }
 
 fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         (0.0, 1.0)
     } else if (hi - lo).abs() < 1e-12 {
@@ -85,7 +91,13 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-fn line<DB: DrawingBackend>(root: &Area<DB>, title: &str, x: &str, y: &str, series: &[(&str, Vec<(f64, f64)>)]) -> Result<()> {
+fn line<DB: DrawingBackend>(
+    root: &Area<DB>,
+    title: &str,
+    x: &str,
+    y: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
     let (x0, x1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
     let (y0, y1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
     let mut chart = ChartBuilder::on(root)
@@ -95,7 +107,12 @@ fn line<DB: DrawingBackend>(root: &Area<DB>, title: &str, x: &str, y: &str, seri
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
-    chart.configure_mesh().x_desc(x).y_desc(y).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .draw()
+        .map_err(err)?;
     for (i, (label, pts)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -105,7 +122,12 @@ fn line<DB: DrawingBackend>(root: &Area<DB>, title: &str, x: &str, y: &str, seri
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
     }
     if series.len() > 1 {
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -120,17 +142,42 @@ fn losses<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, 0.0..ymax)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("stream time (s)").y_desc("scans lost in gap").draw().map_err(err)?;
     chart
-        .draw_series(m.gap_timeline.iter().map(|&(t, l)| PathElement::new(vec![(t, 0.0), (t, l as f64)], RED.stroke_width(2))))
+        .configure_mesh()
+        .x_desc("stream time (s)")
+        .y_desc("scans lost in gap")
+        .draw()
         .map_err(err)?;
-    chart.draw_series(m.gap_timeline.iter().map(|&(t, l)| Circle::new((t, l as f64), 3, RED.filled()))).map_err(err)?;
+    chart
+        .draw_series(
+            m.gap_timeline.iter().map(|&(t, l)| {
+                PathElement::new(vec![(t, 0.0), (t, l as f64)], RED.stroke_width(2))
+            }),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(
+            m.gap_timeline
+                .iter()
+                .map(|&(t, l)| Circle::new((t, l as f64), 3, RED.filled())),
+        )
+        .map_err(err)?;
     let note = if m.gap_timeline.is_empty() {
         "no samples lost".to_string()
     } else {
-        format!("{} scans lost in {} gaps ({:.4}%)", m.scans_lost, m.gaps, m.loss_ratio * 100.0)
+        format!(
+            "{} scans lost in {} gaps ({:.4}%)",
+            m.scans_lost,
+            m.gaps,
+            m.loss_ratio * 100.0
+        )
     };
-    root.draw(&Text::new(note, (90, 50), ("sans-serif", 16).into_font().color(&BLACK))).map_err(err)?;
+    root.draw(&Text::new(
+        note,
+        (90, 50),
+        ("sans-serif", 16).into_font().color(&BLACK),
+    ))
+    .map_err(err)?;
     Ok(())
 }
 
@@ -151,18 +198,29 @@ fn latency<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> 
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(m.latency_hist.iter().map(|&(s, w, n)| Rectangle::new([(s, 0.0), (s + w, n as f64)], BLUE.mix(0.6).filled())))
+        .draw_series(m.latency_hist.iter().map(|&(s, w, n)| {
+            Rectangle::new([(s, 0.0), (s + w, n as f64)], BLUE.mix(0.6).filled())
+        }))
         .map_err(err)?;
     if let Some((p50, p99, max)) = m.latency_us {
         let note = format!("p50 {p50:.0} µs, p99 {p99:.0} µs, max {max:.0} µs");
-        root.draw(&Text::new(note, (90, 50), ("sans-serif", 16).into_font().color(&BLACK))).map_err(err)?;
+        root.draw(&Text::new(
+            note,
+            (90, 50),
+            ("sans-serif", 16).into_font().color(&BLACK),
+        ))
+        .map_err(err)?;
     }
     Ok(())
 }
 
 fn signal<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> Result<()> {
     let (x0, x1) = range(m.preview.iter().flat_map(|c| c.iter().map(|p| p.0)));
-    let (y0, y1) = range(m.preview.iter().flat_map(|c| c.iter().flat_map(|p| [p.1, p.2])));
+    let (y0, y1) = range(
+        m.preview
+            .iter()
+            .flat_map(|c| c.iter().flat_map(|p| [p.1, p.2])),
+    );
     let unit = m.channels.first().map_or("", |c| c.unit.as_str());
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
@@ -171,15 +229,27 @@ fn signal<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("stream time (s)").y_desc(unit).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("stream time (s)")
+        .y_desc(unit)
+        .draw()
+        .map_err(err)?;
     for (i, (pts, ch)) in m.preview.iter().zip(&m.channels).enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(pts.iter().map(|&(t, lo, hi)| PathElement::new(vec![(t, lo), (t, hi)], color.stroke_width(1))))
+            .draw_series(pts.iter().map(|&(t, lo, hi)| {
+                PathElement::new(vec![(t, lo), (t, hi)], color.stroke_width(1))
+            }))
             .map_err(err)?
             .label(ch.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     Ok(())
 }

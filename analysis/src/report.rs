@@ -31,11 +31,24 @@ pub fn text(m: &RunMetrics) -> String {
         m.rate_hz,
         m.seconds,
         m.status,
-        m.board.as_deref().map(|b| format!(", board {b}")).unwrap_or_default()
+        m.board
+            .as_deref()
+            .map(|b| format!(", board {b}"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(s, "  throughput {:.2} MB/s of samples; lost {} scans in {} gaps ({:.4}%)", m.mean_mb_per_s, m.scans_lost, m.gaps, m.loss_ratio * 100.0);
+    let _ = writeln!(
+        s,
+        "  throughput {:.2} MB/s of samples; lost {} scans in {} gaps ({:.4}%)",
+        m.mean_mb_per_s,
+        m.scans_lost,
+        m.gaps,
+        m.loss_ratio * 100.0
+    );
     if let Some((p50, p99, max)) = m.latency_us {
-        let _ = writeln!(s, "  block latency p50 {p50:.0} µs, p99 {p99:.0} µs, max {max:.0} µs");
+        let _ = writeln!(
+            s,
+            "  block latency p50 {p50:.0} µs, p99 {p99:.0} µs, max {max:.0} µs"
+        );
     }
     for c in &m.channels {
         let _ = writeln!(
@@ -61,11 +74,20 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
         html(&text(m))
     );
     for (name, title) in PLOTS {
-        let _ = write!(h, "<h2>{title}</h2><a href=\"{name}.svg\"><img src=\"{name}.png\" alt=\"{title}\"></a>");
+        let _ = write!(
+            h,
+            "<h2>{title}</h2><a href=\"{name}.svg\"><img src=\"{name}.png\" alt=\"{title}\"></a>"
+        );
     }
     h.push_str("<p><a href=\"summary.json\">summary.json</a></p></body></html>\n");
     std::fs::write(dir.join("index.html"), h)?;
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&Summary { generator: generator(), runs: vec![m] })?)?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&Summary {
+            generator: generator(),
+            runs: vec![m],
+        })?,
+    )?;
     Ok(())
 }
 
@@ -78,11 +100,23 @@ pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
     let mut h = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq report</title></head><body><h1>hsdaq recordings</h1><ul>");
     for m in runs {
         write_run(m, &out.join(&m.label))?;
-        let _ = write!(h, "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost</li>", html(&m.label), m.scans, m.scans_lost);
+        let _ = write!(
+            h,
+            "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost</li>",
+            html(&m.label),
+            m.scans,
+            m.scans_lost
+        );
     }
     h.push_str("</ul></body></html>\n");
     std::fs::write(out.join("index.html"), h)?;
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&Summary { generator: generator(), runs: runs.iter().collect() })?)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&Summary {
+            generator: generator(),
+            runs: runs.iter().collect(),
+        })?,
+    )?;
     Ok(())
 }
 
@@ -91,5 +125,7 @@ fn generator() -> String {
 }
 
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
