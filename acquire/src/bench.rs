@@ -212,7 +212,7 @@ pub fn run(cfg: &BenchConfig, mut report_stage: impl FnMut(&Stage)) -> Result<Be
         rate_hz: 1 << 40,
         ..l
     });
-    let mut chunk = Chunk::with_capacity(l.channels as usize, rows);
+    let mut chunk = Chunk::with_capacity(l.channels as usize, l.format.bytes(), rows);
     let bps = timed(quick, sample_bytes_per_pass, || {
         for slot in image.chunks_exact(l.block_bytes as usize) {
             let h = read_header(slot, &l).expect("valid block");
@@ -223,7 +223,7 @@ pub fn run(cfg: &BenchConfig, mut report_stage: impl FnMut(&Stage)) -> Result<Be
                 &slot[BLOCK_HEADER_BYTES..],
                 l.format,
                 h.scans as usize,
-                &mut chunk.columns,
+                &mut chunk.streams,
             );
         }
     });
@@ -241,7 +241,7 @@ pub fn run(cfg: &BenchConfig, mut report_stage: impl FnMut(&Stage)) -> Result<Be
             &slot[BLOCK_HEADER_BYTES..],
             l.format,
             bs as usize,
-            &mut chunk.columns,
+            &mut chunk.streams,
         );
         chunk.blocks.push(crate::segment::BlockRec {
             first_seq: first,

@@ -8,6 +8,7 @@ pub mod chardev;
 pub mod device;
 pub mod faults;
 pub mod manifest;
+pub mod pages;
 pub mod pipeline;
 pub mod profile;
 pub mod progress;

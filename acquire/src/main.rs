@@ -107,7 +107,7 @@ struct RecordArgs {
     /// Inject a fault: overrun:BLOCKS@T, stall-producer:DUR@T, stall-consumer:DUR@T, jitter:DUR@T.
     #[arg(long = "fault", value_parser = PlannedFault::parse)]
     faults: Vec<PlannedFault>,
-    /// Simulator only: produce as fast as possible instead of at --rate.
+    /// Simulator only: produce as fast as the recorder drains (waits when full) instead of at --rate.
     #[arg(long)]
     unpaced: bool,
 }
@@ -160,6 +160,14 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal's disposition to SIG_IGN at start-up, before
     // any thread exists, is async-signal-safe and has no other effect.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Pages and chunks are megabytes each: keep such allocations on the
+    // heap for reuse instead of a fresh mmap (and page faults) every time.
+    // Resident memory stays bounded by the chunk pool either way.
+    // SAFETY: mallopt only tunes glibc's allocator; called before threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),

@@ -108,6 +108,7 @@ pub fn run(
     for _ in 0..cfg.pool_chunks {
         let _ = free_tx.try_push(Chunk::with_capacity(
             layout.channels as usize,
+            layout.format.bytes(),
             cfg.chunk_rows,
         ));
     }
@@ -180,31 +181,17 @@ pub fn run(
     })
 }
 
-/// Appends the block's scans to the chunk, one column per channel.
+/// Appends a block's scans to the chunk, splitting every value into its
+/// little-endian byte streams (the BYTE_STREAM_SPLIT layout).
 #[inline]
-pub fn transpose(payload: &[u8], format: Format, scans: usize, columns: &mut [Vec<i32>]) {
-    let ch = columns.len();
-    match format {
-        Format::I16 => {
-            let stride = 2 * ch;
-            let p = &payload[..scans * stride];
-            for (c, col) in columns.iter_mut().enumerate() {
-                col.extend(
-                    p.chunks_exact(stride)
-                        .map(|s| i16::from_ne_bytes([s[2 * c], s[2 * c + 1]]) as i32),
-                );
-            }
-        }
-        Format::I32 => {
-            let stride = 4 * ch;
-            let p = &payload[..scans * stride];
-            for (c, col) in columns.iter_mut().enumerate() {
-                let o = 4 * c;
-                col.extend(
-                    p.chunks_exact(stride)
-                        .map(|s| i32::from_ne_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]])),
-                );
-            }
+pub fn transpose(payload: &[u8], format: Format, scans: usize, streams: &mut [Vec<Vec<u8>>]) {
+    let width = format.bytes();
+    let stride = streams.len() * width;
+    let p = &payload[..scans * stride];
+    for (c, channel) in streams.iter_mut().enumerate() {
+        for (k, out) in channel.iter_mut().enumerate() {
+            let off = c * width + k;
+            out.extend(p.chunks_exact(stride).map(|scan| scan[off]));
         }
     }
 }
@@ -324,7 +311,7 @@ fn drain(
             &slot[BLOCK_HEADER_BYTES..],
             layout.format,
             scans as usize,
-            &mut chunk.columns,
+            &mut chunk.streams,
         );
         chunk.blocks.push(rec);
         cur.release(block_bytes);

@@ -118,7 +118,13 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
                 }
             );
         }
-        let overflow = Overflow::Drop;
+        // Unpaced runs measure the recorder's ceiling: the producer waits
+        // for space instead of dropping, so nothing is lost by design.
+        let overflow = if plan.unpaced {
+            Overflow::Block
+        } else {
+            Overflow::Drop
+        };
         return Ok(Box::new(SimDevice::new(SimConfig {
             layout,
             paced: !plan.unpaced,

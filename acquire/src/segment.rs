@@ -14,14 +14,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, LogicalType, Repetition, Type as PhysicalType};
+use parquet::column::page::PageWriter;
+use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::{Int32Type, Int64Type};
+use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnPath, Type};
 
 use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
+use crate::pages::{self, Compressor};
 
 /// One ring block as recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,33 +50,42 @@ pub struct BlockRec {
 }
 
 /// A transposed column chunk: becomes one row group.
+///
+/// Each channel is kept as its little-endian byte streams (2 for i16, 4 for
+/// i32): exactly the layout of a BYTE_STREAM_SPLIT page, so encoding is
+/// copying (see `pages`).
 pub struct Chunk {
     /// Segment this chunk belongs to.
     pub segment: u64,
-    /// One column per channel, each `rows` long.
-    pub columns: Vec<Vec<i32>>,
+    /// `streams[channel][byte]`, each `rows` long.
+    pub streams: Vec<Vec<Vec<u8>>>,
     /// The blocks the rows came from, in order.
     pub blocks: Vec<BlockRec>,
 }
 
 impl Chunk {
-    /// An empty chunk with room for `rows` rows of `channels` channels.
-    pub fn with_capacity(channels: usize, rows: usize) -> Self {
+    /// An empty chunk with room for `rows` rows of `channels` values of `width` bytes.
+    pub fn with_capacity(channels: usize, width: usize, rows: usize) -> Self {
         Self {
             segment: 0,
-            columns: (0..channels).map(|_| Vec::with_capacity(rows)).collect(),
+            streams: (0..channels)
+                .map(|_| (0..width).map(|_| Vec::with_capacity(rows)).collect())
+                .collect(),
             blocks: Vec::with_capacity(rows / 16 + 1),
         }
     }
 
     /// Rows held.
     pub fn rows(&self) -> usize {
-        self.columns.first().map_or(0, Vec::len)
+        self.streams
+            .first()
+            .and_then(|c| c.first())
+            .map_or(0, Vec::len)
     }
 
     /// Empties the chunk, keeping its allocations.
     pub fn clear(&mut self) {
-        self.columns.iter_mut().for_each(Vec::clear);
+        self.streams.iter_mut().flatten().for_each(Vec::clear);
         self.blocks.clear();
     }
 }
@@ -89,7 +105,8 @@ pub enum Codec {
 }
 
 impl Codec {
-    fn parquet(self) -> Compression {
+    /// The Parquet codec.
+    pub fn parquet(self) -> Compression {
         match self {
             Codec::None => Compression::UNCOMPRESSED,
             Codec::Lz4 => Compression::LZ4_RAW,
@@ -112,6 +129,7 @@ impl Codec {
 /// Schema and properties shared by every segment of a run.
 #[derive(Clone)]
 pub struct SegmentFormat {
+    codec: Codec,
     samples_schema: Arc<Type>,
     blocks_schema: Arc<Type>,
     samples_props: Arc<WriterProperties>,
@@ -189,6 +207,7 @@ impl SegmentFormat {
             .set_created_by(format!("hsdaq acquire {}", env!("CARGO_PKG_VERSION")))
             .build();
         Self {
+            codec,
             samples_schema,
             blocks_schema,
             samples_props: Arc::new(b.build()),
@@ -216,6 +235,50 @@ pub fn explain_write_error(e: &anyhow::Error) -> String {
     }
 }
 
+/// Writes ready pages as one column chunk of the open row group.
+fn append_pages(
+    rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+    descr: parquet::schema::types::ColumnDescPtr,
+    pages: Vec<parquet::column::page::CompressedPage>,
+    rows: usize,
+    encoding: Encoding,
+    compressor: &Compressor,
+    stats: Option<Statistics>,
+) -> Result<()> {
+    let size: usize = pages.iter().map(|p| p.compressed_size() + 64).sum();
+    let mut sink = TrackedWrite::new(Vec::with_capacity(size));
+    let mut uncompressed = 0i64;
+    {
+        let mut w = SerializedPageWriter::new(&mut sink);
+        for p in pages {
+            let spec = w.write_page(p)?;
+            uncompressed += spec.uncompressed_size as i64;
+        }
+        w.close()?;
+    }
+    let bytes = Bytes::from(sink.into_inner()?);
+    let mut meta = ColumnChunkMetaData::builder(descr)
+        .set_compression(compressor.parquet_codec())
+        .set_encodings(vec![encoding])
+        .set_num_values(rows as i64)
+        .set_total_compressed_size(bytes.len() as i64)
+        .set_total_uncompressed_size(uncompressed)
+        .set_data_page_offset(0);
+    if let Some(s) = stats {
+        meta = meta.set_statistics(s);
+    }
+    let close = ColumnCloseResult {
+        bytes_written: bytes.len() as u64,
+        rows_written: rows as u64,
+        metadata: meta.build()?,
+        bloom_filter: None,
+        column_index: None,
+        offset_index: None,
+    };
+    rg.append_column(&bytes, close)?;
+    Ok(())
+}
+
 /// Rows of the block table buffered before they become a row group.
 const BLOCK_TABLE_FLUSH: usize = 64 * 1024;
 
@@ -226,8 +289,9 @@ pub struct SegmentWriter {
     samples: SerializedFileWriter<File>,
     blocks: SerializedFileWriter<File>,
     block_buf: Vec<BlockRec>,
-    seq: Vec<i64>,
-    t_ns: Vec<i64>,
+    compressor: Compressor,
+    body: Vec<u8>,
+    mono: Vec<i64>,
     first_seq: Option<i64>,
     last_seq: i64,
     rows: u64,
@@ -271,8 +335,9 @@ impl SegmentWriter {
             samples,
             blocks,
             block_buf: Vec::new(),
-            seq: Vec::new(),
-            t_ns: Vec::new(),
+            compressor: Compressor::new(fmt.codec)?,
+            body: Vec::new(),
+            mono: Vec::new(),
             first_seq: None,
             last_seq: -1,
             rows: 0,
@@ -287,10 +352,13 @@ impl SegmentWriter {
         self.index
     }
 
-    /// Writes a chunk as one row group.
+    /// Writes a chunk as one row group, every column through the fast page
+    /// encoders.
     pub fn write_chunk(&mut self, chunk: &Chunk) -> Result<()> {
-        self.seq.clear();
-        self.t_ns.clear();
+        let rows = chunk.rows();
+        if rows == 0 {
+            return Ok(());
+        }
         for b in &chunk.blocks {
             if b.lost_before > 0 {
                 self.gaps.push(Gap {
@@ -299,34 +367,64 @@ impl SegmentWriter {
                 });
                 self.lost += b.lost_before;
             }
-            self.seq
-                .extend((0..b.scans as u64).map(|i| (b.first_seq + i) as i64));
-            self.t_ns
-                .extend((0..b.scans as u64).map(|i| (b.t_ns + ((i * b.period_q16) >> 16)) as i64));
         }
-        if chunk.rows() == 0 {
-            return Ok(());
-        }
-        debug_assert_eq!(self.seq.len(), chunk.rows());
-        self.first_seq.get_or_insert(self.seq[0]);
-        self.last_seq = *self.seq.last().expect("non-empty");
-        self.rows += chunk.rows() as u64;
+        let first = chunk.blocks[0].first_seq as i64;
+        let last = chunk
+            .blocks
+            .last()
+            .map(|b| (b.first_seq + b.scans as u64) as i64 - 1)
+            .expect("blocks");
+        self.first_seq.get_or_insert(first);
+        self.last_seq = last;
+        self.rows += rows as u64;
+        let schema = self.samples.schema_descr();
+        let descrs: Vec<_> = (0..schema.num_columns())
+            .map(|i| schema.column(i))
+            .collect();
         let mut rg = self.samples.next_row_group()?;
-        let mut i = 0;
-        while let Some(mut col) = rg.next_column()? {
-            match i {
-                0 => col
-                    .typed::<Int64Type>()
-                    .write_batch(&self.seq, None, None)?,
-                1 => col
-                    .typed::<Int64Type>()
-                    .write_batch(&self.t_ns, None, None)?,
-                k => col
-                    .typed::<Int32Type>()
-                    .write_batch(&chunk.columns[k - 2], None, None)?,
-            };
-            col.close()?;
-            i += 1;
+        // seq and t_ns: one DELTA_BINARY_PACKED page each, with min/max.
+        for col in 0..2 {
+            if col == 0 {
+                pages::fill_seq(&chunk.blocks, &mut self.mono);
+            } else {
+                pages::fill_t(&chunk.blocks, &mut self.mono);
+            }
+            let (lo, hi) = (self.mono[0], self.mono[rows - 1]);
+            pages::delta_binary_packed(&self.mono, &mut self.body);
+            let page = self
+                .compressor
+                .page(&self.body, rows, Encoding::DELTA_BINARY_PACKED)?;
+            let stats = Statistics::int64(Some(lo), Some(hi), None, Some(0), false);
+            append_pages(
+                &mut rg,
+                descrs[col].clone(),
+                vec![page],
+                rows,
+                Encoding::DELTA_BINARY_PACKED,
+                &self.compressor,
+                Some(stats),
+            )?;
+        }
+        for (c, streams) in chunk.streams.iter().enumerate() {
+            let mut pages = Vec::with_capacity(rows.div_ceil(pages::PAGE_VALUES));
+            for start in (0..rows).step_by(pages::PAGE_VALUES) {
+                let end = (start + pages::PAGE_VALUES).min(rows);
+                pages::bss_int32(streams, start..end, &mut self.body);
+                pages.push(self.compressor.page(
+                    &self.body,
+                    end - start,
+                    Encoding::BYTE_STREAM_SPLIT,
+                )?);
+            }
+            append_pages(
+                &mut rg,
+                descrs[2 + c].clone(),
+                pages,
+                rows,
+                Encoding::BYTE_STREAM_SPLIT,
+                &self.compressor,
+                None,
+            )?;
         }
         rg.close()?;
         self.blocks_written += chunk.blocks.len() as u64;

@@ -124,7 +124,16 @@ fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
         .iter()
         .map(|f| {
             let path = PlRefPath::try_from_path(f)?;
-            LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+            // Partition values come from `Run::partitions`; polars' own hive
+            // inference would add columns that differ between runs.
+            let args = ScanArgsParquet {
+                hive_options: HiveOptions {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            LazyFrame::scan_parquet(path, args)
         })
         .collect::<PolarsResult<Vec<_>>>()?;
     Ok(concat(frames, UnionArgs::default())?)

@@ -1,0 +1,37 @@
+# hsdaq everyday recipes. `just --list` shows them.
+# (`just` itself: `cargo install just`; every recipe is a plain command too.)
+
+# Record ~5 s from the simulator, verify it, render its report.
+demo run="runs/demo":
+    scripts/demo.sh {{run}}
+
+# Every test (installs what it needs): fmt, clippy, unit/property/model/e2e, reader interop.
+test:
+    scripts/test.sh
+
+# Record from a device (sim or /dev/hsdaqN) with extra flags.
+record out *flags:
+    cargo run --release -q -p hsdaq-acquire -- record --out {{out}} {{flags}}
+
+# Recompute every sample of a run from the reference waveform.
+verify run:
+    cargo run --release -q -p hsdaq-acquire -- verify {{run}}
+
+# Plots, summary.json and index.html for runs, folders or trees of runs.
+report out +paths:
+    cargo run --release -q -p hsdaq-analysis -- report {{paths}} --out {{out}}
+
+# Stage-by-stage throughput and memory against memcpy.
+bench *flags:
+    cargo run --release -q -p hsdaq-acquire -- bench {{flags}}
+
+# List board profiles.
+boards:
+    cargo run --release -q -p hsdaq-acquire -- boards boards
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,124 @@
+//! `analysis report` on real recordings made by the recorder library.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hsdaq_acquire::faults::PlannedFault;
+use hsdaq_acquire::record::{record, RecordPlan};
+use hsdaq_acquire::segment::Codec;
+use hsdaq_acquire::units::SegmentPolicy;
+
+fn make_run(out: &Path, rate: u64, faults: &[&str]) {
+    let plan = RecordPlan {
+        device: "sim".into(),
+        rate_hz: Some(rate),
+        channels: Some(3),
+        format: Some(hsdaq_abi::Format::I16),
+        block_bytes: Some(16 << 10),
+        buffer_bytes: Some(256 << 10),
+        scans: None,
+        duration: Some(Duration::from_millis(1500)),
+        out: out.to_path_buf(),
+        segment: SegmentPolicy::parse("500ms").unwrap(),
+        codec: Codec::Zstd,
+        allow_loss: true,
+        faults: faults
+            .iter()
+            .map(|f| PlannedFault::parse(f).unwrap())
+            .collect(),
+        unpaced: false,
+        profile: None,
+        json: true,
+    };
+    let (summary, code) = record(plan, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(code, 0, "{summary:?}");
+}
+
+fn report(args: &[&Path], out: &Path) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_analysis"));
+    cmd.arg("report").args(args).arg("--out").arg(out);
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn report_writes_every_file_with_correct_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    make_run(&run, 200_000, &["overrun:3@600ms"]);
+    let out = d.path().join("report");
+    let s = report(&[&run], &out);
+    for name in ["throughput", "losses", "latency", "signal", "spectrum"] {
+        for ext in ["png", "svg"] {
+            let p = out.join(format!("{name}.{ext}"));
+            let len = std::fs::metadata(&p)
+                .unwrap_or_else(|_| panic!("{} missing", p.display()))
+                .len();
+            assert!(len > 2000, "{} is only {len} bytes", p.display());
+        }
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("spectrum.png") && html.contains("throughput.svg"));
+    let r = &s["runs"][0];
+    let m = hsdaq_acquire::manifest::Manifest::read(&run).unwrap();
+    assert_eq!(r["scans"], m.counts.scans_recorded);
+    assert_eq!(
+        r["scans_lost"], m.counts.scans_lost,
+        "losses read from the block table match the manifest"
+    );
+    assert_eq!(r["gaps"], 1);
+    assert!(m.counts.scans_lost > 0);
+    // The sine of channel c sits at rate × (64 + 97c) / 65536 Hz.
+    for c in 0..3u64 {
+        let want = 200_000.0 * (64 + 97 * c) as f64 / 65536.0;
+        let got = r["channels"][c as usize]["peak_hz"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 200_000.0 / 65536.0 * 2.0,
+            "channel {c}: peak {got} Hz, want {want}"
+        );
+    }
+    let (p50, p99) = (
+        r["latency_us"][0].as_f64().unwrap(),
+        r["latency_us"][1].as_f64().unwrap(),
+    );
+    assert!(p50 >= 0.0 && p99 >= p50, "{p50} {p99}");
+    let mb = r["mean_mb_per_s"].as_f64().unwrap();
+    assert!((mb - 200_000.0 * 6.0 / 1e6).abs() < 0.3, "{mb}");
+    // PNGs are real images.
+    let png = std::fs::read(out.join("signal.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn report_reads_a_hive_tree_and_a_single_file() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("fleet/board=rpi4/date=2026-11-27/run-a");
+    let b = d.path().join("fleet/board=zynqmp/date=2026-11-27/run-b");
+    make_run(&a, 50_000, &[]);
+    make_run(&b, 80_000, &[]);
+    let out = d.path().join("report");
+    let s = report(&[&d.path().join("fleet")], &out);
+    let runs = s["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["partitions"]["board"], "rpi4");
+    assert_eq!(runs[1]["partitions"]["board"], "zynqmp");
+    assert_eq!(runs[1]["rate_hz"], 80_000);
+    assert!(out.join("index.html").exists());
+    let seg = a.join("segment-000001.parquet");
+    let one = report(&[&seg], &d.path().join("one"));
+    let rows = hsdaq_acquire::verify::segment_metadata(&seg)
+        .unwrap()
+        .1
+        .rows;
+    assert!(rows > 20_000);
+    assert_eq!(one["runs"][0]["scans"], rows);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the user-space build and tests need, idempotently.
+# Debian bookworm, root. Safe to run again: every step checks first.
+set -euo pipefail
+
+log() { echo "setup: $*" >&2; }
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "apt-get install ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# Plot labels need one TrueType font (analysis loads it at run time).
+apt_install fonts-dejavu-core
+
+# rustfmt and clippy come with the rustup toolchain; check rather than assume.
+cargo fmt --version >/dev/null 2>&1 || { log "cargo fmt missing: install the rustfmt component"; exit 1; }
+cargo clippy --version >/dev/null 2>&1 || { log "cargo clippy missing: install the clippy component"; exit 1; }
+
+# The interoperability test opens recordings with pyarrow, DuckDB and
+# Python polars, the way analysts will.
+if ! python3 -c 'import pyarrow, duckdb, polars' 2>/dev/null; then
+    log "pip install pyarrow duckdb polars"
+    python3 -m pip install -q --disable-pip-version-check pyarrow duckdb polars
+fi
+log "user-space prerequisites present"
