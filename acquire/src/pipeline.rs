@@ -157,7 +157,7 @@ pub fn run(
         .map_err(|_| anyhow::anyhow!("encoder thread panicked"))?;
     let (mut manifest, enc_err) = match encoded {
         Ok(m) => (m, None),
-        Err((m, e)) => (m, Some(e)),
+        Err(b) => (b.0, Some(b.1)),
     };
     let end = match (drained, enc_err) {
         (_, Some(e)) => End::Failed(crate::segment::explain_write_error(&e)),
@@ -365,7 +365,7 @@ fn send(full_tx: &mut ChunkProd, chunk: Chunk, hand: &Handoff) -> Result<()> {
     Ok(())
 }
 
-type EncodeResult = std::result::Result<Manifest, (Manifest, anyhow::Error)>;
+type EncodeResult = std::result::Result<Manifest, Box<(Manifest, anyhow::Error)>>;
 
 fn encode(
     mut full_rx: ChunkCons,
@@ -415,7 +415,7 @@ fn encode(
             if let Some(w) = writer.take() {
                 w.abandon();
             }
-            Err((manifest, e))
+            Err(Box::new((manifest, e)))
         }
     }
 }

@@ -109,7 +109,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
         if let Err(e) = layout.validate() {
             bail!(
                 "invalid --{}: {} (channels 1..=64, block bytes a power of two >= 256 and <= buffer/2, buffer a power of two 8KiB..1GiB, rate 1..=100M)",
-                e.field().replace("-hz", "").replace("buffer-bytes", "buffer-bytes"),
+                e.field().replace("-hz", ""),
                 match e.field() {
                     "channels" => layout.channels.to_string(),
                     "rate-hz" => layout.rate_hz.to_string(),

@@ -383,7 +383,7 @@ impl SegmentWriter {
             .collect();
         let mut rg = self.samples.next_row_group()?;
         // seq and t_ns: one DELTA_BINARY_PACKED page each, with min/max.
-        for col in 0..2 {
+        for (col, descr) in descrs.iter().take(2).enumerate() {
             if col == 0 {
                 pages::fill_seq(&chunk.blocks, &mut self.mono);
             } else {
@@ -397,7 +397,7 @@ impl SegmentWriter {
             let stats = Statistics::int64(Some(lo), Some(hi), None, Some(0), false);
             append_pages(
                 &mut rg,
-                descrs[col].clone(),
+                descr.clone(),
                 vec![page],
                 rows,
                 Encoding::DELTA_BINARY_PACKED,

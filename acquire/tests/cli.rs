@@ -95,7 +95,7 @@ fn forced_overrun_loss_equals_drop_counter_gap_by_gap() {
     let m = Manifest::read(&run_dir).unwrap();
     let c = m.device_counters;
     assert!(
-        c.dropped_blocks >= 6 + 1,
+        c.dropped_blocks > 6,
         "forced drops plus at least one real overrun: {c:?}"
     );
     assert_eq!(
@@ -484,7 +484,7 @@ fn parquet_schema_encodings_and_metadata_read_back() {
     assert_eq!(schema.column(0).physical_type(), Type::INT64);
     assert_eq!(schema.column(2).physical_type(), Type::INT32);
     assert_eq!(
-        schema.column(2).logical_type(),
+        schema.column(2).logical_type_ref(),
         None,
         "i32 stream has no INT(16) annotation"
     );
@@ -534,7 +534,8 @@ fn parquet_schema_encodings_and_metadata_read_back() {
         .file_metadata()
         .schema_descr()
         .column(2)
-        .logical_type();
+        .logical_type_ref()
+        .cloned();
     assert_eq!(
         lt,
         Some(LogicalType::Integer {

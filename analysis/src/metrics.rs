@@ -257,12 +257,12 @@ fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(
     let mut out = Vec::new();
     for n in names {
         let x = f64_col(&df, n)?;
-        let len = x.len().next_power_of_two().min(FFT_LEN).max(2);
-        let len = if x.len() < len { len / 2 } else { len }.max(2);
-        if x.len() < len {
+        // The largest power of two that fits, at most FFT_LEN.
+        if x.len() < 2 {
             out.push(Vec::new());
             continue;
         }
+        let len = (1usize << (usize::BITS - 1 - x.len().leading_zeros())).min(FFT_LEN);
         let mean = x[..len].iter().sum::<f64>() / len as f64;
         let mut buf: Vec<Complex<f64>> = x[..len]
             .iter()
