@@ -77,6 +77,19 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
     }
 }
 
+/// The frame every plot shares: title, margins, axis label room.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a Area<DB>,
+    title: &'b str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70);
+    b
+}
+
 fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = vals
         .filter(|v| v.is_finite())
@@ -100,11 +113,7 @@ fn line<DB: DrawingBackend>(
 ) -> Result<()> {
     let (x0, x1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
     let (y0, y1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+    let mut chart = frame(root, title)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     chart
@@ -135,11 +144,7 @@ fn line<DB: DrawingBackend>(
 fn losses<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> Result<()> {
     let (x0, x1) = (0.0, m.seconds.max(1e-3));
     let ymax = m.gap_timeline.iter().map(|g| g.1).max().unwrap_or(1).max(1) as f64 * 1.1;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+    let mut chart = frame(root, title)
         .build_cartesian_2d(x0..x1, 0.0..ymax)
         .map_err(err)?;
     chart
@@ -184,11 +189,7 @@ fn losses<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
 fn latency<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> Result<()> {
     let (x0, x1) = range(m.latency_hist.iter().flat_map(|b| [b.0, b.0 + b.1]));
     let ymax = m.latency_hist.iter().map(|b| b.2).max().unwrap_or(1).max(1) as f64 * 1.1;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+    let mut chart = frame(root, title)
         .build_cartesian_2d(x0..x1, 0.0..ymax)
         .map_err(err)?;
     chart
@@ -222,11 +223,7 @@ fn signal<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
             .flat_map(|c| c.iter().flat_map(|p| [p.1, p.2])),
     );
     let unit = m.channels.first().map_or("", |c| c.unit.as_str());
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+    let mut chart = frame(root, title)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     chart
