@@ -604,3 +604,35 @@ fn a_corrupted_file_fails_verify_naming_the_sample() {
     );
     assert_eq!(m.stream.channels, 4);
 }
+
+#[test]
+fn shipped_board_profiles_list_and_record() {
+    let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards");
+    let o = run(&["boards", s(&boards)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("sim") && !text(&o).contains("INVALID"),
+        "{}",
+        text(&o)
+    );
+    let d = tmp();
+    let run_dir = d.path().join("run");
+    let profile = boards.join("sim/acquire.toml");
+    let o = run(&[
+        "record",
+        "--profile",
+        s(&profile),
+        "--samples",
+        "200000",
+        "--out",
+        s(&run_dir),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = Manifest::read(&run_dir).unwrap();
+    assert_eq!(m.board.as_deref(), Some("sim"));
+    assert_eq!(m.channels[3].name, "temp");
+    assert_eq!(m.channels[3].unit, "degC");
+    assert_eq!(m.channels[3].offset, 25.0);
+    assert_eq!(m.stream.rate_hz, 1_000_000);
+    assert!(verify(&run_dir).unwrap().ok());
+}
