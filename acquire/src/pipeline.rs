@@ -304,7 +304,7 @@ fn drain(
         };
         let chunk = match st.chunk.as_mut() {
             Some(c) => c,
-            None => st.chunk.insert(take_free(&mut free_rx, hand, &cfg.stop)?),
+            None => st.chunk.insert(take_free(&mut free_rx, hand)?),
         };
         chunk.segment = st.segment;
         transpose(
@@ -341,7 +341,7 @@ fn drain(
 }
 
 /// Takes an empty chunk, waiting while all are in flight.
-fn take_free(free_rx: &mut ChunkCons, hand: &Handoff, stop: &AtomicBool) -> Result<Chunk> {
+fn take_free(free_rx: &mut ChunkCons, hand: &Handoff) -> Result<Chunk> {
     loop {
         if let Some(c) = free_rx.try_pop() {
             return Ok(c);
@@ -349,7 +349,6 @@ fn take_free(free_rx: &mut ChunkCons, hand: &Handoff, stop: &AtomicBool) -> Resu
         if hand.encoder_failed.load(Ordering::Acquire) {
             bail!("encoder failed");
         }
-        let _ = stop;
         std::thread::park_timeout(Duration::from_micros(500));
     }
 }
