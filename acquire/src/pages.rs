@@ -224,39 +224,3 @@ mod tests {
         assert_eq!(out, [0x80, 0x01, 4, 0x81, 0x01, 0, 2, 0, 0, 0, 0]);
     }
 }
-#[cfg(test)]
-mod speed {
-    #[test]
-    #[ignore]
-    fn speed() {
-        use super::*;
-        let n = 1 << 20;
-        let blocks: Vec<BlockRec> = (0..n / 8184 + 1)
-            .map(|i| BlockRec {
-                first_seq: i as u64 * 8184,
-                scans: 8184,
-                t_ns: i as u64 * 8184 * 40,
-                period_q16: 40 << 16,
-                ..Default::default()
-            })
-            .collect();
-        let mut out = Vec::new();
-        let mut v = Vec::new();
-        let t = std::time::Instant::now();
-        fill_seq(&blocks, &mut v);
-        delta_binary_packed(&v, &mut out);
-        eprintln!("dbp seq {:?} {}", t.elapsed(), out.len());
-        let t = std::time::Instant::now();
-        fill_t(&blocks, &mut v);
-        delta_binary_packed(&v, &mut out);
-        eprintln!("dbp t {:?} {}", t.elapsed(), out.len());
-        let s = vec![vec![1u8; n], vec![2u8; n]];
-        let t = std::time::Instant::now();
-        bss_int32(&s, 0..n, &mut out);
-        eprintln!("bss {:?} {}", t.elapsed(), out.len());
-        let mut c = Compressor::new(Codec::Zstd).unwrap();
-        let t = std::time::Instant::now();
-        let _ = c.page(&out, n, Encoding::BYTE_STREAM_SPLIT).unwrap();
-        eprintln!("zstd {:?}", t.elapsed());
-    }
-}
