@@ -35,3 +35,11 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Hardware-in-the-loop: build kernel (cached), module, initramfs; boot QEMU per scenario.
+hil *scenarios:
+    hil/run.sh {{scenarios}}
+
+# The test kernel's build folder (built once, cached by input hash).
+kernel board="qemu-x86_64":
+    hil/kernel.sh {{board}}

@@ -276,14 +276,25 @@ impl StreamLayout {
 
     /// Scan period in nanoseconds, fixed-point ×2^16.
     pub const fn period_ns_q16(&self) -> u64 {
-        ((1_000_000_000u128 << 16) / self.rate_hz as u128) as u64
+        (NS_PER_S << 16) / self.rate_hz
     }
 
     /// CLOCK_MONOTONIC time of scan `index` for a stream that started at `start_ns`.
     pub const fn scan_time_ns(&self, start_ns: u64, index: u64) -> u64 {
-        start_ns + ((index as u128 * 1_000_000_000u128) / self.rate_hz as u128) as u64
+        // floor(index * 1e9 / rate) without 128-bit arithmetic (the kernel
+        // has no 128-bit division): split index = q * rate + m.
+        let r = self.rate_hz;
+        start_ns + (index / r) * NS_PER_S + (index % r) * NS_PER_S / r
+    }
+
+    /// Scans whose nominal time lies within `elapsed_ns` of the start:
+    /// `floor(elapsed_ns * rate / 1e9)`, the inverse of [`Self::scan_time_ns`].
+    pub const fn scans_in_ns(&self, elapsed_ns: u64) -> u64 {
+        (elapsed_ns / NS_PER_S) * self.rate_hz + (elapsed_ns % NS_PER_S) * self.rate_hz / NS_PER_S
     }
 }
+
+const NS_PER_S: u64 = 1_000_000_000;
 
 /// Copies `src` into a NUL-padded fixed field, truncating if needed.
 pub fn fill_name(dst: &mut [u8; 64], src: &[u8]) {
@@ -302,4 +313,49 @@ pub fn name_bytes(field: &[u8; 64]) -> &[u8] {
         n += 1;
     }
     &field[..n]
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    fn layout(rate_hz: u64) -> StreamLayout {
+        StreamLayout {
+            channels: 4,
+            format: super::super::format::Format::I16,
+            data_size: 1 << 20,
+            block_bytes: 4096,
+            rate_hz,
+        }
+    }
+
+    /// The split arithmetic equals the exact 128-bit formula, also where a
+    /// 64-bit product would overflow.
+    #[test]
+    fn scan_time_matches_wide_arithmetic() {
+        for rate in [1, 3, 7_919, 1_000_000, 25_000_000, MAX_RATE_HZ] {
+            let l = layout(rate);
+            for index in [0, 1, rate - 1, rate, 123_456_789_012, u64::MAX / 1_000_000_000] {
+                let exact = index as u128 * 1_000_000_000 / rate as u128;
+                if exact > (u64::MAX / 2) as u128 {
+                    continue; // beyond any real stream (centuries)
+                }
+                let exact = exact as u64;
+                assert_eq!(l.scan_time_ns(5, index), 5 + exact, "rate {rate} index {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn scans_in_ns_inverts_scan_time() {
+        for rate in [1, 3, 48_000, 1_000_000, MAX_RATE_HZ] {
+            let l = layout(rate);
+            for ns in [0, 1, 999_999_999, 1_000_000_000, 86_400_000_000_000] {
+                let exact = (ns as u128 * rate as u128 / 1_000_000_000) as u64;
+                let n = l.scans_in_ns(ns);
+                assert_eq!(n, exact, "rate {rate} ns {ns}");
+                assert!(l.scan_time_ns(0, n) <= ns && l.scan_time_ns(0, n + 1) > ns);
+            }
+        }
+    }
 }

@@ -1,0 +1,79 @@
+//! Thin raw access to `/dev/hsdaqN` (the tools must reach invalid corners
+//! that acquire's safe backend refuses to express).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use hsdaq_abi::ioctl::{DeviceInfo, IOC_INFO};
+
+pub fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// `ioctl(fd, cmd, arg)`; returns the errno on failure.
+pub fn ioctl(file: &File, cmd: u32, arg: usize) -> Result<i32, i32> {
+    // SAFETY: the kernel validates `arg` (it may be any address; a bad one
+    // yields EFAULT). Pointers into our own memory point to buffers at least
+    // as large as the command's encoded size.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), cmd as _, arg) };
+    if rc < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(rc)
+    }
+}
+
+pub fn info(file: &File) -> io::Result<DeviceInfo> {
+    // SAFETY: DeviceInfo is plain integers and byte arrays; zero is valid.
+    let mut info: DeviceInfo = unsafe { std::mem::zeroed() };
+    ioctl(file, IOC_INFO, &mut info as *mut DeviceInfo as usize)
+        .map_err(io::Error::from_raw_os_error)?;
+    Ok(info)
+}
+
+/// A mapping, unmapped on drop.
+pub struct Map {
+    pub ptr: *mut u8,
+    pub len: usize,
+}
+
+impl Map {
+    /// `mmap(NULL, len, prot, flags, fd, offset)`; returns the errno on failure.
+    pub fn new(file: &File, len: usize, prot: i32, flags: i32, offset: i64) -> Result<Map, i32> {
+        // SAFETY: a fresh mapping chosen by the kernel (no MAP_FIXED), so it
+        // cannot alias memory Rust owns.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, file.as_raw_fd(), offset) };
+        if p == libc::MAP_FAILED {
+            Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            Ok(Map { ptr: p.cast(), len })
+        }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len describe a mapping we created and still own.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+pub fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EINVAL => "EINVAL",
+        libc::EFAULT => "EFAULT",
+        libc::ENOTTY => "ENOTTY",
+        libc::EBUSY => "EBUSY",
+        libc::EACCES => "EACCES",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EPERM => "EPERM",
+        libc::ENODEV => "ENODEV",
+        libc::ENOMEM => "ENOMEM",
+        libc::EINTR => "EINTR",
+        libc::ENXIO => "ENXIO",
+        libc::EOVERFLOW => "EOVERFLOW",
+        _ => "other",
+    }
+}

@@ -1,0 +1,171 @@
+# Functions shared by hil/run.sh and the scenarios (sourced, bash).
+
+step() {
+    local what=$1
+    shift
+    echo "hil: $what" >&2
+    "$@" >&2
+}
+
+# build_userspace DIR: release builds of acquire and the guest tools for the
+# guest's architecture, plus (for a same-arch dynamic build) their libraries.
+build_userspace() {
+    local dir=$1
+    rm -rf "$dir" && mkdir -p "$dir"
+    if [[ $ARCH == x86_64 ]]; then
+        echo "hil: cargo build --release (acquire, hsdaq-hil-guest)" >&2
+        (cd "$ROOT" && cargo build -q --release -p hsdaq-acquire -p hsdaq-hil-guest) >&2
+        cp "$ROOT/target/release/acquire" "$ROOT/target/release/hsdaq-hil-guest" "$dir/"
+    else
+        echo "hil: cargo build --release --target aarch64-unknown-linux-gnu (static)" >&2
+        (cd "$ROOT" && RUSTC=/usr/bin/rustc RUSTFLAGS="-C target-feature=+crt-static" \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+            cargo build -q --release --target aarch64-unknown-linux-gnu \
+            -p hsdaq-acquire -p hsdaq-hil-guest) >&2
+        cp "$ROOT/target/aarch64-unknown-linux-gnu/release/acquire" \
+            "$ROOT/target/aarch64-unknown-linux-gnu/release/hsdaq-hil-guest" "$dir/"
+    fi
+}
+
+# make_initramfs OUT KO BINDIR: busybox, the module, our binaries (and the
+# shared libraries they load), and an /init that runs the scenario from the
+# 9p share. Prints the archive's path.
+make_initramfs() {
+    local out=$1 ko=$2 bindir=$3
+    local root=$out/initramfs
+    rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,host,lib/modules}
+    local busybox=/bin/busybox
+    [[ $ARCH == arm64 ]] && busybox=$(arm64_busybox "$out")
+    cp "$busybox" "$root/bin/busybox"
+    cp "$ko" "$root/lib/modules/"
+    cp "$bindir"/* "$root/bin/"
+    if [[ $ARCH == x86_64 ]]; then
+        local lib
+        for lib in $(ldd "$bindir"/* | grep -o '/[^ ]*\.so[^ ]*' | sort -u); do
+            cp --parents -L "$lib" "$root/"
+        done
+    fi
+    mknod "$root/dev/console" c 5 1
+    cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t tmpfs tmp /tmp
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 host /host
+echo "hil: guest up, running /host/guest.sh"
+cd /tmp
+sh /host/guest.sh >/host/guest.log 2>&1
+echo $? >/host/guest.rc
+dmesg >/host/dmesg.log
+echo "hil: guest done (rc $(cat /host/guest.rc))"
+sync
+reboot -f
+INIT
+    chmod +x "$root/init"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
+    echo "$out/initramfs.cpio.gz"
+}
+
+# qemu_cmd SHARE_DIR: the QEMU command line for the board (TCG).
+qemu_cmd() {
+    local share=$1
+    case $ARCH in
+    x86_64)
+        echo qemu-system-x86_64 -m 1G -smp 2 -nographic -no-reboot -nic none \
+            -kernel "$KBUILD/$KERNEL_IMAGE_PATH" -initrd "$INITRD" \
+            -append "'console=ttyS0 panic=-1 loglevel=6'" \
+            -virtfs "local,path=$share,mount_tag=host,security_model=none" ;;
+    arm64)
+        echo qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1G -smp 2 -nographic -no-reboot -nic none \
+            -kernel "$KBUILD/$KERNEL_IMAGE_PATH" -initrd "$INITRD" \
+            -append "'console=ttyAMA0 panic=-1 loglevel=6'" \
+            -fsdev "local,id=fs0,path=$share,security_model=none" \
+            -device "virtio-9p-device,fsdev=fs0,mount_tag=host" ;;
+    esac
+}
+
+# --- checks (used by scenarios' check functions) ---------------------------
+CHECKS=()
+FAILS=0
+# expect DESCRIPTION COMMAND...: passes if the command succeeds.
+expect() {
+    local what=$1
+    shift
+    if "$@" >>"$DIR/check.log" 2>&1; then
+        CHECKS+=("ok: $what")
+    else
+        CHECKS+=("FAILED: $what")
+        FAILS=$((FAILS + 1))
+        echo "hil[$NAME]: FAILED: $what" >&2
+    fi
+}
+# expect_eq DESCRIPTION ACTUAL EXPECTED
+expect_eq() {
+    if [[ "$2" == "$3" ]]; then
+        CHECKS+=("ok: $1 ($2)")
+    else
+        CHECKS+=("FAILED: $1: got '$2', expected '$3'")
+        FAILS=$((FAILS + 1))
+        echo "hil[$NAME]: FAILED: $1: got '$2', expected '$3'" >&2
+    fi
+}
+# kernel_clean: no oops, BUG, WARN or panic in the guest's kernel log.
+kernel_clean() {
+    ! grep -E 'Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UBSAN|rust_panic|panicked' "$SHARE/dmesg.log"
+}
+# manifest RUN JQ_FILTER: a value from a recorded run's manifest.
+manifest() { jq -r "$2" "$1/manifest.json"; }
+verify() { "$ACQUIRE_HOST" verify "$1"; }
+
+# run_scenario NAME: boots one guest and runs the scenario's checks.
+run_scenario() {
+    NAME=$1
+    DIR=$OUT/$NAME
+    SHARE=$DIR/share
+    CHECKS=()
+    FAILS=0
+    rm -rf "$DIR" && mkdir -p "$SHARE"
+    : >"$DIR/check.log"
+    local file=$HIL/scenarios/$NAME.sh
+    [[ -f $file ]] || { echo "hil: no scenario $NAME" >&2; return 1; }
+    unset -f guest check qemu_extra
+    TIMEOUT=300
+    qemu_extra() { :; }
+    # shellcheck source=/dev/null
+    source "$file"
+    { echo "set -x"; declare -f guest; echo guest; } >"$SHARE/guest.sh"
+    local extra
+    extra=$(qemu_extra)
+    local start=$SECONDS rc=0
+    echo "hil[$NAME]: booting ($DESCRIPTION; timeout ${TIMEOUT}s)" >&2
+    eval "timeout --foreground -k 5 $TIMEOUT $(qemu_cmd "$SHARE") $extra" </dev/null >"$DIR/serial.log" 2>&1 || rc=$?
+    local seconds=$((SECONDS - start))
+    if ((rc == 124 || rc == 137)); then
+        CHECKS+=("FAILED: guest did not finish within ${TIMEOUT}s")
+        FAILS=$((FAILS + 1))
+    elif [[ ! -f $SHARE/guest.rc ]]; then
+        CHECKS+=("FAILED: guest never finished its script (qemu rc $rc; see serial.log)")
+        FAILS=$((FAILS + 1))
+    else
+        expect_eq "guest script exit status" "$(cat "$SHARE/guest.rc")" "${GUEST_RC:-0}"
+        expect "kernel log has no oops, BUG, WARN or panic" kernel_clean
+        check
+    fi
+    local detail
+    detail=$(printf '%s\n' "${CHECKS[@]}" | grep -c '^ok') 
+    detail="$detail/${#CHECKS[@]} checks passed"
+    printf '%s\n' "${CHECKS[@]}" | jq -R . | jq -s \
+        --arg s "$NAME" --arg b "$BOARD" --arg d "$DESCRIPTION" --arg detail "$detail" \
+        --argjson seconds "$seconds" --argjson ok "$([[ $FAILS == 0 ]] && echo true || echo false)" \
+        '{scenario: $s, board: $b, description: $d, ok: $ok, seconds: $seconds, detail: $detail, checks: .}' \
+        >"$DIR/result.json"
+    if ((FAILS > 0)); then
+        echo "hil[$NAME]: FAIL ($detail); serial log $DIR/serial.log, guest log $SHARE/guest.log" >&2
+        return 1
+    fi
+    echo "hil[$NAME]: pass ($detail, ${seconds}s)" >&2
+}

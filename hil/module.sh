@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds module/ against a kernel build folder; prints the path of hsdaq.ko.
+#
+#   hil/module.sh KERNEL_BUILD_DIR OUT_DIR
+#
+# The sources are copied (module/ and the abi/ files it includes) into
+# OUT_DIR, so the repository stays free of kbuild's objects.
+set -euo pipefail
+HIL=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HIL")
+KBUILD=$(realpath "${1:?usage: hil/module.sh KERNEL_BUILD_DIR OUT_DIR}")
+OUT=$(realpath -m "${2:?usage: hil/module.sh KERNEL_BUILD_DIR OUT_DIR}")
+ARCH=$(grep -q "^CONFIG_ARM64=y" "$KBUILD/.config" && echo arm64 || echo x86_64)
+CROSS=$([[ $ARCH == arm64 ]] && echo aarch64-linux-gnu- || true)
+
+rm -rf "$OUT/src" && mkdir -p "$OUT/src/abi"
+cp -r "$ROOT/module" "$OUT/src/module"
+cp -r "$ROOT/abi/src" "$OUT/src/abi/src"
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+echo "module: building hsdaq.ko for $ARCH against $KBUILD" >&2
+if ! make -C "$KBUILD" M="$OUT/src/module" ARCH="$ARCH" CROSS_COMPILE="$CROSS" \
+    RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" modules >"$OUT/module-build.log" 2>&1; then
+    grep -E '^(error|warning)|-->' -A6 "$OUT/module-build.log" | head -80 >&2
+    echo "module: build failed; log $OUT/module-build.log" >&2
+    exit 1
+fi
+if grep -q '^warning' "$OUT/module-build.log"; then
+    grep '^warning' -A6 "$OUT/module-build.log" >&2
+    echo "module: warnings are errors here" >&2
+    exit 1
+fi
+echo "$OUT/src/module/hsdaq.ko"

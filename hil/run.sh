@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The QEMU hardware-in-the-loop runner.
+#
+#   hil/run.sh [--board qemu-x86_64] [SCENARIO...]     (default: every scenario)
+#
+# Installs the toolchain (idempotent), builds or reuses the cached kernel,
+# builds module/, acquire and the guest tools, packs an initramfs, then boots
+# one QEMU (TCG) guest per scenario with a host folder shared over 9p. Each
+# scenario (hil/scenarios/NAME.sh) defines `guest` (run in the guest by
+# busybox sh) and `check` (run on the host afterwards). Results:
+#   target/hil/BOARD/NAME/result.json     pass/fail, checks, duration
+#   target/hil/BOARD/NAME/serial.log      the guest console (kept always)
+#   target/hil/summary.json               every scenario of this run
+# Exit status is non-zero if any scenario failed.
+set -euo pipefail
+HIL=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HIL")
+source "$HIL/arch.sh"
+source "$HIL/lib.sh"
+
+BOARD=qemu-x86_64
+if [[ ${1:-} == --board ]]; then BOARD=$2; shift 2; fi
+board_arch "$BOARD"
+SCENARIOS=("$@")
+if ((${#SCENARIOS[@]} == 0)); then
+    mapfile -t SCENARIOS < <(grep -l "^BOARDS=.*\b$BOARD\b" "$HIL"/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//' | sort)
+fi
+OUT=$ROOT/target/hil/$BOARD
+mkdir -p "$OUT"
+
+step "toolchain" "$HIL/setup-toolchain.sh"
+KBUILD=$("$HIL/kernel.sh" "$BOARD")
+KO=$("$HIL/module.sh" "$KBUILD" "$OUT/module")
+build_userspace "$OUT/bin"
+INITRD=$(make_initramfs "$OUT" "$KO" "$OUT/bin")
+export HIL ROOT BOARD KBUILD OUT
+ACQUIRE_HOST=$ROOT/target/release/acquire
+
+failed=0
+results=()
+for name in "${SCENARIOS[@]}"; do
+    if run_scenario "$name"; then :; else failed=$((failed + 1)); fi
+    results+=("$OUT/$name/result.json")
+done
+jq -s '{board: $b, scenarios: ., failed: ([.[] | select(.ok | not)] | length)}' \
+    --arg b "$BOARD" "${results[@]}" >"$ROOT/target/hil/summary.json"
+jq -r '.scenarios[] | "\(if .ok then "PASS" else "FAIL" end)  \(.scenario)  \(.seconds)s  \(.detail)"' \
+    "$ROOT/target/hil/summary.json"
+((failed == 0)) || { echo "hil: $failed scenario(s) failed; logs under $OUT" >&2; exit 1; }

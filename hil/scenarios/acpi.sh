@@ -1,0 +1,36 @@
+# Scenario b: an SSDT (built with iasl) declares a PRP0001 device whose _DSD
+# carries our compatible and properties. The driver binds it through its OF
+# table, creates no virtual device, and the recording carries the SSDT's
+# rate, channels and format.
+BOARDS="qemu-x86_64"
+DESCRIPTION="ACPI PRP0001 + _DSD binding (48 kHz x 6 ch s32 from the SSDT)"
+TIMEOUT=240
+
+qemu_extra() {
+    iasl -tc -p "$DIR/hsdaq-ssdt" "$ROOT/boards/qemu-x86_64/hsdaq-ssdt.asl" >"$DIR/iasl.log" 2>&1 || {
+        cat "$DIR/iasl.log" >&2
+        return 1
+    }
+    echo "-acpitable file=$DIR/hsdaq-ssdt.aml"
+}
+
+guest() {
+    insmod /lib/modules/hsdaq.ko
+    ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
+    acquire record --device /dev/hsdaq0 --out /tmp/run --duration 3s --json >/host/record.json
+    cp -r /tmp/run /host/run
+    rmmod hsdaq
+}
+
+check() {
+    expect "the driver bound the ACPI device PRP0001:00" grep -qx 'PRP0001:00' "$SHARE/bound.txt"
+    expect "no virtual fallback device was created" sh -c "! grep -qx 'hsdaq.0' '$SHARE/bound.txt'"
+    expect "probe logged firmware-node settings" grep -q 'hsdaq0: 48000 Hz x 6 ch i32.*firmware node' "$SHARE/dmesg.log"
+    expect "acquire verify passes on the host" verify "$SHARE/run"
+    expect_eq "manifest rate = SSDT hsdaq,rate-hz" "$(manifest "$SHARE/run" '.stream.rate_hz')" 48000
+    expect_eq "manifest channels = SSDT hsdaq,channels" "$(manifest "$SHARE/run" '.stream.channels')" 6
+    expect_eq "manifest format = SSDT hsdaq,format" "$(manifest "$SHARE/run" '.stream.format')" i32
+    expect_eq "manifest block bytes = SSDT hsdaq,block-bytes" "$(manifest "$SHARE/run" '.stream.block_bytes')" 8192
+    expect_eq "manifest compatible" "$(manifest "$SHARE/run" '.device.compatible')" hsdaq,virtual-sensor
+    expect_eq "lost samples" "$(manifest "$SHARE/run" .counts.scans_lost)" 0
+}

@@ -1,0 +1,27 @@
+# Scenario a: no firmware node. The module creates its virtual device from
+# module parameters; acquire records for several seconds in the guest; the
+# host verifies every sample, with zero loss.
+BOARDS="qemu-x86_64"
+DESCRIPTION="virtual fallback device, 5 s recording at 200k scans/s, zero loss"
+TIMEOUT=240
+
+guest() {
+    insmod /lib/modules/hsdaq.ko rate_hz=200000 channels=4 sample_bits=16
+    test -c /dev/hsdaq0
+    ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
+    acquire info --device /dev/hsdaq0 >/host/info.txt
+    acquire record --device /dev/hsdaq0 --out /tmp/run --duration 5s --compression lz4 --json >/host/record.json
+    cp -r /tmp/run /host/run
+    rmmod hsdaq
+}
+
+check() {
+    expect "the driver bound its own virtual device hsdaq.0" grep -qx 'hsdaq.0' "$SHARE/bound.txt"
+    expect "probe logged module-parameter settings" grep -q 'hsdaq0: 200000 Hz x 4 ch i16.*module parameters' "$SHARE/dmesg.log"
+    expect "acquire verify passes on the host" verify "$SHARE/run"
+    expect_eq "manifest rate" "$(manifest "$SHARE/run" .device.properties[\"rate-hz\"])" 200000
+    expect_eq "manifest channels" "$(manifest "$SHARE/run" .device.properties.channels)" 4
+    expect_eq "manifest source" "$(manifest "$SHARE/run" .device.source)" virtual
+    expect_eq "lost samples" "$(manifest "$SHARE/run" .counts.scans_lost)" 0
+    expect "recorded at least 5 s of scans" test "$(manifest "$SHARE/run" .counts.scans_recorded)" -ge 1000000
+}

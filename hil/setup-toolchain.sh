@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the kernel/QEMU hardware-in-the-loop runs need, idempotently.
+# Debian bookworm, root. Versions are pinned: the kernel's internal Rust API
+# changes with every release, so an unpinned upgrade would break module/
+# silently. These pins are also part of the kernel cache key (hil/kernel.sh).
+set -euo pipefail
+source "$(dirname "$0")/versions.sh"
+
+log() { echo "hil-setup: $*" >&2; }
+
+# Backports carry linux-source-7.3 (trixie) and QEMU 10 (bookworm). They have
+# apt priority 100, so nothing else is pulled from them unless asked for.
+BACKPORTS=/etc/apt/sources.list.d/hsdaq-backports.sources
+if [[ ! -f $BACKPORTS ]]; then
+    log "adding $BACKPORTS (trixie-backports, bookworm-backports)"
+    cat >"$BACKPORTS" <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie-backports bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -qq
+fi
+
+installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null; }
+
+# apt_pin NAME=VERSION...: install exactly these versions when not present.
+apt_pin() {
+    local want=()
+    for spec in "$@"; do
+        local name=${spec%%=*} ver=${spec#*=}
+        [[ $(installed "$name") == "install ok installed $ver" ]] || want+=("$spec")
+    done
+    if ((${#want[@]})); then
+        log "apt-get install ${want[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            --allow-downgrades "${want[@]}" >/dev/null
+    fi
+}
+apt_any() {
+    local want=()
+    for p in "$@"; do [[ $(installed "$p") == "install ok installed"* ]] || want+=("$p"); done
+    if ((${#want[@]})); then
+        log "apt-get install ${want[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+    fi
+}
+
+apt_pin "linux-source-7.3=$LINUX_SOURCE_VERSION" \
+    "rustc-web=$RUSTC_WEB_VERSION" "rust-web-src=$RUSTC_WEB_VERSION"
+apt_any flex bison bc libelf-dev libssl-dev cpio kmod busybox-static jq \
+    libclang-19-dev clang-19 acpica-tools device-tree-compiler xz-utils
+# QEMU must come from bookworm-backports: the machine's qemu-utils 10 conflicts with 7.2.
+if [[ $(installed qemu-system-x86) != "install ok installed"* ]]; then
+    log "apt-get install -t bookworm-backports qemu-system-x86"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports qemu-system-x86 >/dev/null
+fi
+
+# Debian's bindgen (0.60) is older than 7.3 needs (>= 0.71.1).
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+if [[ "$("$HOME/.cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_VERSION" ]]; then
+    log "cargo install bindgen-cli $BINDGEN_VERSION"
+    cargo install -q bindgen-cli --version "$BINDGEN_VERSION" --locked
+fi
+
+# The static musl-free acquire for the guest links glibc statically.
+dpkg-query -W libc6-dev >/dev/null
+log "kernel toolchain present: $(/usr/bin/rustc --version), $("$HOME/.cargo/bin/bindgen" --version), $(qemu-system-x86_64 --version | head -1)"

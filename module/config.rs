@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sensor settings, read from a firmware node (device tree or ACPI `_DSD`) or
+//! from module parameters, and validated by the same ABI rules user space
+//! uses. Every rejected setting is named in a `dev_err`, and probe fails.
+
+use kernel::{
+    device::{property::FwNode, Device},
+    prelude::*,
+    str::CString,
+};
+
+use crate::abi::{
+    format::Format,
+    layout::{StreamLayout, MAX_RATE_HZ},
+};
+
+/// What the virtual sensor writes into each block's payload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waveform {
+    /// The `abi/` reference waveform, which `acquire verify` recomputes.
+    Reference,
+    /// Payload left as zeros: the producer costs only the headers, so a
+    /// benchmark measures the consumer path alone.
+    Zeros,
+}
+
+/// Everything a sensor needs to run.
+#[derive(Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) layout: StreamLayout,
+    pub(crate) waveform: Waveform,
+    /// Drop every Nth block as a forced overrun (0: never).
+    pub(crate) fault_drop_period: u32,
+    /// Whether the settings came from a firmware node.
+    pub(crate) from_firmware: bool,
+}
+
+/// Defaults of optional properties (kept equal to the binding's `default:`s).
+const DEFAULT_BLOCK_BYTES: u32 = 4096;
+const DEFAULT_BUFFER_BYTES: u32 = 1 << 20;
+
+impl Config {
+    /// Reads and validates the `hsdaq,*` properties of `node`.
+    pub(crate) fn from_fwnode(dev: &Device, node: &FwNode) -> Result<Self> {
+        let rate_hz = read_u32(dev, node, c"hsdaq,rate-hz", None)?;
+        let channels = read_u32(dev, node, c"hsdaq,channels", None)?;
+        let format = match read_string(dev, node, c"hsdaq,format")? {
+            None => Format::I16,
+            Some(s) => Format::from_name(s.to_bytes()).ok_or_else(|| {
+                dev_err!(dev, "property 'hsdaq,format' = {:?}: expected \"s16\" or \"s32\"\n", s);
+                EINVAL
+            })?,
+        };
+        let waveform = match read_string(dev, node, c"hsdaq,waveform")? {
+            None => Waveform::Reference,
+            Some(s) if s.to_bytes() == b"reference" => Waveform::Reference,
+            Some(s) if s.to_bytes() == b"zeros" => Waveform::Zeros,
+            Some(s) => {
+                dev_err!(dev, "property 'hsdaq,waveform' = {:?}: expected \"reference\" or \"zeros\"\n", s);
+                return Err(EINVAL);
+            }
+        };
+        let block_bytes = read_u32(dev, node, c"hsdaq,block-bytes", Some(DEFAULT_BLOCK_BYTES))?;
+        let buffer_bytes = read_u32(dev, node, c"hsdaq,buffer-bytes", Some(DEFAULT_BUFFER_BYTES))?;
+        let fault_drop_period = read_u32(dev, node, c"hsdaq,fault-drop-period", Some(0))?;
+        Self::checked(dev, "hsdaq,", rate_hz, channels, format, block_bytes, buffer_bytes)
+            .map(|layout| Config { layout, waveform, fault_drop_period, from_firmware: true })
+    }
+
+    /// The settings of a virtual device, from module parameters.
+    pub(crate) fn from_params(dev: &Device) -> Result<Self> {
+        use crate::module_parameters as p;
+        let format = match p::sample_bits.value() {
+            16 => Format::I16,
+            32 => Format::I32,
+            bits => {
+                dev_err!(dev, "parameter 'sample_bits' = {}: expected 16 or 32\n", bits);
+                return Err(EINVAL);
+            }
+        };
+        let waveform = match p::waveform.value() {
+            0 => Waveform::Reference,
+            1 => Waveform::Zeros,
+            w => {
+                dev_err!(dev, "parameter 'waveform' = {}: expected 0 or 1\n", w);
+                return Err(EINVAL);
+            }
+        };
+        let layout = Self::checked(
+            dev,
+            "",
+            p::rate_hz.value(),
+            p::channels.value(),
+            format,
+            p::block_bytes.value(),
+            p::buffer_bytes.value(),
+        )?;
+        Ok(Config {
+            layout,
+            waveform,
+            fault_drop_period: p::fault_drop_period.value(),
+            from_firmware: false,
+        })
+    }
+
+    /// Applies the ABI's layout rules; `prefix` turns the rule's field name
+    /// into the property (or parameter) the user wrote.
+    fn checked(
+        dev: &Device,
+        prefix: &str,
+        rate_hz: u32,
+        channels: u32,
+        format: Format,
+        block_bytes: u32,
+        buffer_bytes: u32,
+    ) -> Result<StreamLayout> {
+        if channels == 0 || channels > u32::from(crate::abi::layout::MAX_CHANNELS) {
+            dev_err!(dev, "property '{}channels' = {}: expected 1..=64\n", prefix, channels);
+            return Err(EINVAL);
+        }
+        let layout = StreamLayout {
+            channels: channels as u16,
+            format,
+            data_size: u64::from(buffer_bytes),
+            block_bytes,
+            rate_hz: u64::from(rate_hz),
+        };
+        if let Err(e) = layout.validate() {
+            let value = match e.field() {
+                "rate-hz" => u64::from(rate_hz),
+                "buffer-bytes" => u64::from(buffer_bytes),
+                "block-bytes" => u64::from(block_bytes),
+                _ => u64::from(channels),
+            };
+            dev_err!(
+                dev,
+                "property '{}{}' = {}: {} (rate 1..={} Hz, buffer a power of two 8 KiB..1 GiB, block a power of two 256 B..buffer/2 holding a scan)\n",
+                prefix,
+                e.field(),
+                value,
+                reason(e),
+                MAX_RATE_HZ
+            );
+            return Err(EINVAL);
+        }
+        Ok(layout)
+    }
+}
+
+fn reason(e: crate::abi::layout::LayoutError) -> &'static str {
+    use crate::abi::layout::LayoutError as E;
+    match e {
+        E::Channels => "bad channel count",
+        E::DataSize => "not a power of two in range",
+        E::BlockBytes => "not a power of two in range",
+        E::BlockTooSmall => "block cannot hold one scan",
+        E::Rate => "out of range",
+    }
+}
+
+/// Reads a single-cell u32 property. A missing property takes `default` or,
+/// when required (`None`), fails; a present one of the wrong type fails.
+fn read_u32(dev: &Device, node: &FwNode, name: &CStr, default: Option<u32>) -> Result<u32> {
+    if !node.property_present(name) {
+        return default.ok_or_else(|| {
+            dev_err!(dev, "required property '{}' is missing\n", name);
+            EINVAL
+        });
+    }
+    node.property_read::<u32>(name).optional().ok_or_else(|| {
+        dev_err!(dev, "property '{}' must be a single u32 value\n", name);
+        EINVAL
+    })
+}
+
+/// Reads an optional string property; present but not a string fails.
+fn read_string(dev: &Device, node: &FwNode, name: &CStr) -> Result<Option<CString>> {
+    if !node.property_present(name) {
+        return Ok(None);
+    }
+    node.property_read::<CString>(name).optional().map(Some).ok_or_else(|| {
+        dev_err!(dev, "property '{}' must be a string\n", name);
+        EINVAL
+    })
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One bound device: its settings, sensor and `/dev/hsdaqN` registration.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::{
+    device::Core,
+    dma::{Device as _, DmaMask},
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    platform,
+    prelude::*,
+    sync::Arc,
+};
+
+use crate::abi::layout::SOURCE_VIRTUAL;
+use crate::chardev::Consumer;
+use crate::config::Config;
+use crate::ring::Ring;
+use crate::sensor::Sensor;
+
+/// Device nodes are `/dev/hsdaq0` … `/dev/hsdaq7`; misc devices need a
+/// name that outlives their registration, hence a static table.
+const NAMES: [&CStr; 8] = [
+    c"hsdaq0", c"hsdaq1", c"hsdaq2", c"hsdaq3", c"hsdaq4", c"hsdaq5", c"hsdaq6", c"hsdaq7",
+];
+static SLOTS: AtomicU32 = AtomicU32::new(0);
+/// Devices bound through a firmware node (device tree or ACPI).
+pub(crate) static FIRMWARE_BOUND: AtomicU32 = AtomicU32::new(0);
+
+/// Claims the lowest free device number.
+fn claim_slot() -> Result<usize> {
+    let mut cur = SLOTS.load(Ordering::Relaxed);
+    loop {
+        let free = (!cur).trailing_zeros() as usize;
+        if free >= NAMES.len() {
+            return Err(EBUSY);
+        }
+        match SLOTS.compare_exchange(cur, cur | 1 << free, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return Ok(free),
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// A claimed device number, released on drop.
+struct Slot(usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        SLOTS.fetch_and(!(1 << self.0), Ordering::AcqRel);
+    }
+}
+
+/// Counts a firmware-bound device in [`FIRMWARE_BOUND`] while it lives.
+struct FirmwareBound;
+
+impl FirmwareBound {
+    fn new() -> Self {
+        FIRMWARE_BOUND.fetch_add(1, Ordering::Relaxed);
+        FirmwareBound
+    }
+}
+
+impl Drop for FirmwareBound {
+    fn drop(&mut self) {
+        FIRMWARE_BOUND.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Driver data of a bound device.
+#[pin_data(PinnedDrop)]
+pub(crate) struct HsdaqDevice {
+    /// The char device; open files reach `sensor` through it.
+    #[pin]
+    pub(crate) misc: MiscDeviceRegistration<Consumer>,
+    pub(crate) sensor: Arc<Sensor>,
+    _slot: Slot,
+    _firmware: Option<FirmwareBound>,
+}
+
+/// What probe prepares before the device node is registered.
+struct Parts {
+    sensor: Arc<Sensor>,
+    slot: Slot,
+    firmware: Option<FirmwareBound>,
+}
+
+impl HsdaqDevice {
+    /// Reads the settings, allocates the ring and prepares the sensor, then
+    /// registers `/dev/hsdaqN` last, once everything it serves exists.
+    pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> impl PinInit<Self, Error> {
+        let parts = Self::prepare(pdev);
+        pin_init::pin_init_scope(move || {
+            let Parts { sensor, slot, firmware } = parts?;
+            let name = NAMES[slot.0];
+            Ok(try_pin_init!(Self {
+                misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+                sensor,
+                _slot: slot,
+                _firmware: firmware,
+            }))
+        })
+    }
+
+    fn prepare(pdev: &platform::Device<Core<'_>>) -> Result<Parts> {
+        let dev = pdev.as_ref();
+        let config = match dev.fwnode() {
+            Some(node) => Config::from_fwnode(dev, node)?,
+            None => Config::from_params(dev)?,
+        };
+        // SAFETY: probe runs before any DMA allocation of this device, so
+        // nothing uses the mask concurrently.
+        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>()) }?;
+        let slot = Slot(claim_slot()?);
+        let name = NAMES[slot.0];
+        let compatible: &[u8] = if config.from_firmware { b"hsdaq,virtual-sensor" } else { b"" };
+        let ring = Ring::new(dev, config.layout, SOURCE_VIRTUAL, name.to_bytes(), compatible)?;
+        let sensor = Sensor::new(ring, config)?;
+        let l = config.layout;
+        dev_info!(
+            dev,
+            "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring ({})\n",
+            name,
+            l.rate_hz,
+            l.channels,
+            l.format.name(),
+            l.block_bytes,
+            l.data_size,
+            if config.from_firmware { "firmware node" } else { "module parameters" }
+        );
+        Ok(Parts { sensor, slot, firmware: config.from_firmware.then(FirmwareBound::new) })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for HsdaqDevice {
+    fn drop(self: Pin<&mut Self>) {
+        // Stop the producer and wake waiters before the node disappears; open
+        // files keep the sensor (and the mapped buffer) alive until released.
+        self.sensor.shutdown();
+    }
+}
