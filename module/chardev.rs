@@ -62,8 +62,9 @@ impl MiscDevice for Consumer {
         // SAFETY: every `MiscDeviceRegistration<Consumer>` is the `misc` field
         // of an `HsdaqDevice`, and misc_open holds the misc lock, so the
         // registration (and its container) is alive during open.
-        let device =
-            unsafe { &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), HsdaqDevice, misc) };
+        let device = unsafe {
+            &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), HsdaqDevice, misc)
+        };
         let sensor = device.sensor.clone();
         if sensor
             .busy

@@ -48,7 +48,11 @@ impl Config {
         let format = match read_string(dev, node, c"hsdaq,format")? {
             None => Format::I16,
             Some(s) => Format::from_name(s.to_bytes()).ok_or_else(|| {
-                dev_err!(dev, "property 'hsdaq,format' = {:?}: expected \"s16\" or \"s32\"\n", s);
+                dev_err!(
+                    dev,
+                    "property 'hsdaq,format' = {:?}: expected \"s16\" or \"s32\"\n",
+                    s
+                );
                 EINVAL
             })?,
         };
@@ -57,15 +61,32 @@ impl Config {
             Some(s) if s.to_bytes() == b"reference" => Waveform::Reference,
             Some(s) if s.to_bytes() == b"zeros" => Waveform::Zeros,
             Some(s) => {
-                dev_err!(dev, "property 'hsdaq,waveform' = {:?}: expected \"reference\" or \"zeros\"\n", s);
+                dev_err!(
+                    dev,
+                    "property 'hsdaq,waveform' = {:?}: expected \"reference\" or \"zeros\"\n",
+                    s
+                );
                 return Err(EINVAL);
             }
         };
         let block_bytes = read_u32(dev, node, c"hsdaq,block-bytes", Some(DEFAULT_BLOCK_BYTES))?;
         let buffer_bytes = read_u32(dev, node, c"hsdaq,buffer-bytes", Some(DEFAULT_BUFFER_BYTES))?;
         let fault_drop_period = read_u32(dev, node, c"hsdaq,fault-drop-period", Some(0))?;
-        Self::checked(dev, "hsdaq,", rate_hz, channels, format, block_bytes, buffer_bytes)
-            .map(|layout| Config { layout, waveform, fault_drop_period, from_firmware: true })
+        Self::checked(
+            dev,
+            "hsdaq,",
+            rate_hz,
+            channels,
+            format,
+            block_bytes,
+            buffer_bytes,
+        )
+        .map(|layout| Config {
+            layout,
+            waveform,
+            fault_drop_period,
+            from_firmware: true,
+        })
     }
 
     /// The settings of a virtual device, from module parameters.
@@ -75,7 +96,11 @@ impl Config {
             16 => Format::I16,
             32 => Format::I32,
             bits => {
-                dev_err!(dev, "parameter 'sample_bits' = {}: expected 16 or 32\n", bits);
+                dev_err!(
+                    dev,
+                    "parameter 'sample_bits' = {}: expected 16 or 32\n",
+                    bits
+                );
                 return Err(EINVAL);
             }
         };
@@ -116,7 +141,12 @@ impl Config {
         buffer_bytes: u32,
     ) -> Result<StreamLayout> {
         if channels == 0 || channels > u32::from(crate::abi::layout::MAX_CHANNELS) {
-            dev_err!(dev, "property '{}channels' = {}: expected 1..=64\n", prefix, channels);
+            dev_err!(
+                dev,
+                "property '{}channels' = {}: expected 1..=64\n",
+                prefix,
+                channels
+            );
             return Err(EINVAL);
         }
         let layout = StreamLayout {
@@ -179,8 +209,11 @@ fn read_string(dev: &Device, node: &FwNode, name: &CStr) -> Result<Option<CStrin
     if !node.property_present(name) {
         return Ok(None);
     }
-    node.property_read::<CString>(name).optional().map(Some).ok_or_else(|| {
-        dev_err!(dev, "property '{}' must be a string\n", name);
-        EINVAL
-    })
+    node.property_read::<CString>(name)
+        .optional()
+        .map(Some)
+        .ok_or_else(|| {
+            dev_err!(dev, "property '{}' must be a string\n", name);
+            EINVAL
+        })
 }

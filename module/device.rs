@@ -92,7 +92,11 @@ impl HsdaqDevice {
     pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> impl PinInit<Self, Error> {
         let parts = Self::prepare(pdev);
         pin_init::pin_init_scope(move || {
-            let Parts { sensor, slot, firmware } = parts?;
+            let Parts {
+                sensor,
+                slot,
+                firmware,
+            } = parts?;
             let name = NAMES[slot.0];
             Ok(try_pin_init!(Self {
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
@@ -114,8 +118,18 @@ impl HsdaqDevice {
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>()) }?;
         let slot = Slot(claim_slot()?);
         let name = NAMES[slot.0];
-        let compatible: &[u8] = if config.from_firmware { b"hsdaq,virtual-sensor" } else { b"" };
-        let ring = Ring::new(dev, config.layout, SOURCE_VIRTUAL, name.to_bytes(), compatible)?;
+        let compatible: &[u8] = if config.from_firmware {
+            b"hsdaq,virtual-sensor"
+        } else {
+            b""
+        };
+        let ring = Ring::new(
+            dev,
+            config.layout,
+            SOURCE_VIRTUAL,
+            name.to_bytes(),
+            compatible,
+        )?;
         let sensor = Sensor::new(ring, config)?;
         let l = config.layout;
         dev_info!(
@@ -127,9 +141,17 @@ impl HsdaqDevice {
             l.format.name(),
             l.block_bytes,
             l.data_size,
-            if config.from_firmware { "firmware node" } else { "module parameters" }
+            if config.from_firmware {
+                "firmware node"
+            } else {
+                "module parameters"
+            }
         );
-        Ok(Parts { sensor, slot, firmware: config.from_firmware.then(FirmwareBound::new) })
+        Ok(Parts {
+            sensor,
+            slot,
+            firmware: config.from_firmware.then(FirmwareBound::new),
+        })
     }
 }
 

@@ -49,7 +49,10 @@ pub(crate) fn create_if_unbound(count: u32) -> Result<KVec<VirtualDevice>> {
         return Ok(devices);
     }
     if count > 8 {
-        pr_err!("hsdaq: parameter 'virtual_devices' = {}: at most 8\n", count);
+        pr_err!(
+            "hsdaq: parameter 'virtual_devices' = {}: at most 8\n",
+            count
+        );
         return Err(EINVAL);
     }
     for id in 0..count {

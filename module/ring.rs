@@ -56,7 +56,13 @@ impl Ring {
                 len
             );
         })?;
-        let mut ring = Ring { buf, dev: dev.into(), layout, name: [0; 64], compatible: [0; 64] };
+        let mut ring = Ring {
+            buf,
+            dev: dev.into(),
+            layout,
+            name: [0; 64],
+            compatible: [0; 64],
+        };
         fill_name(&mut ring.name, name);
         fill_name(&mut ring.compatible, compatible);
         let c = ring.control_ptr();
@@ -175,7 +181,9 @@ impl Ring {
     /// Maps `[vm_pgoff, vm_pgoff + len)` of the buffer into `vma`. The caller
     /// has validated offset, length and protection.
     pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
-        let dev = (&*self.dev as *const Device).cast::<bindings::device>().cast_mut();
+        let dev = (&*self.dev as *const Device)
+            .cast::<bindings::device>()
+            .cast_mut();
         // SAFETY: `Device` is `repr(transparent)` over `Opaque<bindings::device>`,
         // so `dev` is the live device we hold a reference to. `vma` is a VMA
         // being set up by mmap; the CPU and DMA addresses and the size are
@@ -211,4 +219,3 @@ fn fill<T>(values: &mut [T], channels: usize, first_scan: u64, f: fn(u64, u32) -
         }
     }
 }
-

@@ -8,6 +8,8 @@
 //! under a `SpinLockIrq` and waiters sleep on a `CondVar` (whose notify is
 //! IRQ-safe). Sample `n` of the stream has the nominal CLOCK_MONOTONIC time
 //! `start_ns + n / rate`; a block is produced once its last scan is due.
+//! The timer ticks every millisecond, or faster when the stream would fill
+//! the ring within four ticks (down to 20 us).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,8 +19,8 @@ use kernel::{
     sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq},
     time::{
         hrtimer::{
-            ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext,
-            HrTimerPointer, HrTimerRestart, RelativeMode,
+            ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerPointer,
+            HrTimerRestart, RelativeMode,
         },
         msecs_to_jiffies, Delta, Monotonic,
     },
@@ -26,13 +28,17 @@ use kernel::{
 
 use crate::abi::{
     ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US},
-    layout::{BlockHeader, BLOCK_FLAG_AFTER_GAP, BLOCK_MAGIC, STATUS_GONE, STATUS_RUNNING, STATUS_STOPPED},
+    layout::{
+        BlockHeader, BLOCK_FLAG_AFTER_GAP, BLOCK_MAGIC, STATUS_GONE, STATUS_RUNNING, STATUS_STOPPED,
+    },
 };
 use crate::config::{Config, Waveform};
 use crate::ring::Ring;
 
-/// Timer period; production catches up with wall time at every tick.
-const TICK_US: i64 = 1000;
+/// Longest timer period; production catches up with wall time at every tick.
+const MAX_TICK_NS: u64 = 1_000_000;
+/// Shortest timer period, for fast streams in small rings.
+const MIN_TICK_NS: u64 = 20_000;
 /// Longest injected stall or jitter: 10 s.
 const MAX_FAULT_US: u64 = 10_000_000;
 
@@ -74,6 +80,8 @@ pub(crate) struct Sensor {
     pub(crate) busy: AtomicBool,
     pub(crate) ring: Ring,
     pub(crate) config: Config,
+    /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
+    tick_ns: u64,
 }
 
 impl_has_hr_timer! {
@@ -89,6 +97,10 @@ fn now_ns() -> u64 {
 
 impl Sensor {
     pub(crate) fn new(ring: Ring, config: Config) -> Result<Arc<Self>> {
+        let l = config.layout;
+        // Nanoseconds until the stream fills the ring; tick 4x as often.
+        let fill_ns = l.scan_time_ns(0, l.slots() * u64::from(l.block_scans()));
+        let tick_ns = (fill_ns / 4).clamp(MIN_TICK_NS, MAX_TICK_NS);
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
@@ -98,6 +110,7 @@ impl Sensor {
                 busy: AtomicBool::new(false),
                 ring,
                 config,
+                tick_ns,
             }),
             GFP_KERNEL,
         )
@@ -116,7 +129,12 @@ impl Sensor {
                 return Ok(());
             }
             let rng = p.rng;
-            *p = Producer { rng, running: true, start_ns: now_ns(), ..Default::default() };
+            *p = Producer {
+                rng,
+                running: true,
+                start_ns: now_ns(),
+                ..Default::default()
+            };
             self.ring.control().tail.store(0, Ordering::Release);
             self.ring.set_start_ns(p.start_ns);
             self.mirror(&p);
@@ -126,7 +144,8 @@ impl Sensor {
     }
 
     fn start_timer(self: Arc<Self>) -> ArcHrTimerHandle<Sensor> {
-        HrTimerPointer::start(self, Delta::from_micros(TICK_US))
+        let tick = Delta::from_nanos(self.tick_ns as i64);
+        HrTimerPointer::start(self, tick)
     }
 
     /// Stops the producer (idempotent); published blocks stay readable.
@@ -149,7 +168,10 @@ impl Sensor {
         self.stop();
         let mut p = self.state.lock();
         p.gone = true;
-        self.ring.control().status.store(STATUS_GONE, Ordering::Release);
+        self.ring
+            .control()
+            .status
+            .store(STATUS_GONE, Ordering::Release);
         drop(p);
         self.data_ready.notify_all();
     }
@@ -162,7 +184,11 @@ impl Sensor {
             return Err(EBUSY);
         }
         let (rng, gone) = (p.rng, p.gone);
-        *p = Producer { rng, gone, ..Default::default() };
+        *p = Producer {
+            rng,
+            gone,
+            ..Default::default()
+        };
         self.ring.control().tail.store(0, Ordering::Release);
         self.mirror(&p);
         Ok(())
@@ -286,7 +312,11 @@ impl Sensor {
             }
             let header = BlockHeader {
                 magic: BLOCK_MAGIC,
-                flags: if p.pending_lost > 0 { BLOCK_FLAG_AFTER_GAP } else { 0 },
+                flags: if p.pending_lost > 0 {
+                    BLOCK_FLAG_AFTER_GAP
+                } else {
+                    0
+                },
                 first_scan: p.next_scan,
                 timestamp_ns: l.scan_time_ns(p.start_ns, p.next_scan),
                 lost_before: p.pending_lost,
@@ -297,7 +327,8 @@ impl Sensor {
                 period_ns_q16: l.period_ns_q16(),
                 _reserved: [0; 1],
             };
-            self.ring.write_block(p.head, &header, self.config.waveform == Waveform::Zeros);
+            self.ring
+                .write_block(p.head, &header, self.config.waveform == Waveform::Zeros);
             p.head += block_bytes;
             p.block_seq += 1;
             p.next_scan += bs;
@@ -349,7 +380,7 @@ impl HrTimerCallback for Sensor {
         if !this.state.lock().running {
             return HrTimerRestart::NoRestart;
         }
-        ctx.forward_now(Delta::from_micros(TICK_US + extra_us as i64));
+        ctx.forward_now(Delta::from_nanos((this.tick_ns + extra_us * 1000) as i64));
         HrTimerRestart::Restart
     }
 }

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit/property/model/end-to-end tests,
-# and the reader-interoperability check. Installs what it needs first.
+# the reader-interoperability check, and the QEMU hardware-in-the-loop
+# scenarios (real kernel, real module). Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+stage() { echo "== [$((SECONDS - start))s] $*"; }
 
+stage "setup: user-space and kernel toolchains"
 scripts/setup.sh
-
-echo "== cargo fmt --check"
+hil/setup-toolchain.sh
+stage "cargo fmt --check (workspace and module/)"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings"
+rustfmt --edition 2021 --check module/hsdaq.rs
+stage "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace
-echo "== readers: pyarrow, DuckDB, polars open a recording as it is"
-cargo build --release -p hsdaq-acquire
+stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
+hil/run.sh --board qemu-x86_64
+stage "readers: pyarrow, DuckDB, polars open a recording as it is"
 python3 tests/interop.py target/release/acquire
+stage "all tests passed"

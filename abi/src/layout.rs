@@ -335,13 +335,24 @@ mod time_tests {
     fn scan_time_matches_wide_arithmetic() {
         for rate in [1, 3, 7_919, 1_000_000, 25_000_000, MAX_RATE_HZ] {
             let l = layout(rate);
-            for index in [0, 1, rate - 1, rate, 123_456_789_012, u64::MAX / 1_000_000_000] {
+            for index in [
+                0,
+                1,
+                rate - 1,
+                rate,
+                123_456_789_012,
+                u64::MAX / 1_000_000_000,
+            ] {
                 let exact = index as u128 * 1_000_000_000 / rate as u128;
                 if exact > (u64::MAX / 2) as u128 {
                     continue; // beyond any real stream (centuries)
                 }
                 let exact = exact as u64;
-                assert_eq!(l.scan_time_ns(5, index), 5 + exact, "rate {rate} index {index}");
+                assert_eq!(
+                    l.scan_time_ns(5, index),
+                    5 + exact,
+                    "rate {rate} index {index}"
+                );
             }
         }
     }

@@ -19,10 +19,11 @@ guest() {
     rmmod hsdaq
 }
 
-# every_gap_periodic RUN: each gap is one 504-scan block at index 20k-1.
+# every_gap_periodic RUN: each gap is exactly block 20k-1 (one block of
+# scans lost right before scan 20k * block_scans, where recording resumes).
 every_gap_periodic() {
     jq -e '.stream.block_scans as $bs | (.gaps | length) > 0 and
-        all(.gaps[]; .lost == $bs and (.at_seq % (20 * $bs)) == 19 * $bs)' "$1/manifest.json"
+        all(.gaps[]; .lost == $bs and (.at_seq % (20 * $bs)) == 0)' "$1/manifest.json"
 }
 # losses_match RUN: sum of gaps == recorded loss == driver's dropped scans.
 losses_match() {

@@ -44,7 +44,16 @@ impl Map {
     pub fn new(file: &File, len: usize, prot: i32, flags: i32, offset: i64) -> Result<Map, i32> {
         // SAFETY: a fresh mapping chosen by the kernel (no MAP_FIXED), so it
         // cannot alias memory Rust owns.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, file.as_raw_fd(), offset) };
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                flags,
+                file.as_raw_fd(),
+                offset,
+            )
+        };
         if p == libc::MAP_FAILED {
             Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
         } else {

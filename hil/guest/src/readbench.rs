@@ -59,7 +59,9 @@ fn stats(file: &File) -> std::io::Result<Stats> {
 
 fn check(h: &BlockHeader, expect_seq: &mut u64) -> std::io::Result<()> {
     if h.magic != BLOCK_MAGIC || h.block_seq != *expect_seq {
-        return Err(std::io::Error::other(format!("bad block: {h:?}, expected seq {expect_seq}")));
+        return Err(std::io::Error::other(format!(
+            "bad block: {h:?}, expected seq {expect_seq}"
+        )));
     }
     *expect_seq += 1;
     Ok(())
@@ -69,8 +71,22 @@ fn mmap_pass(file: &File, seconds: f64, touch: bool) -> std::io::Result<Pass> {
     let info = dev::info(file)?;
     let block = info.block_bytes as u64;
     let mask = info.data_size - 1;
-    let control = Map::new(file, CONTROL_BYTES, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, 0).map_err(io_err)?;
-    let data = Map::new(file, info.data_size as usize, libc::PROT_READ, libc::MAP_SHARED, CONTROL_BYTES as i64).map_err(io_err)?;
+    let control = Map::new(
+        file,
+        CONTROL_BYTES,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+        0,
+    )
+    .map_err(io_err)?;
+    let data = Map::new(
+        file,
+        info.data_size as usize,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        CONTROL_BYTES as i64,
+    )
+    .map_err(io_err)?;
     // SAFETY: the control mapping is one page-aligned ControlPage.
     let cp = unsafe { &*(control.ptr as *const ControlPage) };
     restart(file)?;
@@ -80,19 +96,26 @@ fn mmap_pass(file: &File, seconds: f64, touch: bool) -> std::io::Result<Pass> {
     while Instant::now() < end {
         let head = cp.head.load(Ordering::Acquire);
         if head == tail {
-            let mut w = WaitArgs { timeout_ns: 10_000_000, ..Default::default() };
+            let mut w = WaitArgs {
+                timeout_ns: 10_000_000,
+                ..Default::default()
+            };
             let _ = dev::ioctl(file, IOC_WAIT, &mut w as *mut WaitArgs as usize);
             continue;
         }
         while tail < head {
             // SAFETY: [tail, head) is published (Acquire above) and not yet
             // released; slots never wrap and lie inside the data mapping.
-            let slot = unsafe { std::slice::from_raw_parts(data.ptr.add((tail & mask) as usize), block as usize) };
+            let slot = unsafe {
+                std::slice::from_raw_parts(data.ptr.add((tail & mask) as usize), block as usize)
+            };
             // SAFETY: a slot starts with a 64-byte BlockHeader.
             let h = unsafe { std::ptr::read(slot.as_ptr() as *const BlockHeader) };
             check(&h, &mut seq)?;
             if touch {
-                sum = slot[64..].chunks_exact(8).fold(sum, |a, c| a.wrapping_add(u64::from_ne_bytes(c.try_into().unwrap())));
+                sum = slot[64..].chunks_exact(8).fold(sum, |a, c| {
+                    a.wrapping_add(u64::from_ne_bytes(c.try_into().unwrap()))
+                });
             }
             tail += block;
         }
@@ -101,7 +124,13 @@ fn mmap_pass(file: &File, seconds: f64, touch: bool) -> std::io::Result<Pass> {
     let seconds = start.elapsed().as_secs_f64();
     let s = stats(file)?;
     dev::ioctl(file, IOC_STOP, 0).map_err(io_err)?;
-    Ok(Pass { bytes: tail, blocks: tail / block, seconds, dropped_blocks: s.dropped_blocks, checksum: sum })
+    Ok(Pass {
+        bytes: tail,
+        blocks: tail / block,
+        seconds,
+        dropped_blocks: s.dropped_blocks,
+        checksum: sum,
+    })
 }
 
 fn read_pass(mut file: &File, seconds: f64) -> std::io::Result<Pass> {
@@ -124,7 +153,13 @@ fn read_pass(mut file: &File, seconds: f64) -> std::io::Result<Pass> {
     let seconds = start.elapsed().as_secs_f64();
     let s = stats(file)?;
     dev::ioctl(file, IOC_STOP, 0).map_err(io_err)?;
-    Ok(Pass { bytes, blocks: bytes / block as u64, seconds, dropped_blocks: s.dropped_blocks, checksum: 0 })
+    Ok(Pass {
+        bytes,
+        blocks: bytes / block as u64,
+        seconds,
+        dropped_blocks: s.dropped_blocks,
+        checksum: 0,
+    })
 }
 
 pub fn run(path: &Path, seconds: f64) -> std::io::Result<serde_json::Value> {
