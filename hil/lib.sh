@@ -7,15 +7,17 @@ step() {
     "$@" >&2
 }
 
-# build_userspace DIR: release builds of acquire and the guest tools for the
-# guest's architecture, plus (for a same-arch dynamic build) their libraries.
+# build_userspace DIR: acquire and the guest tools for the guest's
+# architecture. On x86_64 this is the workspace's dev build (the one the
+# tests use; Cargo.toml compiles acquire optimised in it), whose shared
+# libraries make_initramfs copies along.
 build_userspace() {
     local dir=$1
     rm -rf "$dir" && mkdir -p "$dir"
     if [[ $ARCH == x86_64 ]]; then
-        echo "hil: cargo build --release (acquire, hsdaq-hil-guest)" >&2
-        (cd "$ROOT" && cargo build -q --release -p hsdaq-acquire -p hsdaq-hil-guest) >&2
-        cp "$ROOT/target/release/acquire" "$ROOT/target/release/hsdaq-hil-guest" "$dir/"
+        echo "hil: cargo build (acquire, hsdaq-hil-guest; dev profile, optimised)" >&2
+        (cd "$ROOT" && cargo build -q -p hsdaq-acquire -p hsdaq-hil-guest) >&2
+        cp "$ROOT/target/debug/acquire" "$ROOT/target/debug/hsdaq-hil-guest" "$dir/"
     else
         echo "hil: cargo build --release --target aarch64-unknown-linux-gnu (static)" >&2
         (cd "$ROOT" && RUSTC=/usr/bin/rustc RUSTFLAGS="-C target-feature=+crt-static" \

@@ -24,8 +24,9 @@ if ! make -C "$KBUILD" M="$OUT/src/module" ARCH="$ARCH" CROSS_COMPILE="$CROSS" \
     echo "module: build failed; log $OUT/module-build.log" >&2
     exit 1
 fi
-if grep -q '^warning' "$OUT/module-build.log"; then
-    grep '^warning' -A6 "$OUT/module-build.log" >&2
+# rustc warnings, and objtool's (e.g. a panic path it cannot follow).
+if grep -qE '^warning|: warning:' "$OUT/module-build.log"; then
+    grep -E '^warning|: warning:' -A6 "$OUT/module-build.log" >&2
     echo "module: warnings are errors here" >&2
     exit 1
 fi

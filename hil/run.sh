@@ -34,7 +34,7 @@ KO=$("$HIL/module.sh" "$KBUILD" "$OUT/module")
 build_userspace "$OUT/bin"
 INITRD=$(make_initramfs "$OUT" "$KO" "$OUT/bin")
 export HIL ROOT BOARD KBUILD OUT
-ACQUIRE_HOST=$ROOT/target/release/acquire
+ACQUIRE_HOST=$ROOT/target/debug/acquire
 
 failed=0
 results=()

@@ -12,7 +12,7 @@ use kernel::{
 
 use crate::abi::{
     format::Format,
-    layout::{StreamLayout, MAX_RATE_HZ},
+    layout::{fill_name, StreamLayout, MAX_RATE_HZ},
 };
 
 /// What the virtual sensor writes into each block's payload.
@@ -34,6 +34,10 @@ pub(crate) struct Config {
     pub(crate) fault_drop_period: u32,
     /// Whether the settings came from a firmware node.
     pub(crate) from_firmware: bool,
+    /// The node's `label`, NUL-padded (empty: use the device node's name).
+    pub(crate) label: [u8; 64],
+    /// Whether the node names a reserved-memory region for the ring.
+    pub(crate) memory_region: bool,
 }
 
 /// Defaults of optional properties (kept equal to the binding's `default:`s).
@@ -72,7 +76,12 @@ impl Config {
         let block_bytes = read_u32(dev, node, c"hsdaq,block-bytes", Some(DEFAULT_BLOCK_BYTES))?;
         let buffer_bytes = read_u32(dev, node, c"hsdaq,buffer-bytes", Some(DEFAULT_BUFFER_BYTES))?;
         let fault_drop_period = read_u32(dev, node, c"hsdaq,fault-drop-period", Some(0))?;
-        Self::checked(
+        let mut label = [0u8; 64];
+        if let Some(s) = read_string(dev, node, c"label")? {
+            fill_name(&mut label, s.to_bytes());
+        }
+        let memory_region = node.property_present(c"memory-region");
+        let layout = Self::checked(
             dev,
             "hsdaq,",
             rate_hz,
@@ -80,12 +89,14 @@ impl Config {
             format,
             block_bytes,
             buffer_bytes,
-        )
-        .map(|layout| Config {
+        )?;
+        Ok(Config {
             layout,
             waveform,
             fault_drop_period,
             from_firmware: true,
+            label,
+            memory_region,
         })
     }
 
@@ -126,6 +137,8 @@ impl Config {
             waveform,
             fault_drop_period: p::fault_drop_period.value(),
             from_firmware: false,
+            label: [0; 64],
+            memory_region: false,
         })
     }
 

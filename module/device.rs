@@ -13,9 +13,10 @@ use kernel::{
     sync::Arc,
 };
 
-use crate::abi::layout::SOURCE_VIRTUAL;
+use crate::abi::layout::{name_bytes, SOURCE_VIRTUAL};
 use crate::chardev::Consumer;
 use crate::config::Config;
+use crate::reserved::ReservedMem;
 use crate::ring::Ring;
 use crate::sensor::Sensor;
 
@@ -123,24 +124,39 @@ impl HsdaqDevice {
         } else {
             b""
         };
+        let region = match config.memory_region {
+            true => Some(ReservedMem::assign(dev)?),
+            false => None,
+        };
+        // The name user space sees: the node's label, else the device node's.
+        let label = match name_bytes(&config.label) {
+            [] => name.to_bytes(),
+            label => label,
+        };
         let ring = Ring::new(
             dev,
             config.layout,
             SOURCE_VIRTUAL,
-            name.to_bytes(),
+            label,
             compatible,
+            region,
         )?;
         let sensor = Sensor::new(ring, config)?;
         let l = config.layout;
         dev_info!(
             dev,
-            "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring ({})\n",
+            "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring{} ({})\n",
             name,
             l.rate_hz,
             l.channels,
             l.format.name(),
             l.block_bytes,
             l.data_size,
+            if config.memory_region {
+                " in reserved memory"
+            } else {
+                ""
+            },
             if config.from_firmware {
                 "firmware node"
             } else {

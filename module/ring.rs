@@ -27,6 +27,7 @@ use crate::abi::{
     },
     waveform,
 };
+use crate::reserved::ReservedMem;
 
 /// The contiguous buffer of one device.
 pub(crate) struct Ring {
@@ -35,6 +36,9 @@ pub(crate) struct Ring {
     layout: StreamLayout,
     name: [u8; 64],
     compatible: [u8; 64],
+    /// The reserved-memory region `buf` came from, if any; declared after
+    /// `buf` so it is released only once the buffer is freed.
+    _region: Option<ReservedMem>,
 }
 
 impl Ring {
@@ -46,6 +50,7 @@ impl Ring {
         source: u16,
         name: &[u8],
         compatible: &[u8],
+        region: Option<ReservedMem>,
     ) -> Result<Self> {
         let len = CONTROL_BYTES + layout.data_size as usize;
         let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL).inspect_err(|_| {
@@ -62,6 +67,7 @@ impl Ring {
             layout,
             name: [0; 64],
             compatible: [0; 64],
+            _region: region,
         };
         fill_name(&mut ring.name, name);
         fill_name(&mut ring.compatible, compatible);
@@ -206,7 +212,8 @@ impl Ring {
     /// `[old_tail, head]` on a block boundary; otherwise keeps `old_tail`.
     pub(crate) fn consumer_tail(&self, old_tail: u64, head: u64) -> Option<u64> {
         let t = self.control().tail.load(Ordering::Acquire);
-        (t >= old_tail && t <= head && t % u64::from(self.layout.block_bytes) == 0).then_some(t)
+        let aligned = t & (u64::from(self.layout.block_bytes) - 1) == 0;
+        (t >= old_tail && t <= head && aligned).then_some(t)
     }
 }
 

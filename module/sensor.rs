@@ -11,6 +11,7 @@
 //! The timer ticks every millisecond, or faster when the stream would fill
 //! the ring within four ticks (down to 20 us).
 
+use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::{
@@ -278,14 +279,17 @@ impl Sensor {
             return 0;
         }
         let l = *self.ring.layout();
-        let bs = u64::from(l.block_scans());
+        // A valid layout holds at least one scan per block; a NonZero
+        // divisor keeps panic paths out of this hard-IRQ callback.
+        let per_block = NonZeroU64::new(u64::from(l.block_scans())).unwrap_or(NonZeroU64::MIN);
+        let bs = per_block.get();
         let block_bytes = u64::from(l.block_bytes);
         let due = l.scans_in_ns(now - p.start_ns);
         let mut published = false;
         while p.next_scan + bs <= due {
-            let periodic = self.config.fault_drop_period != 0
-                && (p.next_scan / bs) % u64::from(self.config.fault_drop_period)
-                    == u64::from(self.config.fault_drop_period) - 1;
+            let period = u64::from(self.config.fault_drop_period);
+            let periodic =
+                period != 0 && (p.next_scan / per_block).checked_rem(period) == Some(period - 1);
             let forced = periodic || p.fault_drop > 0;
             if p.fault_drop > 0 {
                 p.fault_drop -= 1;
@@ -299,7 +303,11 @@ impl Sensor {
             if forced || p.head - p.tail + block_bytes > l.data_size {
                 // Full (or forced): drop. When full, everything due now goes
                 // at once; the next block written reports the whole gap.
-                let n = if forced { 1 } else { (due - p.next_scan) / bs };
+                let n = if forced {
+                    1
+                } else {
+                    (due - p.next_scan) / per_block
+                };
                 p.dropped_blocks += n;
                 p.dropped_scans += n * bs;
                 p.pending_lost += n * bs;

@@ -20,5 +20,5 @@ cargo test --workspace
 stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "readers: pyarrow, DuckDB, polars open a recording as it is"
-python3 tests/interop.py target/release/acquire
+python3 tests/interop.py target/debug/acquire
 stage "all tests passed"

@@ -266,7 +266,8 @@ impl StreamLayout {
 
     /// Scans that fit in one block slot after its header.
     pub const fn block_scans(&self) -> u32 {
-        ((self.block_bytes as usize - BLOCK_HEADER_BYTES) / self.scan_bytes()) as u32
+        let payload = (self.block_bytes as usize).saturating_sub(BLOCK_HEADER_BYTES) as u64;
+        div(payload, self.scan_bytes() as u64) as u32
     }
 
     /// Block slots in the data area.
@@ -276,7 +277,7 @@ impl StreamLayout {
 
     /// Scan period in nanoseconds, fixed-point ×2^16.
     pub const fn period_ns_q16(&self) -> u64 {
-        (NS_PER_S << 16) / self.rate_hz
+        div(NS_PER_S << 16, self.rate_hz)
     }
 
     /// CLOCK_MONOTONIC time of scan `index` for a stream that started at `start_ns`.
@@ -284,7 +285,7 @@ impl StreamLayout {
         // floor(index * 1e9 / rate) without 128-bit arithmetic (the kernel
         // has no 128-bit division): split index = q * rate + m.
         let r = self.rate_hz;
-        start_ns + (index / r) * NS_PER_S + (index % r) * NS_PER_S / r
+        start_ns + div(index, r) * NS_PER_S + div(rem(index, r) * NS_PER_S, r)
     }
 
     /// Scans whose nominal time lies within `elapsed_ns` of the start:
@@ -295,6 +296,24 @@ impl StreamLayout {
 }
 
 const NS_PER_S: u64 = 1_000_000_000;
+
+/// `a / b`, 0 for `b == 0`. The kernel includes this file: a division that
+/// cannot panic keeps panic paths out of its timer callback (only invalid
+/// layouts, which `validate` rejects, have a zero divisor).
+const fn div(a: u64, b: u64) -> u64 {
+    match a.checked_div(b) {
+        Some(q) => q,
+        None => 0,
+    }
+}
+
+/// `a % b`, 0 for `b == 0` (see [`div`]).
+const fn rem(a: u64, b: u64) -> u64 {
+    match a.checked_rem(b) {
+        Some(r) => r,
+        None => 0,
+    }
+}
 
 /// Copies `src` into a NUL-padded fixed field, truncating if needed.
 pub fn fill_name(dst: &mut [u8; 64], src: &[u8]) {
