@@ -38,7 +38,15 @@ lint:
 
 # Hardware-in-the-loop: build kernel (cached), module, initramfs; boot QEMU per scenario.
 hil *scenarios:
-    hil/run.sh {{scenarios}}
+    hil/run.sh --board qemu-x86_64 {{scenarios}}
+
+# The same on QEMU arm64 virt, through a real device-tree node.
+hil-arm64 *scenarios:
+    hil/run.sh --board qemu-arm64 {{scenarios}}
+
+# Validate the DT binding, its example, the overlays and the .dtsi.
+dts-check:
+    dts/check.sh
 
 # The test kernel's build folder (built once, cached by input hash).
 kernel board="qemu-x86_64":

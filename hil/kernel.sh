@@ -8,60 +8,68 @@
 # fragment, the target architecture and this script. A finished build is
 # marked by a `.complete` stamp, so an interrupted one is redone, never reused.
 set -euo pipefail
-HIL=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(dirname "$HIL")
-source "$HIL/versions.sh"
-source "$HIL/arch.sh"
 
-BOARD=${1:?usage: hil/kernel.sh BOARD}
-FRAGMENT=$ROOT/boards/$BOARD/kernel.config
-[[ -f $FRAGMENT ]] || { echo "kernel.sh: no $FRAGMENT" >&2; exit 2; }
-board_arch "$BOARD"
+# Everything runs inside main(), which bash parses completely before running:
+# editing this file during a 10-minute build cannot derail the build.
+main() {
+    HIL=$(cd "$(dirname "$0")" && pwd)
+    ROOT=$(dirname "$HIL")
+    source "$HIL/versions.sh"
+    source "$HIL/arch.sh"
 
-CACHE=${HSDAQ_CACHE:-/var/cache/hsdaq}
-KEY=$(cat "$HIL/versions.sh" "$HIL/arch.sh" "$FRAGMENT" "$0" <(echo "$ARCH $CROSS_COMPILE") \
-    <(/usr/bin/rustc --version) <("$HOME/.cargo/bin/bindgen" --version) | sha256sum | cut -c1-16)
-OUT=$CACHE/kernel/$BOARD-$KEY
-log() { echo "kernel[$BOARD]: $*" >&2; }
+    local BOARD=${1:?usage: hil/kernel.sh BOARD}
+    FRAGMENT=$ROOT/boards/$BOARD/kernel.config
+    [[ -f $FRAGMENT ]] || { echo "kernel.sh: no $FRAGMENT" >&2; exit 2; }
+    board_arch "$BOARD"
 
-if [[ -f $OUT/.complete ]]; then
-    log "cached build $OUT"
+    CACHE=${HSDAQ_CACHE:-/var/cache/hsdaq}
+    KEY=$(cat "$FRAGMENT" "$0" \
+        <(echo "$LINUX_SOURCE_VERSION $RUSTC_WEB_VERSION $BINDGEN_VERSION $ARCH $CROSS_COMPILE $KERNEL_IMAGE") \
+        <(/usr/bin/rustc --version) <("$HOME/.cargo/bin/bindgen" --version) | sha256sum | cut -c1-16)
+    OUT=$CACHE/kernel/$BOARD-$KEY
+    log() { echo "kernel[$BOARD]: $*" >&2; }
+
+    if [[ -f $OUT/.complete ]]; then
+        log "cached build $OUT"
+        echo "$OUT"
+        exit 0
+    fi
+
+    SRC=$CACHE/src/linux-source-$LINUX_SOURCE_VERSION
+    if [[ ! -f $SRC/.complete ]]; then
+        log "extracting /usr/src/linux-source-$LINUX_SERIES.tar.xz"
+        rm -rf "$SRC" && mkdir -p "$SRC"
+        tar -xJf "/usr/src/linux-source-$LINUX_SERIES.tar.xz" -C "$SRC" --strip-components=1
+        touch "$SRC/.complete"
+    fi
+
+    rm -rf "$OUT" && mkdir -p "$OUT"
+    export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+    KMAKE=(make -C "$SRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE"
+        RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" -j"$(nproc)")
+    log "configuring (tinyconfig + $FRAGMENT)"
+    "${KMAKE[@]}" -s tinyconfig
+    ARCH=$ARCH "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$FRAGMENT" >/dev/null
+    "${KMAKE[@]}" -s olddefconfig
+
+    # A symbol the fragment asks for but Kconfig dropped (unmet dependency) would
+    # give a kernel that silently lacks a feature: refuse it here instead.
+    missing=0
+    while IFS= read -r line; do
+        grep -qxF "$line" "$OUT/.config" || { log "fragment wants '$line', .config disagrees"; missing=1; }
+    done < <(grep -E '^CONFIG_' "$FRAGMENT")
+    ((missing == 0)) || exit 1
+
+    log "building $KERNEL_IMAGE and modules (~7 min on 2 cores; log: $OUT/build.log)"
+    start=$(date +%s)
+    if ! "${KMAKE[@]}" "$KERNEL_IMAGE" modules >"$OUT/build.log" 2>&1; then
+        tail -40 "$OUT/build.log" >&2
+        log "build failed; full log $OUT/build.log"
+        exit 1
+    fi
+    touch "$OUT/.complete"
+    log "built in $(($(date +%s) - start)) s"
     echo "$OUT"
-    exit 0
-fi
+}
 
-SRC=$CACHE/src/linux-source-$LINUX_SOURCE_VERSION
-if [[ ! -f $SRC/.complete ]]; then
-    log "extracting /usr/src/linux-source-$LINUX_SERIES.tar.xz"
-    rm -rf "$SRC" && mkdir -p "$SRC"
-    tar -xJf "/usr/src/linux-source-$LINUX_SERIES.tar.xz" -C "$SRC" --strip-components=1
-    touch "$SRC/.complete"
-fi
-
-rm -rf "$OUT" && mkdir -p "$OUT"
-export LIBCLANG_PATH=/usr/lib/llvm-19/lib
-KMAKE=(make -C "$SRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE"
-    RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" -j"$(nproc)")
-log "configuring (tinyconfig + $FRAGMENT)"
-"${KMAKE[@]}" -s tinyconfig
-ARCH=$ARCH "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$FRAGMENT" >/dev/null
-"${KMAKE[@]}" -s olddefconfig
-
-# A symbol the fragment asks for but Kconfig dropped (unmet dependency) would
-# give a kernel that silently lacks a feature: refuse it here instead.
-missing=0
-while IFS= read -r line; do
-    grep -qxF "$line" "$OUT/.config" || { log "fragment wants '$line', .config disagrees"; missing=1; }
-done < <(grep -E '^CONFIG_' "$FRAGMENT")
-((missing == 0)) || exit 1
-
-log "building $KERNEL_IMAGE and modules (~7 min on 2 cores; log: $OUT/build.log)"
-start=$(date +%s)
-if ! "${KMAKE[@]}" "$KERNEL_IMAGE" modules >"$OUT/build.log" 2>&1; then
-    tail -40 "$OUT/build.log" >&2
-    log "build failed; full log $OUT/build.log"
-    exit 1
-fi
-touch "$OUT/.complete"
-log "built in $(($(date +%s) - start)) s"
-echo "$OUT"
+main "$@"

@@ -19,13 +19,15 @@ build_userspace() {
         (cd "$ROOT" && cargo build -q -p hsdaq-acquire -p hsdaq-hil-guest) >&2
         cp "$ROOT/target/debug/acquire" "$ROOT/target/debug/hsdaq-hil-guest" "$dir/"
     else
-        echo "hil: cargo build --release --target aarch64-unknown-linux-gnu (static)" >&2
+        # rustup cannot add targets here: Debian's rustc-web and its arm64 std
+        # build a static binary, in their own target folder (another rustc).
+        echo "hil: cargo build --target aarch64-unknown-linux-gnu (static, Debian rustc)" >&2
+        local tdir=$ROOT/target/cross
         (cd "$ROOT" && RUSTC=/usr/bin/rustc RUSTFLAGS="-C target-feature=+crt-static" \
-            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-            cargo build -q --release --target aarch64-unknown-linux-gnu \
-            -p hsdaq-acquire -p hsdaq-hil-guest) >&2
-        cp "$ROOT/target/aarch64-unknown-linux-gnu/release/acquire" \
-            "$ROOT/target/aarch64-unknown-linux-gnu/release/hsdaq-hil-guest" "$dir/"
+            CARGO_TARGET_DIR=$tdir CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+            cargo build -q --target aarch64-unknown-linux-gnu -p hsdaq-acquire -p hsdaq-hil-guest) >&2
+        cp "$tdir/aarch64-unknown-linux-gnu/debug/acquire" \
+            "$tdir/aarch64-unknown-linux-gnu/debug/hsdaq-hil-guest" "$dir/"
     fi
 }
 
@@ -72,6 +74,36 @@ INIT
     echo "$out/initramfs.cpio.gz"
 }
 
+# arm64_busybox OUT: busybox-static for arm64, downloaded and unpacked (not
+# installed). Prints the binary's path.
+arm64_busybox() {
+    local dir=$1/busybox-arm64
+    if [[ ! -x $dir/bin/busybox ]]; then
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt-get download -q busybox-static:arm64 >/dev/null 2>&1 && dpkg-deb -x busybox-static_*.deb .)
+    fi
+    echo "$dir/bin/busybox"
+}
+
+# The machine options the arm64 tree is dumped with and booted with: QEMU
+# generates the tree from them, so they must be identical.
+VIRT_MACHINE=(-M virt -cpu cortex-a57 -m 1G -smp 2)
+
+# virt_dtb OUT OVERLAY_DTS...: QEMU's own virt tree with our overlays applied.
+virt_dtb() {
+    local out=$1
+    shift
+    local base=$out/virt.dtb dtb=$out/virt-hsdaq.dtb
+    qemu-system-aarch64 "${VIRT_MACHINE[@]}" -machine dumpdtb="$base" -nographic >/dev/null 2>&1
+    local overlays=() src
+    for src in "$@"; do
+        dtc -q -@ -I dts -O dtb -o "$out/$(basename "$src" .dtso).dtbo" "$src"
+        overlays+=("$out/$(basename "$src" .dtso).dtbo")
+    done
+    fdtoverlay -i "$base" -o "$dtb" "${overlays[@]}"
+    echo "$dtb"
+}
+
 # qemu_cmd SHARE_DIR: the QEMU command line for the board (TCG).
 qemu_cmd() {
     local share=$1
@@ -82,8 +114,8 @@ qemu_cmd() {
             -append "'console=ttyS0 panic=-1 loglevel=6'" \
             -virtfs "local,path=$share,mount_tag=host,security_model=none" ;;
     arm64)
-        echo qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1G -smp 2 -nographic -no-reboot -nic none \
-            -kernel "$KBUILD/$KERNEL_IMAGE_PATH" -initrd "$INITRD" \
+        echo qemu-system-aarch64 "${VIRT_MACHINE[@]}" -nographic -no-reboot -nic none \
+            -dtb "$DTB" -kernel "$KBUILD/$KERNEL_IMAGE_PATH" -initrd "$INITRD" \
             -append "'console=ttyAMA0 panic=-1 loglevel=6'" \
             -fsdev "local,id=fs0,path=$share,security_model=none" \
             -device "virtio-9p-device,fsdev=fs0,mount_tag=host" ;;
@@ -132,16 +164,22 @@ run_scenario() {
     FAILS=0
     rm -rf "$DIR" && mkdir -p "$SHARE"
     : >"$DIR/check.log"
+    # Board profiles, for `acquire record --profile /host/boards/...`.
+    cp -rL "$ROOT/boards" "$SHARE/boards"
     local file=$HIL/scenarios/$NAME.sh
     [[ -f $file ]] || { echo "hil: no scenario $NAME" >&2; return 1; }
-    unset -f guest check qemu_extra
+    unset -f guest check qemu_extra dtb
     TIMEOUT=300
     qemu_extra() { :; }
+    # arm64: the device tree to boot (default: QEMU's virt tree + our overlay).
+    dtb() { virt_dtb "$DIR" "$ROOT/dts/overlays/hsdaq-qemu-virt.dtso"; }
     # shellcheck source=/dev/null
     source "$file"
     { echo "set -x"; declare -f guest; echo guest; } >"$SHARE/guest.sh"
     local extra
     extra=$(qemu_extra)
+    DTB=
+    [[ $ARCH == arm64 ]] && DTB=$(dtb)
     local start=$SECONDS rc=0
     echo "hil[$NAME]: booting ($DESCRIPTION; timeout ${TIMEOUT}s)" >&2
     eval "timeout --foreground -k 5 $TIMEOUT $(qemu_cmd "$SHARE") $extra" </dev/null >"$DIR/serial.log" 2>&1 || rc=$?

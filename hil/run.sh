@@ -10,7 +10,7 @@
 # busybox sh) and `check` (run on the host afterwards). Results:
 #   target/hil/BOARD/NAME/result.json     pass/fail, checks, duration
 #   target/hil/BOARD/NAME/serial.log      the guest console (kept always)
-#   target/hil/summary.json               every scenario of this run
+#   target/hil/BOARD/summary.json         every scenario of this run
 # Exit status is non-zero if any scenario failed.
 set -euo pipefail
 HIL=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +43,7 @@ for name in "${SCENARIOS[@]}"; do
     results+=("$OUT/$name/result.json")
 done
 jq -s '{board: $b, scenarios: ., failed: ([.[] | select(.ok | not)] | length)}' \
-    --arg b "$BOARD" "${results[@]}" >"$ROOT/target/hil/summary.json"
+    --arg b "$BOARD" "${results[@]}" >"$OUT/summary.json"
 jq -r '.scenarios[] | "\(if .ok then "PASS" else "FAIL" end)  \(.scenario)  \(.seconds)s  \(.detail)"' \
-    "$ROOT/target/hil/summary.json"
+    "$OUT/summary.json"
 ((failed == 0)) || { echo "hil: $failed scenario(s) failed; logs under $OUT" >&2; exit 1; }

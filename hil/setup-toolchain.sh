@@ -58,6 +58,28 @@ if [[ $(installed qemu-system-x86) != "install ok installed"* ]]; then
         -t bookworm-backports qemu-system-x86 >/dev/null
 fi
 
+# arm64 guests: cross compilers for the kernel (gcc) and for acquire (Debian's
+# std for rustc-web, multi-arch), QEMU's arm system emulator (backports, as
+# above) and the arm64 busybox-static package (downloaded, not installed).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "dpkg --add-architecture arm64"
+    dpkg --add-architecture arm64
+    apt-get update -qq
+fi
+apt_any gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+apt_pin "libstd-rust-web-dev:arm64=$RUSTC_WEB_VERSION"
+if [[ $(installed qemu-system-arm) != "install ok installed"* ]]; then
+    log "apt-get install -t bookworm-backports qemu-system-arm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports qemu-system-arm >/dev/null
+fi
+
+# Binding schema tools (dt-doc-validate, dt-validate, dt-extract-example).
+if ! command -v dt-validate >/dev/null; then
+    log "pip install dtschema"
+    python3 -m pip install -q --disable-pip-version-check "dtschema==$DTSCHEMA_VERSION"
+fi
+
 # Debian's bindgen (0.60) is older than 7.3 needs (>= 0.71.1).
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 if [[ "$("$HOME/.cargo/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_VERSION" ]]; then

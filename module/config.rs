@@ -12,7 +12,7 @@ use kernel::{
 
 use crate::abi::{
     format::Format,
-    layout::{fill_name, StreamLayout, MAX_RATE_HZ},
+    layout::{fill_name, LayoutError, StreamLayout},
 };
 
 /// What the virtual sensor writes into each block's payload.
@@ -83,7 +83,7 @@ impl Config {
         let memory_region = node.property_present(c"memory-region");
         let layout = Self::checked(
             dev,
-            "hsdaq,",
+            true,
             rate_hz,
             channels,
             format,
@@ -125,7 +125,7 @@ impl Config {
         };
         let layout = Self::checked(
             dev,
-            "",
+            false,
             p::rate_hz.value(),
             p::channels.value(),
             format,
@@ -142,63 +142,54 @@ impl Config {
         })
     }
 
-    /// Applies the ABI's layout rules; `prefix` turns the rule's field name
-    /// into the property (or parameter) the user wrote.
+    /// Applies the ABI's layout rules, naming the property (firmware) or the
+    /// module parameter the user wrote when one is broken.
     fn checked(
         dev: &Device,
-        prefix: &str,
+        firmware: bool,
         rate_hz: u32,
         channels: u32,
         format: Format,
         block_bytes: u32,
         buffer_bytes: u32,
     ) -> Result<StreamLayout> {
-        if channels == 0 || channels > u32::from(crate::abi::layout::MAX_CHANNELS) {
-            dev_err!(
-                dev,
-                "property '{}channels' = {}: expected 1..=64\n",
-                prefix,
-                channels
-            );
-            return Err(EINVAL);
-        }
         let layout = StreamLayout {
-            channels: channels as u16,
+            channels: channels.min(u32::from(u16::MAX)) as u16,
             format,
             data_size: u64::from(buffer_bytes),
             block_bytes,
             rate_hz: u64::from(rate_hz),
         };
-        if let Err(e) = layout.validate() {
-            let value = match e.field() {
-                "rate-hz" => u64::from(rate_hz),
-                "buffer-bytes" => u64::from(buffer_bytes),
-                "block-bytes" => u64::from(block_bytes),
-                _ => u64::from(channels),
-            };
-            dev_err!(
-                dev,
-                "property '{}{}' = {}: {} (rate 1..={} Hz, buffer a power of two 8 KiB..1 GiB, block a power of two 256 B..buffer/2 holding a scan)\n",
-                prefix,
-                e.field(),
-                value,
-                reason(e),
-                MAX_RATE_HZ
-            );
-            return Err(EINVAL);
-        }
-        Ok(layout)
+        let Err(e) = layout.validate() else {
+            return Ok(layout);
+        };
+        let (value, rule) = match e {
+            LayoutError::Rate => (rate_hz, "expected 1..=100000000"),
+            LayoutError::Channels => (channels, "expected 1..=64"),
+            LayoutError::DataSize => (buffer_bytes, "expected a power of two, 8 KiB..1 GiB"),
+            LayoutError::BlockBytes => (block_bytes, "expected a power of two, 256 B..buffer/2"),
+            LayoutError::BlockTooSmall => (
+                block_bytes,
+                "a block must hold a 64-byte header and one scan",
+            ),
+        };
+        let (kind, name) = setting_name(firmware, e);
+        dev_err!(dev, "{} '{}' = {}: {}\n", kind, name, value, rule);
+        Err(EINVAL)
     }
 }
 
-fn reason(e: crate::abi::layout::LayoutError) -> &'static str {
-    use crate::abi::layout::LayoutError as E;
-    match e {
-        E::Channels => "bad channel count",
-        E::DataSize => "not a power of two in range",
-        E::BlockBytes => "not a power of two in range",
-        E::BlockTooSmall => "block cannot hold one scan",
-        E::Rate => "out of range",
+/// The property or module parameter behind a layout rule.
+fn setting_name(firmware: bool, e: LayoutError) -> (&'static str, &'static str) {
+    match (firmware, e) {
+        (true, LayoutError::Rate) => ("property", "hsdaq,rate-hz"),
+        (true, LayoutError::Channels) => ("property", "hsdaq,channels"),
+        (true, LayoutError::DataSize) => ("property", "hsdaq,buffer-bytes"),
+        (true, _) => ("property", "hsdaq,block-bytes"),
+        (false, LayoutError::Rate) => ("parameter", "rate_hz"),
+        (false, LayoutError::Channels) => ("parameter", "channels"),
+        (false, LayoutError::DataSize) => ("parameter", "buffer_bytes"),
+        (false, _) => ("parameter", "block_bytes"),
     }
 }
 

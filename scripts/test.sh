@@ -17,8 +17,12 @@ stage "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test"
 cargo test --workspace
+stage "dts: binding schema, example, overlays and .dtsi validate"
+dts/check.sh
 stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
+stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"
+hil/run.sh --board qemu-arm64
 stage "readers: pyarrow, DuckDB, polars open a recording as it is"
 python3 tests/interop.py target/debug/acquire
 stage "all tests passed"

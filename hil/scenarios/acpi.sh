@@ -17,7 +17,12 @@ qemu_extra() {
 guest() {
     insmod /lib/modules/hsdaq.ko
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
-    acquire record --device /dev/hsdaq0 --out /tmp/run --duration 3s --json >/host/record.json
+    # A request that contradicts the device is refused before recording.
+    if acquire record --device /dev/hsdaq0 --channels 4 --out /tmp/bad --duration 1s 2>/host/mismatch.err; then
+        echo "a contradicting request was accepted" >&2
+        exit 1
+    fi
+    acquire record --profile /host/boards/qemu-x86_64/acquire.toml --out /tmp/run --duration 3s --json >/host/record.json
     cp -r /tmp/run /host/run
     rmmod hsdaq
 }
@@ -33,4 +38,9 @@ check() {
     expect_eq "manifest block bytes = SSDT hsdaq,block-bytes" "$(manifest "$SHARE/run" '.stream.block_bytes')" 8192
     expect_eq "manifest compatible" "$(manifest "$SHARE/run" '.device.compatible')" hsdaq,virtual-sensor
     expect_eq "lost samples" "$(manifest "$SHARE/run" .counts.scans_lost)" 0
+    expect "--channels 4 against the 6-channel device was refused clearly" grep -qi 'channel' "$SHARE/mismatch.err"
+    expect_eq "the board profile's channel names and units are in the manifest" \
+        "$(manifest "$SHARE/run" '[.channels[] | "\(.name):\(.unit)"] | join(",")')" \
+        "strain_0:ustrain,strain_1:ustrain,strain_2:ustrain,strain_3:ustrain,bridge_v:V,temp:degC"
+    expect_eq "manifest board" "$(manifest "$SHARE/run" .board)" qemu-x86_64
 }

@@ -6,6 +6,10 @@ DESCRIPTION="virtual fallback device, 5 s recording at 200k scans/s, zero loss"
 TIMEOUT=240
 
 guest() {
+    # A bad parameter: the probe of the virtual device fails, loudly.
+    insmod /lib/modules/hsdaq.ko rate_hz=0 channels=4
+    test ! -e /dev/hsdaq0
+    rmmod hsdaq
     insmod /lib/modules/hsdaq.ko rate_hz=200000 channels=4 sample_bits=16
     test -c /dev/hsdaq0
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
@@ -16,6 +20,8 @@ guest() {
 }
 
 check() {
+    expect "rate_hz=0 was refused by probe, naming the parameter" \
+        grep -q "hsdaq hsdaq.0: parameter 'rate_hz' = 0" "$SHARE/dmesg.log"
     expect "the driver bound its own virtual device hsdaq.0" grep -qx 'hsdaq.0' "$SHARE/bound.txt"
     expect "probe logged module-parameter settings" grep -q 'hsdaq0: 200000 Hz x 4 ch i16.*module parameters' "$SHARE/dmesg.log"
     expect "acquire verify passes on the host" verify "$SHARE/run"
