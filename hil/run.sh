@@ -34,6 +34,8 @@ KO=$("$HIL/module.sh" "$KBUILD" "$OUT/module")
 build_userspace "$OUT/bin"
 INITRD=$(make_initramfs "$OUT" "$KO" "$OUT/bin")
 export HIL ROOT BOARD KBUILD OUT
+# The host verifies recordings with its own acquire (built above on x86_64).
+[[ $ARCH == x86_64 ]] || step "cargo build (host acquire, for verify)" cargo build -q -p hsdaq-acquire
 ACQUIRE_HOST=$ROOT/target/debug/acquire
 
 failed=0

@@ -202,6 +202,12 @@ fn read_u32(dev: &Device, node: &FwNode, name: &CStr, default: Option<u32>) -> R
             EINVAL
         });
     }
+    // Device-tree properties are untyped bytes: a 4+ byte string would read
+    // as a number, so insist on exactly one 32-bit cell.
+    if node.property_count_elem::<u32>(name).ok() != Some(1) {
+        dev_err!(dev, "property '{}' must be a single u32 value\n", name);
+        return Err(EINVAL);
+    }
     node.property_read::<u32>(name).optional().ok_or_else(|| {
         dev_err!(dev, "property '{}' must be a single u32 value\n", name);
         EINVAL
