@@ -125,27 +125,25 @@ qemu_cmd() {
 # --- checks (used by scenarios' check functions) ---------------------------
 CHECKS=()
 FAILS=0
+# record PASSED MESSAGE: adds one check result.
+record() {
+    if [[ $1 == yes ]]; then
+        CHECKS+=("ok: $2")
+    else
+        CHECKS+=("FAILED: $2")
+        FAILS=$((FAILS + 1))
+        echo "hil[$NAME]: FAILED: $2" >&2
+    fi
+}
 # expect DESCRIPTION COMMAND...: passes if the command succeeds.
 expect() {
     local what=$1
     shift
-    if "$@" >>"$DIR/check.log" 2>&1; then
-        CHECKS+=("ok: $what")
-    else
-        CHECKS+=("FAILED: $what")
-        FAILS=$((FAILS + 1))
-        echo "hil[$NAME]: FAILED: $what" >&2
-    fi
+    if "$@" >>"$DIR/check.log" 2>&1; then record yes "$what"; else record no "$what"; fi
 }
 # expect_eq DESCRIPTION ACTUAL EXPECTED
 expect_eq() {
-    if [[ "$2" == "$3" ]]; then
-        CHECKS+=("ok: $1 ($2)")
-    else
-        CHECKS+=("FAILED: $1: got '$2', expected '$3'")
-        FAILS=$((FAILS + 1))
-        echo "hil[$NAME]: FAILED: $1: got '$2', expected '$3'" >&2
-    fi
+    if [[ "$2" == "$3" ]]; then record yes "$1 ($2)"; else record no "$1: got '$2', expected '$3'"; fi
 }
 # kernel_clean: no oops, BUG, WARN or panic in the guest's kernel log.
 kernel_clean() {
@@ -185,11 +183,9 @@ run_scenario() {
     eval "timeout --foreground -k 5 $TIMEOUT $(qemu_cmd "$SHARE") $extra" </dev/null >"$DIR/serial.log" 2>&1 || rc=$?
     local seconds=$((SECONDS - start))
     if ((rc == 124 || rc == 137)); then
-        CHECKS+=("FAILED: guest did not finish within ${TIMEOUT}s")
-        FAILS=$((FAILS + 1))
+        record no "guest did not finish within ${TIMEOUT}s"
     elif [[ ! -f $SHARE/guest.rc ]]; then
-        CHECKS+=("FAILED: guest never finished its script (qemu rc $rc; see serial.log)")
-        FAILS=$((FAILS + 1))
+        record no "guest never finished its script (qemu rc $rc; see serial.log)"
     else
         expect_eq "guest script exit status" "$(cat "$SHARE/guest.rc")" "${GUEST_RC:-0}"
         expect "kernel log has no oops, BUG, WARN or panic" kernel_clean
