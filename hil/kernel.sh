@@ -5,9 +5,13 @@
 #
 # The build is cached outside the repository, keyed by a hash of everything
 # that shapes it: pinned source and toolchain versions, the board's config
-# fragment, the target architecture and this script. A finished build is
+# fragment, the target architecture and the recipe version below. A finished build is
 # marked by a `.complete` stamp, so an interrupted one is redone, never reused.
 set -euo pipefail
+
+# The build recipe's version, part of the cache key: bump it whenever a change
+# here alters what is built (configuration steps, make targets, flags).
+RECIPE=1
 
 # Everything runs inside main(), which bash parses completely before running:
 # editing this file during a 10-minute build cannot derail the build.
@@ -23,9 +27,9 @@ main() {
     board_arch "$BOARD"
 
     CACHE=${HSDAQ_CACHE:-/var/cache/hsdaq}
-    KEY=$(cat "$FRAGMENT" "$0" \
-        <(echo "$LINUX_SOURCE_VERSION $RUSTC_WEB_VERSION $BINDGEN_VERSION $ARCH $CROSS_COMPILE $KERNEL_IMAGE") \
-        <(/usr/bin/rustc --version) <("$HOME/.cargo/bin/bindgen" --version) | sha256sum | cut -c1-16)
+    KEY=$(cat "$FRAGMENT" <(echo "recipe $RECIPE $LINUX_SOURCE_VERSION $RUSTC_WEB_VERSION $BINDGEN_VERSION") \
+        <(echo "$ARCH $CROSS_COMPILE $KERNEL_IMAGE") <(/usr/bin/rustc --version) \
+        <("$HOME/.cargo/bin/bindgen" --version) | sha256sum | cut -c1-16)
     OUT=$CACHE/kernel/$BOARD-$KEY
     log() { echo "kernel[$BOARD]: $*" >&2; }
 
@@ -60,9 +64,18 @@ main() {
     done < <(grep -E '^CONFIG_' "$FRAGMENT")
     ((missing == 0)) || exit 1
 
-    log "building $KERNEL_IMAGE and modules (~7 min on 2 cores; log: $OUT/build.log)"
+    log "building $KERNEL_IMAGE and modules (10-12 min on 2 cores; log: $OUT/build.log)"
     start=$(date +%s)
-    if ! "${KMAKE[@]}" "$KERNEL_IMAGE" modules >"$OUT/build.log" 2>&1; then
+    "${KMAKE[@]}" "$KERNEL_IMAGE" modules >"$OUT/build.log" 2>&1 &
+    local pid=$! rc=0
+    # A progress line a minute: elapsed time, build steps so far, the latest.
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 60 & wait $! || true
+        kill -0 "$pid" 2>/dev/null || break
+        log "building: $(($(date +%s) - start)) s, $(wc -l <"$OUT/build.log") steps, now$(tail -1 "$OUT/build.log" | sed 's/^ *[A-Z]* */ /')"
+    done
+    wait "$pid" || rc=$?
+    if ((rc != 0)); then
         tail -40 "$OUT/build.log" >&2
         log "build failed; full log $OUT/build.log"
         exit 1

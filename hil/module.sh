@@ -20,7 +20,8 @@ export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 echo "module: building hsdaq.ko for $ARCH against $KBUILD" >&2
 if ! make -C "$KBUILD" M="$OUT/src/module" ARCH="$ARCH" CROSS_COMPILE="$CROSS" \
     RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" modules >"$OUT/module-build.log" 2>&1; then
-    grep -E '^(error|warning)|-->' -A6 "$OUT/module-build.log" | head -80 >&2
+    grep -E '^(error|warning)|-->' -A6 "$OUT/module-build.log" | head -80 >&2 ||
+        tail -20 "$OUT/module-build.log" >&2
     echo "module: build failed; log $OUT/module-build.log" >&2
     exit 1
 fi

@@ -21,6 +21,16 @@ guest() {
     acquire record --device /dev/hsdaq0 --out /tmp/run --duration 10s --compression lz4 --segment 2s --json >/host/record.json
     cp -r /tmp/run /host/run
     rmmod hsdaq
+    # Where the guest stops keeping up: 2 M and 4 M scans/s for 5 s each
+    # (figures only; losses are allowed and reported).
+    for rate in 2000000 4000000; do
+        insmod /lib/modules/hsdaq.ko rate_hz=$rate channels=4 block_bytes=65536 buffer_bytes=2097152
+        acquire record --device /dev/hsdaq0 --out /tmp/knee-$rate --duration 5s --compression lz4 \
+            --allow-loss --json >/host/knee-$rate.json
+        cp /tmp/knee-$rate/manifest.json /host/knee-$rate.manifest.json
+        rm -rf /tmp/knee-$rate
+        rmmod hsdaq
+    done
 }
 
 check() {
@@ -28,6 +38,13 @@ check() {
     for j in "$SHARE"/readbench-*.json; do
         jq -c '{block_bytes, mmap: .mmap.mb_per_s, mmap_touch: .mmap_touch.mb_per_s, read: .read.mb_per_s, ratio: .ratio_mmap_over_read}' "$j" >>"$DIR/figures.json" || true
         expect "readbench $(basename "$j"): figures for both paths" jq -e '.mmap.mb_per_s > 0 and .read.mb_per_s > 0' "$j"
+    done
+    local rate m
+    for rate in 2000000 4000000; do
+        m=$SHARE/knee-$rate.manifest.json
+        jq -c --argjson r "$rate" '{rate_hz: $r, scans: .counts.scans_recorded, lost: .counts.scans_lost,
+            lost_pct: (100 * .counts.scans_lost / (.counts.scans_recorded + .counts.scans_lost))}' "$m" \
+            >>"$DIR/figures.json" || true
     done
     echo "hil[bench]: $(cat "$DIR/figures.json")" >&2
     expect "1 M scans/s recording verifies on the host" verify "$SHARE/run"
