@@ -145,6 +145,14 @@ expect() {
 expect_eq() {
     if [[ "$2" == "$3" ]]; then record yes "$1 ($2)"; else record no "$1: got '$2', expected '$3'"; fi
 }
+# expect_recording RUN RATE CHANNELS: the run verifies on the host, lost
+# nothing, and its manifest carries the device's rate and channel count.
+expect_recording() {
+    expect "acquire verify passes on the host" verify "$1"
+    expect_eq "manifest rate" "$(manifest "$1" .stream.rate_hz)" "$2"
+    expect_eq "manifest channels" "$(manifest "$1" .stream.channels)" "$3"
+    expect_eq "lost samples" "$(manifest "$1" .counts.scans_lost)" 0
+}
 # kernel_clean: no oops, BUG, WARN or panic in the guest's kernel log.
 kernel_clean() {
     ! grep -E 'Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UBSAN|rust_panic|panicked' "$SHARE/dmesg.log"

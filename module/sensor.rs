@@ -166,15 +166,18 @@ impl Sensor {
     /// The device is going away (unbind or rmmod): stop for good and wake
     /// every waiter, which then sees `ENODEV`.
     pub(crate) fn shutdown(&self) {
+        // Mark the device gone before stopping, in one step: a consumer must
+        // never see a plain "stopped" in between and take it for the end of
+        // the stream.
+        {
+            let mut p = self.state.lock();
+            p.gone = true;
+            p.running = false;
+            self.mirror(&p);
+        }
+        // Cancels the timer, wakes every waiter (now ENODEV); the status
+        // stays GONE because `gone` is set.
         self.stop();
-        let mut p = self.state.lock();
-        p.gone = true;
-        self.ring
-            .control()
-            .status
-            .store(STATUS_GONE, Ordering::Release);
-        drop(p);
-        self.data_ready.notify_all();
     }
 
     /// Empties the ring and zeroes the counters (only while stopped).
