@@ -58,7 +58,6 @@ struct Producer {
     overruns: u64,
     pending_lost: u64,
     was_full: bool,
-    rejected_tails: u64,
     fault_drop: u64,
     stall_until_ns: u64,
     jitter_us: u64,
@@ -234,10 +233,7 @@ impl Sensor {
             if p.gone {
                 return Err(ENODEV);
             }
-            // A scribbled (invalid) tail is ignored, as the producer does.
-            if let Some(t) = self.ring.consumer_tail(p.tail, p.head) {
-                p.tail = t;
-            }
+            self.refresh_tail(&mut p);
             if p.head != p.tail || !p.running {
                 return Ok((p.head, status(&p)));
             }
@@ -256,10 +252,16 @@ impl Sensor {
         if p.gone {
             return None;
         }
+        self.refresh_tail(&mut p);
+        Some((p.tail, p.head))
+    }
+
+    /// Adopts the consumer's `tail` from the control page if it is valid; a
+    /// scribbled one is ignored (the producer then sees the ring as full).
+    fn refresh_tail(&self, p: &mut Producer) {
         if let Some(t) = self.ring.consumer_tail(p.tail, p.head) {
             p.tail = t;
         }
-        Some((p.tail, p.head))
     }
 
     /// Releases bytes up to `tail` on behalf of a `read()` consumer.
@@ -298,10 +300,7 @@ impl Sensor {
                 p.fault_drop -= 1;
             }
             if !forced && p.head - p.tail + block_bytes > l.data_size {
-                match self.ring.consumer_tail(p.tail, p.head) {
-                    Some(t) => p.tail = t,
-                    None => p.rejected_tails += 1,
-                }
+                self.refresh_tail(&mut p);
             }
             if forced || p.head - p.tail + block_bytes > l.data_size {
                 // Full (or forced): drop. When full, everything due now goes
