@@ -153,6 +153,12 @@ expect_recording() {
     expect_eq "manifest channels" "$(manifest "$1" .stream.channels)" "$3"
     expect_eq "lost samples" "$(manifest "$1" .counts.scans_lost)" 0
 }
+# expect_firmware_bound DEVICE: the driver bound the firmware device DEVICE
+# (listed by the guest in bound.txt) and created no virtual fallback.
+expect_firmware_bound() {
+    expect "the driver bound the firmware device $1" grep -qx "$1" "$SHARE/bound.txt"
+    expect "no virtual fallback device was created" sh -c "! grep -qx 'hsdaq.0' '$SHARE/bound.txt'"
+}
 # kernel_clean: no oops, BUG, WARN or panic in the guest's kernel log.
 kernel_clean() {
     ! grep -E 'Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UBSAN|rust_panic|panicked' "$SHARE/dmesg.log"
