@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the test kernel for a board and prints its build folder.
 #
-#   hil/kernel.sh qemu-x86_64      -> $HSDAQ_CACHE/kernel/qemu-x86_64-<key>
+#   hil/kernel.sh qemu-x86_64        -> $HSDAQ_CACHE/kernel/qemu-x86_64-<key>
+#   hil/kernel.sh qemu-x86_64 debug  -> $HSDAQ_CACHE/kernel/qemu-x86_64-debug-<key>
+#
+# A variant (e.g. `debug`) is the board's kernel.config plus
+# boards/BOARD/kernel-VARIANT.config merged on top: one fragment per concern,
+# one cached build per combination.
 #
 # The build is cached outside the repository, keyed by a hash of everything
 # that shapes it: pinned source and toolchain versions, the board's config
@@ -21,17 +26,21 @@ main() {
     source "$HIL/versions.sh"
     source "$HIL/arch.sh"
 
-    local BOARD=${1:?usage: hil/kernel.sh BOARD}
-    FRAGMENT=$ROOT/boards/$BOARD/kernel.config
-    [[ -f $FRAGMENT ]] || { echo "kernel.sh: no $FRAGMENT" >&2; exit 2; }
+    local BOARD=${1:?usage: hil/kernel.sh BOARD [VARIANT]} VARIANT=${2:-}
+    FRAGMENTS=("$ROOT/boards/$BOARD/kernel.config")
+    [[ -n $VARIANT ]] && FRAGMENTS+=("$ROOT/boards/$BOARD/kernel-$VARIANT.config")
+    for f in "${FRAGMENTS[@]}"; do
+        [[ -f $f ]] || { echo "kernel.sh: no $f" >&2; exit 2; }
+    done
     board_arch "$BOARD"
 
     CACHE=${HSDAQ_CACHE:-/var/cache/hsdaq}
-    KEY=$(cat "$FRAGMENT" <(echo "recipe $RECIPE $LINUX_SOURCE_VERSION $RUSTC_WEB_VERSION $BINDGEN_VERSION") \
+    KEY=$(cat "${FRAGMENTS[@]}" <(echo "recipe $RECIPE $LINUX_SOURCE_VERSION $RUSTC_WEB_VERSION $BINDGEN_VERSION") \
         <(echo "$ARCH $CROSS_COMPILE $KERNEL_IMAGE") <(/usr/bin/rustc --version) \
         <("$HOME/.cargo/bin/bindgen" --version) | sha256sum | cut -c1-16)
-    OUT=$CACHE/kernel/$BOARD-$KEY
-    log() { echo "kernel[$BOARD]: $*" >&2; }
+    local NAME=$BOARD${VARIANT:+-$VARIANT}
+    OUT=$CACHE/kernel/$NAME-$KEY
+    log() { echo "kernel[$NAME]: $*" >&2; }
 
     if [[ -f $OUT/.complete ]]; then
         log "cached build $OUT"
@@ -51,9 +60,9 @@ main() {
     export LIBCLANG_PATH=/usr/lib/llvm-19/lib
     KMAKE=(make -C "$SRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE"
         RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" -j"$(nproc)")
-    log "configuring (tinyconfig + $FRAGMENT)"
+    log "configuring (tinyconfig + ${FRAGMENTS[*]#$ROOT/})"
     "${KMAKE[@]}" -s tinyconfig
-    ARCH=$ARCH "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$FRAGMENT" >/dev/null
+    ARCH=$ARCH "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "${FRAGMENTS[@]}" >/dev/null
     "${KMAKE[@]}" -s olddefconfig
 
     # A symbol the fragment asks for but Kconfig dropped (unmet dependency) would
@@ -61,7 +70,7 @@ main() {
     missing=0
     while IFS= read -r line; do
         grep -qxF "$line" "$OUT/.config" || { log "fragment wants '$line', .config disagrees"; missing=1; }
-    done < <(grep -E '^CONFIG_' "$FRAGMENT")
+    done < <(cat "${FRAGMENTS[@]}" | grep -E '^CONFIG_')
     ((missing == 0)) || exit 1
 
     log "building $KERNEL_IMAGE and modules (10-12 min on 2 cores; log: $OUT/build.log)"

@@ -29,18 +29,38 @@ OUT=$ROOT/target/hil/$BOARD
 mkdir -p "$OUT"
 
 step "toolchain" "$HIL/setup-toolchain.sh"
-KBUILD=$("$HIL/kernel.sh" "$BOARD")
-KO=$("$HIL/module.sh" "$KBUILD" "$OUT/module")
 build_userspace "$OUT/bin"
-INITRD=$(make_initramfs "$OUT" "$KO" "$OUT/bin")
-export HIL ROOT BOARD KBUILD OUT
+export HIL ROOT BOARD OUT
 # The host verifies recordings with its own acquire (built above on x86_64).
 [[ $ARCH == x86_64 ]] || step "cargo build (host acquire, for verify)" cargo build -q -p hsdaq-acquire
 ACQUIRE_HOST=$ROOT/target/debug/acquire
 
+# Kernel variants: a scenario that says KERNEL=debug boots the board's debug
+# kernel (boards/BOARD/kernel-debug.config) where the board has one. Each
+# variant gets its cached kernel, its module build and its initramfs.
+# HIL_KERNEL=plain (or debug) overrides every scenario's choice.
+declare -A KBUILDS INITRDS
+scenario_variant() {
+    local v
+    if [[ -n ${HIL_KERNEL:-} ]]; then echo "$HIL_KERNEL"; return; fi
+    v=$(sed -n 's/^KERNEL=//p' "$HIL/scenarios/$1.sh")
+    [[ -n $v && -f $ROOT/boards/$BOARD/kernel-$v.config ]] && echo "$v" || echo plain
+}
+for name in "${SCENARIOS[@]}"; do
+    v=$(scenario_variant "$name")
+    [[ -n ${KBUILDS[$v]:-} ]] && continue
+    KBUILDS[$v]=$("$HIL/kernel.sh" "$BOARD" "${v#plain}")
+    ko=$("$HIL/module.sh" "${KBUILDS[$v]}" "$OUT/module-$v")
+    mkdir -p "$OUT/kernel-$v"
+    INITRDS[$v]=$(make_initramfs "$OUT/kernel-$v" "$ko" "$OUT/bin")
+done
+
 failed=0
 results=()
 for name in "${SCENARIOS[@]}"; do
+    VARIANT=$(scenario_variant "$name")
+    KBUILD=${KBUILDS[$VARIANT]} INITRD=${INITRDS[$VARIANT]}
+    export KBUILD VARIANT
     if run_scenario "$name"; then :; else failed=$((failed + 1)); fi
     results+=("$OUT/$name/result.json")
 done

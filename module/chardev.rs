@@ -3,14 +3,12 @@
 //! `/dev/hsdaqN`: mmap of the ring, the `abi/` ioctls, and `read()` as the
 //! copying comparison path. One consumer at a time (a second open is EBUSY).
 
-use core::sync::atomic::Ordering;
-
 use kernel::{
-    bindings,
-    fs::{File, Kiocb},
+    fs::{file, File, Kiocb},
     iov::IovIterDest,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
-    mm::virt::VmaNew,
+    mm::virt::{flags, VmaNew},
+    page::PAGE_SIZE,
     prelude::*,
     sync::Arc,
     transmute::{AsBytes, FromBytes},
@@ -20,9 +18,9 @@ use kernel::{
 use crate::abi::{
     ioctl::{
         DeviceInfo, FaultArgs, Stats, WaitArgs, IOC_FAULT, IOC_INFO, IOC_RESET, IOC_START,
-        IOC_STATS, IOC_STOP, IOC_WAIT,
+        IOC_STATS, IOC_STOP, IOC_WAIT, WAIT_MAX_NS,
     },
-    layout::{ABI_MAJOR, ABI_MINOR, CONTROL_BYTES, SOURCE_VIRTUAL},
+    layout::{ABI_MAJOR, ABI_MINOR, SOURCE_VIRTUAL},
 };
 use crate::device::HsdaqDevice;
 use crate::sensor::Sensor;
@@ -43,14 +41,15 @@ unsafe impl FromBytes for FaultArgs {}
 /// The private data of an open `/dev/hsdaqN`.
 pub(crate) struct Consumer {
     sensor: Arc<Sensor>,
+    /// The device's identity and layout, as `IOC_INFO` reports it.
+    info: DeviceInfo,
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
         // The last reference to the file is gone (no fd, no mapping): a
         // killed recorder must not leave the producer running.
-        self.sensor.stop();
-        self.sensor.busy.store(false, Ordering::Release);
+        self.sensor.unclaim();
     }
 }
 
@@ -58,38 +57,41 @@ impl Drop for Consumer {
 impl MiscDevice for Consumer {
     type Ptr = KBox<Self>;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+    fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         // SAFETY: every `MiscDeviceRegistration<Consumer>` is the `misc` field
         // of an `HsdaqDevice`, and misc_open holds the misc lock, so the
         // registration (and its container) is alive during open.
         let device = unsafe {
             &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), HsdaqDevice, misc)
         };
-        let sensor = device.sensor.clone();
-        if sensor
-            .busy
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
-        // On allocation failure the Consumer is dropped, which frees `busy`.
-        Ok(KBox::new(Consumer { sensor }, GFP_KERNEL)?)
+        let info = device.info;
+        // SAFETY: `file` is the file being opened; its `f_mapping` is set
+        // before `open` runs and lives as long as the file.
+        let mapping = unsafe { (*file.as_ptr()).f_mapping };
+        device.sensor.claim(mapping)?;
+        // On allocation failure the Consumer is dropped, which unclaims.
+        Ok(KBox::new(
+            Consumer {
+                sensor: device.sensor.clone(),
+                info,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     fn mmap(me: &Consumer, _file: &File, vma: &VmaNew) -> Result {
-        let l = me.sensor.ring.layout();
+        let i = &me.info;
         // SAFETY: `vma` is a live VMA under construction; reading its page
         // offset (which VmaNew has no accessor for) is a plain field read.
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let len = (vma.end() - vma.start()) as u64;
-        let data_pgoff = (CONTROL_BYTES / bindings::PAGE_SIZE) as u64;
-        if vma.flags() & bindings::VM_SHARED == 0 || vma.executable() {
+        let control = u64::from(i.control_bytes);
+        if vma.flags() & flags::SHARED == 0 || vma.executable() {
             return Err(EINVAL);
         }
-        if pgoff == 0 && len == CONTROL_BYTES as u64 {
-            // The control page: the consumer writes `tail` here.
-        } else if pgoff == data_pgoff && len == l.data_size {
+        if pgoff == 0 && len == control {
+            // The control area: the consumer writes `tail` here.
+        } else if pgoff == control / PAGE_SIZE as u64 && len == i.data_size {
             // The data area: read-only, now and after any mprotect.
             if vma.writable() {
                 return Err(EINVAL);
@@ -101,28 +103,33 @@ impl MiscDevice for Consumer {
         vma.try_clear_mayexec()?;
         vma.set_dontexpand();
         vma.set_dontcopy();
-        me.sensor.ring.mmap(vma)
+        me.sensor.mmap(vma)
     }
 
-    fn ioctl(me: &Consumer, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: &Consumer, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let s = &me.sensor;
         let user = |size: usize| UserSlice::new(UserPtr::from_addr(arg), size);
         match cmd {
-            IOC_INFO => user(size_of::<DeviceInfo>()).writer().write(&info(s))?,
+            IOC_INFO => user(size_of::<DeviceInfo>()).writer().write(&me.info)?,
             IOC_START => s.start()?,
             IOC_STOP => s.stop(),
             IOC_WAIT => {
                 let (mut reader, mut writer) = user(size_of::<WaitArgs>()).reader_writer();
                 let mut w: WaitArgs = reader.read()?;
-                if w.timeout_ns > 60_000_000_000 {
+                if w.timeout_ns > WAIT_MAX_NS || w._pad != 0 {
                     return Err(EINVAL);
                 }
-                let (head, status) = s.wait(w.timeout_ns)?;
+                let timeout = if nonblocking(file.flags()) {
+                    0
+                } else {
+                    w.timeout_ns
+                };
+                let (head, status) = s.wait(timeout)?;
                 w.head = head;
                 w.status = status;
                 writer.write(&w)?;
             }
-            IOC_STATS => user(size_of::<Stats>()).writer().write(&s.stats())?,
+            IOC_STATS => user(size_of::<Stats>()).writer().write(&s.stats()?)?,
             IOC_RESET => s.reset()?,
             IOC_FAULT => {
                 let f: FaultArgs = user(size_of::<FaultArgs>()).reader().read()?;
@@ -137,35 +144,25 @@ impl MiscDevice for Consumer {
     }
 
     fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        // SAFETY: the kiocb of a running read_iter points to its live file.
+        let nonblock = nonblocking(unsafe { (*(*kiocb.as_raw()).ki_filp).f_flags });
         let s = &kiocb.file().sensor;
-        let block = u64::from(s.ring.layout().block_bytes);
-        if (iov.len() as u64) < block {
+        if (iov.len() as u64) < u64::from(s.config.layout.block_bytes) {
             return Err(EINVAL);
         }
-        let (tail, head) = loop {
-            let (tail, head) = s.readable().ok_or(ENODEV)?;
-            if head != tail {
-                break (tail, head);
-            }
-            match s.wait(1_000_000_000) {
-                Ok((_, status)) if status != crate::abi::layout::STATUS_RUNNING => return Ok(0),
-                Ok(_) | Err(ETIMEDOUT) => {}
-                Err(e) => return Err(e),
+        let n = loop {
+            match s.read_blocks(iov)? {
+                Ok(n) => break n,
+                // Nothing readable: end of stream once the producer stopped
+                // (every published block has been read by then).
+                Err(status) if status != crate::abi::layout::STATUS_RUNNING => return Ok(0),
+                Err(_) if nonblock => return Err(EAGAIN),
+                Err(_) => match s.wait(1_000_000_000) {
+                    Ok(_) | Err(ETIMEDOUT) => {}
+                    Err(e) => return Err(e),
+                },
             }
         };
-        let blocks = ((head - tail) / block).min(iov.len() as u64 / block);
-        let mut pos = tail;
-        for _ in 0..blocks {
-            // SAFETY: `[tail, head)` is published and not released (we are
-            // the only consumer and release only below).
-            let bytes = unsafe { s.ring.block_bytes(pos) };
-            if iov.copy_to_iter(bytes) != bytes.len() {
-                break;
-            }
-            pos += block;
-        }
-        s.release_to(pos);
-        let n = (pos - tail) as usize;
         *kiocb.ki_pos_mut() += n as i64;
         if n == 0 {
             return Err(EFAULT);
@@ -174,8 +171,19 @@ impl MiscDevice for Consumer {
     }
 }
 
-fn info(s: &Sensor) -> DeviceInfo {
-    let l = s.ring.layout();
+/// Whether file flags ask for non-blocking I/O.
+fn nonblocking(f_flags: u32) -> bool {
+    f_flags & file::flags::O_NONBLOCK != 0
+}
+
+/// The `IOC_INFO` answer of a device, fixed at probe.
+pub(crate) fn info(
+    l: &crate::abi::layout::StreamLayout,
+    flags: u16,
+    control_bytes: usize,
+    name: &[u8; 64],
+    compatible: &[u8; 64],
+) -> DeviceInfo {
     DeviceInfo {
         abi_major: ABI_MAJOR,
         abi_minor: ABI_MINOR,
@@ -185,11 +193,11 @@ fn info(s: &Sensor) -> DeviceInfo {
         data_size: l.data_size,
         block_bytes: l.block_bytes,
         block_scans: l.block_scans(),
-        control_bytes: CONTROL_BYTES as u32,
+        control_bytes: control_bytes as u32,
         source: SOURCE_VIRTUAL,
-        _pad: 0,
-        data_offset: CONTROL_BYTES as u64,
-        name: *s.ring.name(),
-        compatible: *s.ring.compatible(),
+        flags,
+        data_offset: control_bytes as u64,
+        name: *name,
+        compatible: *compatible,
     }
 }

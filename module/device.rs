@@ -13,7 +13,10 @@ use kernel::{
     sync::Arc,
 };
 
-use crate::abi::layout::{name_bytes, SOURCE_VIRTUAL};
+use kernel::page::PAGE_SIZE;
+
+use crate::abi::ioctl::{DeviceInfo, INFO_FIRMWARE_NODE, INFO_RESERVED_MEMORY};
+use crate::abi::layout::{fill_name, name_bytes, CONTROL_BYTES, SOURCE_VIRTUAL};
 use crate::chardev::Consumer;
 use crate::config::Config;
 use crate::reserved::ReservedMem;
@@ -76,6 +79,8 @@ pub(crate) struct HsdaqDevice {
     #[pin]
     pub(crate) misc: MiscDeviceRegistration<Consumer>,
     pub(crate) sensor: Arc<Sensor>,
+    /// What `IOC_INFO` answers.
+    pub(crate) info: DeviceInfo,
     _slot: Slot,
     _firmware: Option<FirmwareBound>,
 }
@@ -83,6 +88,7 @@ pub(crate) struct HsdaqDevice {
 /// What probe prepares before the device node is registered.
 struct Parts {
     sensor: Arc<Sensor>,
+    info: DeviceInfo,
     slot: Slot,
     firmware: Option<FirmwareBound>,
 }
@@ -90,18 +96,21 @@ struct Parts {
 impl HsdaqDevice {
     /// Reads the settings, allocates the ring and prepares the sensor, then
     /// registers `/dev/hsdaqN` last, once everything it serves exists.
-    pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> impl PinInit<Self, Error> {
-        let parts = Self::prepare(pdev);
+    pub(crate) fn probe<'a, 'b>(
+        pdev: &'a platform::Device<Core<'b>>,
+    ) -> impl PinInit<Self, Error> + use<'a, 'b> {
         pin_init::pin_init_scope(move || {
             let Parts {
                 sensor,
+                info,
                 slot,
                 firmware,
-            } = parts?;
+            } = Self::prepare(pdev)?;
             let name = NAMES[slot.0];
             Ok(try_pin_init!(Self {
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
                 sensor,
+                info,
                 _slot: slot,
                 _firmware: firmware,
             }))
@@ -133,17 +142,43 @@ impl HsdaqDevice {
             [] => name.to_bytes(),
             label => label,
         };
+        // The control area is one page (16 K and 64 K pages on arm64 too), and
+        // the data area must be whole pages to be mapped.
+        let control_bytes = CONTROL_BYTES.max(PAGE_SIZE);
+        let l = config.layout;
+        if l.data_size % PAGE_SIZE as u64 != 0 {
+            dev_err!(
+                dev,
+                "property 'hsdaq,buffer-bytes' = {}: not a multiple of the {} B page size\n",
+                l.data_size,
+                PAGE_SIZE
+            );
+            return Err(EINVAL);
+        }
         let ring = Ring::new(
             dev,
-            config.layout,
+            l,
+            control_bytes,
             SOURCE_VIRTUAL,
             label,
             compatible,
             region,
         )?;
+        let (mut label_field, mut compatible_field) = ([0u8; 64], [0u8; 64]);
+        fill_name(&mut label_field, label);
+        fill_name(&mut compatible_field, compatible);
+        let flags = if config.from_firmware {
+            INFO_FIRMWARE_NODE
+        } else {
+            0
+        } | if config.memory_region {
+            INFO_RESERVED_MEMORY
+        } else {
+            0
+        };
+        let info = crate::chardev::info(&l, flags, control_bytes, &label_field, &compatible_field);
         let sensor = Sensor::new(ring, config)?;
-        let l = config.layout;
-        dev_info!(
+        dev_dbg!(
             dev,
             "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring{} ({})\n",
             name,
@@ -165,6 +200,7 @@ impl HsdaqDevice {
         );
         Ok(Parts {
             sensor,
+            info,
             slot,
             firmware: config.from_firmware.then(FirmwareBound::new),
         })
@@ -174,8 +210,9 @@ impl HsdaqDevice {
 #[pinned_drop]
 impl PinnedDrop for HsdaqDevice {
     fn drop(self: Pin<&mut Self>) {
-        // Stop the producer and wake waiters before the node disappears; open
-        // files keep the sensor (and the mapped buffer) alive until released.
+        // Before the node disappears and while the device is still bound:
+        // stop the producer, wake waiters (ENODEV), revoke user mappings and
+        // free the buffer. Open files keep only the (now inert) sensor.
         self.sensor.shutdown();
     }
 }

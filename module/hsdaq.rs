@@ -18,6 +18,7 @@ mod chardev;
 mod config;
 mod device;
 mod fallback;
+mod producer;
 mod reserved;
 mod ring;
 mod sensor;

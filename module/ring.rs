@@ -1,59 +1,95 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The ring buffer: one physically contiguous DMA-coherent allocation holding
-//! the control page and the data area, laid out exactly as `abi/` says.
+//! the control area and the data area, laid out exactly as `abi/` says.
 //!
-//! User space maps the control page read-write (it owns `tail`) and the data
-//! area read-only. The kernel never trusts the control page: it keeps its own
-//! copy of every counter and reads only `tail` back, validating it.
+//! User space maps the control area read-write (it owns `tail`) and the data
+//! area read-only. The kernel never trusts the control area: it keeps its own
+//! copy of every counter, only reads `tail` back (validated by the producer),
+//! and never forms a reference to the whole `ControlPage` (user space may
+//! change any byte of it at any time): each field is reached through a raw
+//! pointer, counters as atomics, the rest with volatile writes.
+//!
+//! A `Ring` lives inside a `Revocable` of the sensor and is dropped at unbind,
+//! while the device is still bound: the DMA API is never used on an unbound
+//! device, and a reserved-memory region is released only after its buffer.
 
 use core::ptr::addr_of_mut;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
     device::{Bound, Device},
     dma::Coherent,
     error::to_result,
+    iov::IovIterDest,
     mm::virt::VmaNew,
     prelude::*,
     sync::aref::ARef,
 };
 
 use crate::abi::{
+    format::Format,
     layout::{
         fill_name, BlockHeader, ControlPage, StreamLayout, ABI_MAJOR, ABI_MINOR,
-        BLOCK_HEADER_BYTES, CONTROL_BYTES, CONTROL_MAGIC,
+        BLOCK_HEADER_BYTES, CONTROL_MAGIC,
     },
     waveform,
 };
 use crate::reserved::ReservedMem;
+
+/// The counters the producer mirrors into the control area.
+pub(crate) struct Mirror {
+    pub(crate) head: u64,
+    pub(crate) produced_blocks: u64,
+    pub(crate) dropped_blocks: u64,
+    pub(crate) dropped_scans: u64,
+    pub(crate) overruns: u64,
+    pub(crate) next_scan: u64,
+    pub(crate) status: u32,
+    pub(crate) epoch: u32,
+    pub(crate) discarded_blocks: u64,
+}
 
 /// The contiguous buffer of one device.
 pub(crate) struct Ring {
     buf: Coherent<[u8]>,
     dev: ARef<Device>,
     layout: StreamLayout,
-    name: [u8; 64],
-    compatible: [u8; 64],
+    /// Length of the control area: `CONTROL_BYTES` rounded up to a page.
+    control_bytes: usize,
     /// The reserved-memory region `buf` came from, if any; declared after
     /// `buf` so it is released only once the buffer is freed.
     _region: Option<ReservedMem>,
 }
 
+/// A field of the control area as an atomic, without a `&ControlPage`.
+macro_rules! control_atomic {
+    ($ring:expr, $field:ident) => {{
+        let c = $ring.control_ptr();
+        // SAFETY: `c` points to the live, suitably aligned control area of
+        // our allocation (it lives as long as `$ring`). Atomics are interior
+        // mutable, so a shared reference to one field stays valid while user
+        // space writes that field or any other byte of the page.
+        unsafe { &*core::ptr::addr_of!((*c).$field) }
+    }};
+}
+
 impl Ring {
-    /// Allocates `CONTROL_BYTES + data_size` contiguous bytes and writes the
-    /// control page's identity and layout.
+    /// Allocates `control_bytes + data_size` contiguous bytes and writes the
+    /// control area's identity and layout.
     pub(crate) fn new(
         dev: &Device<Bound>,
         layout: StreamLayout,
+        control_bytes: usize,
         source: u16,
         name: &[u8],
         compatible: &[u8],
         region: Option<ReservedMem>,
     ) -> Result<Self> {
-        let len = CONTROL_BYTES + layout.data_size as usize;
-        let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL).inspect_err(|_| {
+        let len = control_bytes + layout.data_size as usize;
+        // No allocator WARN for a size a user asked for: the dev_err below says it.
+        let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(|_| {
             dev_err!(
                 dev,
                 "property 'hsdaq,buffer-bytes' = {}: cannot allocate {} contiguous bytes\n",
@@ -61,28 +97,28 @@ impl Ring {
                 len
             );
         })?;
-        let mut ring = Ring {
+        let ring = Ring {
             buf,
             dev: dev.into(),
             layout,
-            name: [0; 64],
-            compatible: [0; 64],
+            control_bytes,
             _region: region,
         };
-        fill_name(&mut ring.name, name);
-        fill_name(&mut ring.compatible, compatible);
+        let (mut n, mut cpt) = ([0u8; 64], [0u8; 64]);
+        fill_name(&mut n, name);
+        fill_name(&mut cpt, compatible);
         let c = ring.control_ptr();
-        // SAFETY: `c` points to the zeroed, page-aligned first CONTROL_BYTES
-        // of our allocation, which no one else can reach yet (it is mapped
-        // only after the misc device is registered, later in probe). All-zero
-        // is a valid `ControlPage`; we write plain fields before sharing it.
+        // SAFETY: `c` points to the zeroed, page-aligned start of our
+        // allocation, which no one else can reach yet (it is mapped only after
+        // the misc device is registered, later in probe). All-zero is a valid
+        // `ControlPage`; we write plain fields through raw pointers.
         unsafe {
             addr_of_mut!((*c).magic).write(CONTROL_MAGIC);
             addr_of_mut!((*c).abi_major).write(ABI_MAJOR);
             addr_of_mut!((*c).abi_minor).write(ABI_MINOR);
-            addr_of_mut!((*c).control_bytes).write(CONTROL_BYTES as u32);
+            addr_of_mut!((*c).control_bytes).write(control_bytes as u32);
             addr_of_mut!((*c).block_header_bytes).write(BLOCK_HEADER_BYTES as u32);
-            addr_of_mut!((*c).data_offset).write(CONTROL_BYTES as u64);
+            addr_of_mut!((*c).data_offset).write(control_bytes as u64);
             addr_of_mut!((*c).data_size).write(layout.data_size);
             addr_of_mut!((*c).block_bytes).write(layout.block_bytes);
             addr_of_mut!((*c).block_scans).write(layout.block_scans());
@@ -90,81 +126,89 @@ impl Ring {
             addr_of_mut!((*c).format).write(layout.format as u16);
             addr_of_mut!((*c).source).write(source);
             addr_of_mut!((*c).rate_hz).write(layout.rate_hz);
-            addr_of_mut!((*c).name).write(ring.name);
-            addr_of_mut!((*c).compatible).write(ring.compatible);
+            addr_of_mut!((*c).name).write(n);
+            addr_of_mut!((*c).compatible).write(cpt);
         }
         Ok(ring)
-    }
-
-    pub(crate) fn layout(&self) -> &StreamLayout {
-        &self.layout
-    }
-
-    /// The device name (`hsdaqN`), NUL-padded as in the ABI.
-    pub(crate) fn name(&self) -> &[u8; 64] {
-        &self.name
-    }
-
-    /// The matched compatible string (empty for module-parameter devices).
-    pub(crate) fn compatible(&self) -> &[u8; 64] {
-        &self.compatible
     }
 
     fn control_ptr(&self) -> *mut ControlPage {
         self.buf.as_mut_ptr().cast::<ControlPage>()
     }
 
-    /// The control page, for its atomic fields only.
-    pub(crate) fn control(&self) -> &ControlPage {
-        // SAFETY: the allocation starts with a page-aligned, initialised
-        // ControlPage that lives as long as `self`. User space may write any
-        // byte of it at any time; the kernel therefore only touches its
-        // atomics after `new` (plus `start_ns`, through `set_start_ns`).
-        unsafe { &*self.control_ptr() }
-    }
-
     /// Publishes the stream's start time (read by user space after it sees
     /// `head` move, which is a later Release store).
     pub(crate) fn set_start_ns(&self, ns: u64) {
-        // SAFETY: `start_ns` is a u64 inside our live control page; a volatile
-        // write tolerates concurrent (racy, user-space) readers of the field.
+        // SAFETY: `start_ns` is a u64 inside our live control area; a volatile
+        // write tolerates concurrent (racy, user-space) accesses of the field.
         unsafe { addr_of_mut!((*self.control_ptr()).start_ns).write_volatile(ns) };
     }
 
-    /// The bytes of the block slot at byte counter `pos`.
+    /// The consumer's `tail` as user space last wrote it (untrusted).
+    pub(crate) fn user_tail(&self) -> u64 {
+        control_atomic!(self, tail).load(Ordering::Acquire)
+    }
+
+    /// Writes `tail` on the consumer's behalf (`read()`, START, RESET).
+    pub(crate) fn set_tail(&self, tail: u64) {
+        control_atomic!(self, tail).store(tail, Ordering::Release);
+    }
+
+    /// Copies the producer's counters to the control area; `head` last, with
+    /// Release, so a consumer that sees it also sees the blocks and counters.
+    pub(crate) fn mirror(&self, m: &Mirror) {
+        let relaxed = |a: &AtomicU64, v| a.store(v, Ordering::Relaxed);
+        relaxed(control_atomic!(self, produced_blocks), m.produced_blocks);
+        relaxed(control_atomic!(self, dropped_blocks), m.dropped_blocks);
+        relaxed(control_atomic!(self, dropped_scans), m.dropped_scans);
+        relaxed(control_atomic!(self, overruns), m.overruns);
+        relaxed(control_atomic!(self, next_scan), m.next_scan);
+        relaxed(control_atomic!(self, discarded_blocks), m.discarded_blocks);
+        let status: &AtomicU32 = control_atomic!(self, status);
+        status.store(m.status, Ordering::Relaxed);
+        control_atomic!(self, epoch).store(m.epoch, Ordering::Relaxed);
+        control_atomic!(self, head).store(m.head, Ordering::Release);
+    }
+
+    /// The block slot at byte counter `pos`.
     fn slot(&self, pos: u64) -> *mut u8 {
-        let offset = CONTROL_BYTES + (pos & (self.layout.data_size - 1)) as usize;
+        let offset = self.control_bytes + (pos & (self.layout.data_size - 1)) as usize;
         // SAFETY: `offset + block_bytes <= len`: slots are block_bytes-aligned
         // inside a data area whose size is a multiple of block_bytes.
         unsafe { self.buf.as_mut_ptr().cast::<u8>().add(offset) }
     }
 
     /// Writes one block (header and, unless `zeros`, payload) into the slot
-    /// at `pos`. The caller owns the slot (between tail and head + size) and
-    /// publishes it afterwards with a Release store of `head`.
-    pub(crate) fn write_block(&self, pos: u64, header: &BlockHeader, zeros: bool) {
+    /// at `pos`. The payload length follows the layout, not the header.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the producer and owns the slot: it lies in
+    /// `[head, tail + data_size)` of the producer's own counters, so neither
+    /// a consumer nor `read()` reads it until the caller publishes it with a
+    /// Release store of `head`.
+    pub(crate) unsafe fn write_block(&self, pos: u64, header: &BlockHeader, zeros: bool) {
         let slot = self.slot(pos);
         // SAFETY: the slot is block_bytes long, 64-byte aligned (blocks are
-        // powers of two >= 256 in a page-aligned area) and not readable by
-        // the consumer until published; user space maps it read-only.
+        // powers of two >= 256 in a page-aligned area) and owned by us (the
+        // caller's contract); user space maps it read-only.
         unsafe { slot.cast::<BlockHeader>().write(*header) };
         if zeros {
             return;
         }
         let l = &self.layout;
         let ch = l.channels as usize;
-        let n = header.scans as usize * ch;
-        // SAFETY: payload starts after the 64-byte header, is suitably aligned
-        // for i16/i32 and n values fit in the slot (block_scans computed from
-        // block_bytes); same ownership argument as above.
+        let n = l.block_scans() as usize * ch;
+        // SAFETY: the payload starts after the 64-byte header, is aligned for
+        // i16/i32, and `block_scans` scans fit in the slot by definition.
         let payload = unsafe { slot.add(BLOCK_HEADER_BYTES) };
         match l.format {
-            crate::abi::format::Format::I16 => {
+            Format::I16 => {
                 // SAFETY: see above; this slice is the only reference to it.
                 let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i16>(), n) };
                 fill(v, ch, header.first_scan, waveform::value_i16);
             }
-            crate::abi::format::Format::I32 => {
+            Format::I32 => {
                 // SAFETY: see above; this slice is the only reference to it.
                 let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i32>(), n) };
                 fill(v, ch, header.first_scan, waveform::value_i32);
@@ -172,30 +216,37 @@ impl Ring {
         }
     }
 
-    /// Published bytes `[pos, pos + len)` of one block, for `read()`.
+    /// Copies the block at `pos` to user space for `read()`; returns whether
+    /// all of it was copied.
     ///
     /// # Safety
     ///
-    /// The block at `pos` must be published and not yet released (between
-    /// `tail` and `head`), so the producer does not write it meanwhile.
-    pub(crate) unsafe fn block_bytes(&self, pos: u64) -> &[u8] {
-        // SAFETY: per the caller's contract the slot is stable; it is
-        // block_bytes long inside our allocation.
-        unsafe { core::slice::from_raw_parts(self.slot(pos), self.layout.block_bytes as usize) }
+    /// The block must be published and pinned: the producer does not write
+    /// it until the caller releases it (`Sensor::end_read`).
+    pub(crate) unsafe fn copy_block(&self, pos: u64, iov: &mut IovIterDest<'_>) -> bool {
+        let len = self.layout.block_bytes as usize;
+        // SAFETY: the slot is `len` bytes inside our allocation, and nothing
+        // writes it while the slice lives (the caller's contract; user space
+        // maps it read-only).
+        let bytes = unsafe { core::slice::from_raw_parts(self.slot(pos), len) };
+        iov.copy_to_iter(bytes) == len
     }
 
     /// Maps `[vm_pgoff, vm_pgoff + len)` of the buffer into `vma`. The caller
     /// has validated offset, length and protection.
     pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
-        let dev = (&*self.dev as *const Device)
+        // 7.3 has no Rust wrapper for dma_mmap_attrs and keeps
+        // `Device::as_raw` crate-private: `Device` is `repr(transparent)` over
+        // `Opaque<bindings::device>`, so this cast yields the C device.
+        let dev = core::ptr::from_ref::<Device>(&self.dev)
             .cast::<bindings::device>()
             .cast_mut();
-        // SAFETY: `Device` is `repr(transparent)` over `Opaque<bindings::device>`,
-        // so `dev` is the live device we hold a reference to. `vma` is a VMA
-        // being set up by mmap; the CPU and DMA addresses and the size are
-        // those `dma_alloc_attrs` returned for this buffer. The vma holds a
-        // reference to the file, whose private data keeps `self` alive, so
-        // the buffer outlives the mapping.
+        // SAFETY: `dev` is the live, bound device we hold a reference to (the
+        // ring is revoked before unbind completes, and the caller holds the
+        // lock that revocation takes). `vma` is a VMA being set up by mmap;
+        // CPU address, DMA address and size are those `dma_alloc_attrs`
+        // returned for this buffer. At unbind every mapping is zapped before
+        // the buffer is freed.
         to_result(unsafe {
             bindings::dma_mmap_attrs(
                 dev,
@@ -206,14 +257,6 @@ impl Ring {
                 0,
             )
         })
-    }
-
-    /// Reads the consumer's `tail` and accepts it only if it lies in
-    /// `[old_tail, head]` on a block boundary; otherwise keeps `old_tail`.
-    pub(crate) fn consumer_tail(&self, old_tail: u64, head: u64) -> Option<u64> {
-        let t = self.control().tail.load(Ordering::Acquire);
-        let aligned = t & (u64::from(self.layout.block_bytes) - 1) == 0;
-        (t >= old_tail && t <= head && aligned).then_some(t)
     }
 }
 

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The virtual sensor: an hrtimer producer that writes due blocks into the
-//! ring every millisecond, never overwrites unread data and counts every
-//! dropped block exactly.
+//! ring, never overwrites unread data and counts every dropped block exactly
+//! (the bookkeeping is [`Producer`]'s).
 //!
 //! The timer callback runs in hard-IRQ context, so producer state lives
 //! under a `SpinLockIrq` and waiters sleep on a `CondVar` (whose notify is
-//! IRQ-safe). Sample `n` of the stream has the nominal CLOCK_MONOTONIC time
-//! `start_ns + n / rate`; a block is produced once its last scan is due.
-//! The timer ticks every millisecond, or faster when the stream would fill
-//! the ring within four ticks (down to 20 us).
+//! IRQ-safe). Its work is bounded: one callback writes for at most
+//! [`MAX_TICK_WORK_NS`] and the producer never lags real time by more than a
+//! ring's worth of blocks (the rest is dropped and counted), so neither a
+//! long stall nor a rate the CPU cannot write keeps interrupts off for long.
+//!
+//! Lock order: `control` (start/stop) → `io` (buffer users in process
+//! context) → `state` (spinlock, also taken by the timer).
 
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +20,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     bindings, impl_has_hr_timer, new_condvar, new_mutex, new_spinlock_irq,
     prelude::*,
+    revocable::Revocable,
     sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq},
     time::{
         hrtimer::{
@@ -27,42 +31,42 @@ use kernel::{
     },
 };
 
-use crate::abi::{
-    ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US},
-    layout::{
-        BlockHeader, BLOCK_FLAG_AFTER_GAP, BLOCK_MAGIC, STATUS_GONE, STATUS_RUNNING, STATUS_STOPPED,
-    },
-};
+use crate::abi::ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
 use crate::config::{Config, Waveform};
+use crate::producer::{Producer, Step};
 use crate::ring::Ring;
 
 /// Longest timer period; production catches up with wall time at every tick.
 const MAX_TICK_NS: u64 = 1_000_000;
-/// Shortest timer period, for fast streams in small rings.
+/// Shortest timer period, for fast streams in small rings and for catching up.
 const MIN_TICK_NS: u64 = 20_000;
+/// Longest a timer callback writes blocks (interrupts are off meanwhile).
+const MAX_TICK_WORK_NS: u64 = 200_000;
 /// Longest injected stall or jitter: 10 s.
 const MAX_FAULT_US: u64 = 10_000_000;
+/// How long unbind lets a consumer that saw `STATUS_GONE` close its mapping
+/// before the mapping is revoked under it.
+const UNBIND_GRACE_MS: u32 = 1000;
 
-/// The producer's own (authoritative) counters; the control page mirrors them.
-#[derive(Default)]
-struct Producer {
-    running: bool,
-    gone: bool,
-    start_ns: u64,
-    next_scan: u64,
-    head: u64,
-    tail: u64,
-    block_seq: u64,
-    dropped_blocks: u64,
-    dropped_scans: u64,
-    overruns: u64,
-    pending_lost: u64,
-    was_full: bool,
-    fault_drop: u64,
-    stall_until_ns: u64,
-    jitter_us: u64,
-    rng: u64,
+/// CLOCK_MONOTONIC in nanoseconds.
+///
+/// `kernel::time::Instant` keeps its raw value crate-private in 7.3, and block
+/// timestamps must be comparable with user space's CLOCK_MONOTONIC.
+fn now_ns() -> u64 {
+    // SAFETY: ktime_get reads CLOCK_MONOTONIC; callable from any context.
+    unsafe { bindings::ktime_get() as u64 }
 }
+
+/// What process-context users of the buffer share under `Sensor::io`.
+pub(crate) struct Io {
+    /// The `address_space` of the open file's mappings (null when no file is
+    /// open), for revoking them at unbind.
+    mapping: *mut bindings::address_space,
+}
+
+// SAFETY: `mapping` is only dereferenced by `unmap_mapping_range`, which may
+// run on any thread; the pointer itself is plain data guarded by the mutex.
+unsafe impl Send for Io {}
 
 /// One sensor: its ring, its producer and the consumer's wait queue.
 #[pin_data]
@@ -76,9 +80,18 @@ pub(crate) struct Sensor {
     /// Serialises start/stop and owns the armed timer (its drop cancels).
     #[pin]
     control: Mutex<Option<ArcHrTimerHandle<Sensor>>>,
+    /// The buffer, revoked (unmapped from user space and freed) at unbind.
+    #[pin]
+    ring: Revocable<Ring>,
+    /// Held by everything that touches the buffer from process context
+    /// (`read()`, mmap, START, RESET) and by revocation.
+    #[pin]
+    io: Mutex<Io>,
+    /// Signalled when the open file is released.
+    #[pin]
+    released: CondVar,
     /// At most one consumer (open file) at a time.
-    pub(crate) busy: AtomicBool,
-    pub(crate) ring: Ring,
+    busy: AtomicBool,
     pub(crate) config: Config,
     /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
     tick_ns: u64,
@@ -90,11 +103,6 @@ impl_has_hr_timer! {
     }
 }
 
-fn now_ns() -> u64 {
-    // SAFETY: ktime_get reads CLOCK_MONOTONIC; callable from any context.
-    unsafe { bindings::ktime_get() as u64 }
-}
-
 impl Sensor {
     pub(crate) fn new(ring: Ring, config: Config) -> Result<Arc<Self>> {
         let l = config.layout;
@@ -104,11 +112,13 @@ impl Sensor {
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
-                state <- new_spinlock_irq!(Producer { rng: 0x2545_F491_4F6C_DD1D, ..Default::default() }),
+                state <- new_spinlock_irq!(Producer::default()),
                 data_ready <- new_condvar!("hsdaq::data_ready"),
                 control <- new_mutex!(None),
+                ring <- Revocable::new(ring),
+                io <- new_mutex!(Io { mapping: core::ptr::null_mut() }),
+                released <- new_condvar!("hsdaq::released"),
                 busy: AtomicBool::new(false),
-                ring,
                 config,
                 tick_ns,
             }),
@@ -116,10 +126,39 @@ impl Sensor {
         )
     }
 
-    /// Starts streaming from scan 0 with an empty ring (idempotent while
-    /// running): every recording's sample indices begin at zero.
+    fn block_bytes(&self) -> u64 {
+        u64::from(self.config.layout.block_bytes)
+    }
+
+    /// Claims the sensor for one open file, whose mappings live in `mapping`.
+    pub(crate) fn claim(&self, mapping: *mut bindings::address_space) -> Result {
+        let mut io = self.io.lock();
+        if self.state.lock().gone {
+            return Err(ENODEV);
+        }
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
+        io.mapping = mapping;
+        Ok(())
+    }
+
+    /// The open file is released (no fd, no mapping left).
+    pub(crate) fn unclaim(&self) {
+        self.stop();
+        let mut io = self.io.lock();
+        io.mapping = core::ptr::null_mut();
+        self.busy.store(false, Ordering::Release);
+        self.released.notify_all();
+        drop(io);
+    }
+
+    /// Starts a new stream at scan 0 (idempotent while running). Unread
+    /// blocks are discarded and counted; no counter moves backwards.
     pub(crate) fn start(self: &Arc<Self>) -> Result {
         let mut handle = self.control.lock();
+        // `io` keeps a `read()` from copying a block START discards.
+        let _io = self.io.lock();
         {
             let mut p = self.state.lock();
             if p.gone {
@@ -128,16 +167,13 @@ impl Sensor {
             if p.running {
                 return Ok(());
             }
-            let rng = p.rng;
-            *p = Producer {
-                rng,
-                running: true,
-                start_ns: now_ns(),
-                ..Default::default()
-            };
-            self.ring.control().tail.store(0, Ordering::Release);
-            self.ring.set_start_ns(p.start_ns);
-            self.mirror(&p);
+            self.refresh_tail(&mut p);
+            let now = now_ns();
+            let tail = p.start(now, self.block_bytes());
+            let ring = self.ring.try_access().ok_or(ENODEV)?;
+            ring.set_tail(tail);
+            ring.set_start_ns(now);
+            ring.mirror(&p.mirror());
         }
         *handle = Some(self.clone().start_timer());
         Ok(())
@@ -154,7 +190,7 @@ impl Sensor {
         {
             let mut p = self.state.lock();
             p.running = false;
-            self.mirror(&p);
+            self.publish(&p);
         }
         // Dropping the handle cancels the timer and waits for a running
         // callback, so no block is written after this returns.
@@ -162,8 +198,10 @@ impl Sensor {
         self.data_ready.notify_all();
     }
 
-    /// The device is going away (unbind or rmmod): stop for good and wake
-    /// every waiter, which then sees `ENODEV`.
+    /// The device is going away (unbind or rmmod): stop for good, wake every
+    /// waiter (which then sees `ENODEV`), give the consumer a moment to close
+    /// its mapping, then unmap whatever is left and free the buffer, all
+    /// while the device is still bound.
     pub(crate) fn shutdown(&self) {
         // Mark the device gone before stopping, in one step: a consumer must
         // never see a plain "stopped" in between and take it for the end of
@@ -172,51 +210,82 @@ impl Sensor {
             let mut p = self.state.lock();
             p.gone = true;
             p.running = false;
-            self.mirror(&p);
+            self.publish(&p);
         }
-        // Cancels the timer, wakes every waiter (now ENODEV); the status
-        // stays GONE because `gone` is set.
         self.stop();
+        let mut io = self.io.lock();
+        let mut left = msecs_to_jiffies(UNBIND_GRACE_MS);
+        while self.busy.load(Ordering::Acquire) {
+            match self.released.wait_interruptible_timeout(&mut io, left) {
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                _ => break,
+            }
+        }
+        if !io.mapping.is_null() {
+            // SAFETY: `mapping` is the `f_mapping` of the open file, which
+            // stays alive until `unclaim` clears it under this lock. Zapping
+            // every mapping of it makes later accesses fault with SIGBUS (the
+            // VMAs have no fault handler); mmap refuses new ones (gone).
+            unsafe { bindings::unmap_mapping_range(io.mapping, 0, 0, 1) };
+        }
+        // No user: the timer is cancelled, `read()`/mmap/START hold `io`,
+        // and no PTE maps the buffer any more. Frees it through the DMA API
+        // while the device is still bound.
+        self.ring.revoke();
+        drop(io);
     }
 
-    /// Empties the ring and zeroes the counters (only while stopped).
+    /// Discards unread blocks (counted) and clears injected faults; only
+    /// while stopped.
     pub(crate) fn reset(&self) -> Result {
         let _handle = self.control.lock();
+        let _io = self.io.lock();
         let mut p = self.state.lock();
+        if p.gone {
+            return Err(ENODEV);
+        }
         if p.running {
             return Err(EBUSY);
         }
-        let (rng, gone) = (p.rng, p.gone);
-        *p = Producer {
-            rng,
-            gone,
-            ..Default::default()
-        };
-        self.ring.control().tail.store(0, Ordering::Release);
-        self.mirror(&p);
+        self.refresh_tail(&mut p);
+        p.discard(self.block_bytes());
+        p.fault_drop = 0;
+        p.stall_until_ns = 0;
+        p.jitter_us = 0;
+        let ring = self.ring.try_access().ok_or(ENODEV)?;
+        ring.set_tail(p.tail);
+        ring.mirror(&p.mirror());
         Ok(())
     }
 
-    pub(crate) fn stats(&self) -> Stats {
-        let p = self.state.lock();
-        Stats {
+    pub(crate) fn stats(&self) -> Result<Stats> {
+        let mut p = self.state.lock();
+        if p.gone {
+            return Err(ENODEV);
+        }
+        self.refresh_tail(&mut p);
+        Ok(Stats {
             head: p.head,
-            tail: self.ring.consumer_tail(p.tail, p.head).unwrap_or(p.tail),
+            tail: p.tail,
             produced_blocks: p.block_seq,
             dropped_blocks: p.dropped_blocks,
             dropped_scans: p.dropped_scans,
             overruns: p.overruns,
             next_scan: p.next_scan,
-            status: status(&p),
-            _pad: 0,
-        }
+            status: p.status(),
+            epoch: p.epoch,
+            discarded_blocks: p.discarded_blocks,
+        })
     }
 
     /// Injects a fault; unknown kinds and out-of-range arguments are EINVAL.
     pub(crate) fn inject(&self, kind: u32, arg: u64) -> Result {
         let mut p = self.state.lock();
+        if p.gone {
+            return Err(ENODEV);
+        }
         match kind {
-            FAULT_DROP_BLOCKS if arg <= 1 << 32 => p.fault_drop += arg,
+            FAULT_DROP_BLOCKS if arg <= 1 << 32 => p.force_drops(arg),
             FAULT_STALL_US if arg <= MAX_FAULT_US => p.stall_until_ns = now_ns() + arg * 1000,
             FAULT_JITTER_US if arg <= MAX_FAULT_US => p.jitter_us = arg,
             _ => return Err(EINVAL),
@@ -225,9 +294,11 @@ impl Sensor {
     }
 
     /// Waits until the ring holds a block the consumer has not released, the
-    /// stream stops, or `timeout_ns` passes. Returns (head, status).
+    /// stream stops, or `timeout_ns` passes (0: do not sleep, `EAGAIN`).
+    /// Returns (head, status).
     pub(crate) fn wait(&self, timeout_ns: u64) -> Result<(u64, u32)> {
-        let mut left = msecs_to_jiffies(timeout_ns.div_ceil(1_000_000).min(60_000) as u32).max(1);
+        let ms = timeout_ns.div_ceil(1_000_000).min(60_000) as u32;
+        let mut left = msecs_to_jiffies(ms).max(1);
         let mut p = self.state.lock();
         loop {
             if p.gone {
@@ -235,7 +306,10 @@ impl Sensor {
             }
             self.refresh_tail(&mut p);
             if p.head != p.tail || !p.running {
-                return Ok((p.head, status(&p)));
+                return Ok((p.head, p.status()));
+            }
+            if timeout_ns == 0 {
+                return Err(EAGAIN);
             }
             match self.data_ready.wait_interruptible_timeout(&mut p, left) {
                 CondVarTimeoutResult::Timeout => return Err(ETIMEDOUT),
@@ -245,152 +319,150 @@ impl Sensor {
         }
     }
 
-    /// Published, unreleased bytes `[tail, head)` as the consumer sees them
-    /// (for `read()`), or `None` when the device is gone.
-    pub(crate) fn readable(&self) -> Option<(u64, u64)> {
-        let mut p = self.state.lock();
-        if p.gone {
-            return None;
-        }
-        self.refresh_tail(&mut p);
-        Some((p.tail, p.head))
-    }
-
-    /// Adopts the consumer's `tail` from the control page if it is valid; a
-    /// scribbled one is ignored (the producer then sees the ring as full).
+    /// Adopts the consumer's `tail` from the control area if it is valid.
     fn refresh_tail(&self, p: &mut Producer) {
-        if let Some(t) = self.ring.consumer_tail(p.tail, p.head) {
-            p.tail = t;
+        if let Some(ring) = self.ring.try_access() {
+            p.accept_tail(ring.user_tail(), self.block_bytes());
         }
     }
 
-    /// Releases bytes up to `tail` on behalf of a `read()` consumer.
-    pub(crate) fn release_to(&self, tail: u64) {
+    /// Copies published blocks to `iov` for `read()`; `Ok(None)` when none is
+    /// readable (with the stream's status).
+    ///
+    /// The copied blocks are pinned: until they are released below, no tail
+    /// written to the control area can pass them, so the producer cannot
+    /// reuse their slots while `copy_to_iter` (which may sleep) runs. `io`
+    /// serialises readers and keeps the buffer from being revoked meanwhile.
+    pub(crate) fn read_blocks(
+        &self,
+        iov: &mut kernel::iov::IovIterDest<'_>,
+    ) -> Result<core::result::Result<usize, u32>> {
+        let block = self.block_bytes();
+        let _io = self.io.lock();
+        let (tail, head) = {
+            let mut p = self.state.lock();
+            if p.gone {
+                return Err(ENODEV);
+            }
+            self.refresh_tail(&mut p);
+            if p.head == p.tail {
+                return Ok(Err(p.status()));
+            }
+            p.read_pin = Some(p.tail);
+            (p.tail, p.head)
+        };
+        // SAFETY: revocation takes `io`, which we hold.
+        let ring = unsafe { self.ring.access() };
+        let blocks = ((head - tail) / block).min(iov.len() as u64 / block);
+        let mut pos = tail;
+        for _ in 0..blocks {
+            // SAFETY: `[tail, head)` is published and pinned (see above).
+            if !unsafe { ring.copy_block(pos, iov) } {
+                break;
+            }
+            pos += block;
+        }
         let mut p = self.state.lock();
-        if tail >= p.tail && tail <= p.head {
-            p.tail = tail;
-            self.ring.control().tail.store(tail, Ordering::Release);
+        p.read_pin = None;
+        if pos >= p.tail && pos <= p.head {
+            p.tail = pos;
+            ring.set_tail(pos);
         }
+        Ok(Ok((pos - tail) as usize))
     }
 
-    /// Produces every block due by now (timer context).
+    /// Maps the buffer into `vma` unless the device is gone.
+    pub(crate) fn mmap(&self, vma: &kernel::mm::virt::VmaNew) -> Result {
+        let _io = self.io.lock();
+        if self.state.lock().gone {
+            return Err(ENODEV);
+        }
+        // SAFETY: revocation takes `io`, which we hold, and happens only
+        // after `gone` is set, which we checked under it.
+        unsafe { self.ring.access() }.mmap(vma)
+    }
+
+    /// Produces the blocks due by now (timer context), for at most
+    /// [`MAX_TICK_WORK_NS`]. Returns the delay to the next tick.
     fn tick(&self) -> u64 {
+        let Some(ring) = self.ring.try_access() else {
+            return self.tick_ns;
+        };
         let mut p = self.state.lock();
         if !p.running {
-            return 0;
+            return self.tick_ns;
         }
         let now = now_ns();
         if now < p.stall_until_ns {
-            return 0;
+            return self.tick_ns;
         }
-        let l = *self.ring.layout();
-        // A valid layout holds at least one scan per block; a NonZero
-        // divisor keeps panic paths out of this hard-IRQ callback.
-        let per_block = NonZeroU64::new(u64::from(l.block_scans())).unwrap_or(NonZeroU64::MIN);
-        let bs = per_block.get();
-        let block_bytes = u64::from(l.block_bytes);
+        let l = self.config.layout;
         let due = l.scans_in_ns(now - p.start_ns);
+        p.limit_lag(due, &l, l.slots());
+        let zeros = self.config.waveform == Waveform::Zeros;
+        let block_bytes = self.block_bytes();
         let mut published = false;
-        while p.next_scan + bs <= due {
-            let period = u64::from(self.config.fault_drop_period);
-            let periodic =
-                period != 0 && (p.next_scan / per_block).checked_rem(period) == Some(period - 1);
-            let forced = periodic || p.fault_drop > 0;
-            if p.fault_drop > 0 {
-                p.fault_drop -= 1;
+        let mut behind = false;
+        loop {
+            if published && now_ns().saturating_sub(now) > MAX_TICK_WORK_NS {
+                behind = true;
+                break;
             }
-            if !forced && p.head - p.tail + block_bytes > l.data_size {
-                self.refresh_tail(&mut p);
-            }
-            if forced || p.head - p.tail + block_bytes > l.data_size {
-                // Full (or forced): drop. When full, everything due now goes
-                // at once; the next block written reports the whole gap.
-                let n = if forced {
-                    1
-                } else {
-                    (due - p.next_scan) / per_block
-                };
-                p.dropped_blocks += n;
-                p.dropped_scans += n * bs;
-                p.pending_lost += n * bs;
-                p.next_scan += n * bs;
-                if !p.was_full {
-                    p.overruns += 1;
+            let step = p.step(due, &l, self.config.fault_drop_period, |p| {
+                p.accept_tail(ring.user_tail(), block_bytes);
+            });
+            match step {
+                Step::Idle => break,
+                Step::Dropped => {}
+                Step::Write { pos, header } => {
+                    // SAFETY: `step` handed us the slot at `head`, which lies
+                    // outside `[tail, head)` with room checked against the
+                    // validated tail: the producer owns it until `published`.
+                    unsafe { ring.write_block(pos, &header, zeros) };
+                    p.published(&l);
+                    published = true;
                 }
-                p.was_full = true;
-                continue;
             }
-            let header = BlockHeader {
-                magic: BLOCK_MAGIC,
-                flags: if p.pending_lost > 0 {
-                    BLOCK_FLAG_AFTER_GAP
-                } else {
-                    0
-                },
-                first_scan: p.next_scan,
-                timestamp_ns: l.scan_time_ns(p.start_ns, p.next_scan),
-                lost_before: p.pending_lost,
-                block_seq: p.block_seq,
-                scans: bs as u32,
-                channels: l.channels,
-                format: l.format as u16,
-                period_ns_q16: l.period_ns_q16(),
-                _reserved: [0; 1],
-            };
-            self.ring
-                .write_block(p.head, &header, self.config.waveform == Waveform::Zeros);
-            p.head += block_bytes;
-            p.block_seq += 1;
-            p.next_scan += bs;
-            p.pending_lost = 0;
-            p.was_full = false;
-            published = true;
         }
-        self.mirror(&p);
+        ring.mirror(&p.mirror());
         if published {
             self.data_ready.notify_all();
         }
         let jitter = p.jitter_us;
-        if jitter == 0 {
-            return 0;
+        drop(p);
+        if behind {
+            return MIN_TICK_NS;
         }
-        p.rng ^= p.rng << 13;
-        p.rng ^= p.rng >> 7;
-        p.rng ^= p.rng << 17;
-        p.rng % jitter
+        match NonZeroU64::new(jitter) {
+            Some(j) => self.tick_ns + (xorshift(now) % j) * 1000,
+            None => self.tick_ns,
+        }
     }
 
-    /// Copies the producer's counters to the control page; `head` last, with
-    /// Release, so a consumer that sees it also sees the blocks and counters.
-    fn mirror(&self, p: &Producer) {
-        let c = self.ring.control();
-        c.produced_blocks.store(p.block_seq, Ordering::Relaxed);
-        c.dropped_blocks.store(p.dropped_blocks, Ordering::Relaxed);
-        c.dropped_scans.store(p.dropped_scans, Ordering::Relaxed);
-        c.overruns.store(p.overruns, Ordering::Relaxed);
-        c.next_scan.store(p.next_scan, Ordering::Relaxed);
-        c.status.store(status(p), Ordering::Relaxed);
-        c.head.store(p.head, Ordering::Release);
+    /// Mirrors the producer's counters, if the buffer is still there.
+    fn publish(&self, p: &Producer) {
+        if let Some(ring) = self.ring.try_access() {
+            ring.mirror(&p.mirror());
+        }
     }
 }
 
-fn status(p: &Producer) -> u32 {
-    match (p.gone, p.running) {
-        (true, _) => STATUS_GONE,
-        (false, true) => STATUS_RUNNING,
-        (false, false) => STATUS_STOPPED,
-    }
+/// A cheap pseudo-random number for timer jitter.
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^ (x << 17)
 }
 
 impl HrTimerCallback for Sensor {
     type Pointer<'a> = Arc<Self>;
 
     fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
-        let extra_us = this.tick();
+        let next_ns = this.tick();
         if !this.state.lock().running {
             return HrTimerRestart::NoRestart;
         }
-        ctx.forward_now(Delta::from_nanos((this.tick_ns + extra_us * 1000) as i64));
+        ctx.forward_now(Delta::from_nanos(next_ns as i64));
         HrTimerRestart::Restart
     }
 }

@@ -5,8 +5,10 @@
 
 use core::mem::{offset_of, size_of};
 
-/// The ioctl type byte of hsdaq (`0xB5`, unused in ioctl-number.rst).
-pub const IOC_TYPE: u32 = 0xB5;
+/// The ioctl type byte of hsdaq: `0xBD`, free in the kernel's
+/// Documentation/userspace-api/ioctl/ioctl-number.rst (ABI v1 used `0xB5`,
+/// which belongs to rpmsg).
+pub const IOC_TYPE: u32 = 0xBD;
 
 const IOC_NONE: u32 = 0;
 const IOC_WRITE: u32 = 1;
@@ -40,8 +42,8 @@ pub struct DeviceInfo {
     pub control_bytes: u32,
     /// One of the `SOURCE_*` constants of `layout`.
     pub source: u16,
-    /// Reserved, zero.
-    pub _pad: u16,
+    /// `INFO_*` bits: where the settings and the buffer came from.
+    pub flags: u16,
     /// Offset of the data mapping.
     pub data_offset: u64,
     /// Device name, NUL-padded.
@@ -49,6 +51,12 @@ pub struct DeviceInfo {
     /// Compatible string that bound the device, NUL-padded.
     pub compatible: [u8; 64],
 }
+
+/// [`DeviceInfo::flags`]: the settings came from a firmware node (device
+/// tree or ACPI `_DSD`), not from module parameters.
+pub const INFO_FIRMWARE_NODE: u16 = 1 << 0;
+/// [`DeviceInfo::flags`]: the ring lives in a reserved-memory region.
+pub const INFO_RESERVED_MEMORY: u16 = 1 << 1;
 
 const _: () = {
     assert!(size_of::<DeviceInfo>() == 176);
@@ -61,7 +69,9 @@ const _: () = {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WaitArgs {
-    /// In: longest wait in nanoseconds (at most 10 s).
+    /// In: longest wait in nanoseconds, at most [`WAIT_MAX_NS`]; 0 (or a
+    /// file opened `O_NONBLOCK`) does not sleep and returns `EAGAIN` when
+    /// nothing is readable and the stream runs.
     pub timeout_ns: u64,
     /// Out: `head` when the call returned.
     pub head: u64,
@@ -73,6 +83,9 @@ pub struct WaitArgs {
 
 const _: () = assert!(size_of::<WaitArgs>() == 24);
 
+/// Longest [`WaitArgs::timeout_ns`]: 60 s (longer is `EINVAL`).
+pub const WAIT_MAX_NS: u64 = 60_000_000_000;
+
 /// Result of [`IOC_STATS`]: every counter, read at one moment.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,25 +96,29 @@ pub struct Stats {
     pub tail: u64,
     /// Blocks written.
     pub produced_blocks: u64,
-    /// Blocks dropped (ring full or forced).
+    /// Blocks dropped (ring full, producer behind, or forced).
     pub dropped_blocks: u64,
     /// Scans in dropped blocks.
     pub dropped_scans: u64,
-    /// Overrun events.
+    /// Loss events (see `ControlPage::overruns`).
     pub overruns: u64,
-    /// Next scan index of the source.
+    /// Next scan index of the current stream.
     pub next_scan: u64,
     /// Device status (`STATUS_*`).
     pub status: u32,
-    /// Reserved, zero.
-    pub _pad: u32,
+    /// Streams started so far.
+    pub epoch: u32,
+    /// Unread blocks discarded by START or RESET.
+    pub discarded_blocks: u64,
 }
 
-const _: () = assert!(size_of::<Stats>() == 64);
+const _: () = assert!(size_of::<Stats>() == 72);
 
-/// Fault kind: drop the next `arg` blocks as if the ring were full.
+/// Fault kind: drop the next `arg` blocks as if the ring were full (counted
+/// in `dropped_*` and as one loss event in `overruns`).
 pub const FAULT_DROP_BLOCKS: u32 = 1;
-/// Fault kind: stall the producer for `arg` microseconds, then catch up.
+/// Fault kind: stall the producer for `arg` microseconds (at most 10 s); it
+/// then catches up, dropping (and counting) what it cannot buffer.
 pub const FAULT_STALL_US: u32 = 2;
 /// Fault kind: add up to `arg` microseconds of random timer jitter.
 pub const FAULT_JITTER_US: u32 = 3;
@@ -122,15 +139,21 @@ const _: () = assert!(size_of::<FaultArgs>() == 16);
 
 /// Reads [`DeviceInfo`].
 pub const IOC_INFO: u32 = ioc(IOC_READ, 1, size_of::<DeviceInfo>());
-/// Starts the producer (idempotent).
+/// Starts a new stream at scan 0 in a new epoch (idempotent while running).
+/// Unread blocks of the previous stream are discarded and counted in
+/// `discarded_blocks`; `head` and `tail` never move backwards.
 pub const IOC_START: u32 = ioc(IOC_NONE, 2, 0);
 /// Stops the producer (idempotent).
 pub const IOC_STOP: u32 = ioc(IOC_NONE, 3, 0);
-/// Waits for data: [`WaitArgs`]; `ETIMEDOUT` on timeout, `EINTR` on a signal.
+/// Waits for data: [`WaitArgs`]; `ETIMEDOUT` on timeout, `EINTR` on a
+/// signal, `EAGAIN` without sleeping (timeout 0 or `O_NONBLOCK`), `ENODEV`
+/// once the device is gone.
 pub const IOC_WAIT: u32 = ioc(IOC_READ | IOC_WRITE, 4, size_of::<WaitArgs>());
 /// Reads [`Stats`].
 pub const IOC_STATS: u32 = ioc(IOC_READ, 5, size_of::<Stats>());
-/// Resets counters and the ring (only while stopped, else `EBUSY`).
+/// Discards unread blocks (counted in `discarded_blocks`) and clears
+/// injected faults; only while stopped (else `EBUSY`). Counters never move
+/// backwards.
 pub const IOC_RESET: u32 = ioc(IOC_NONE, 6, 0);
 /// Injects a fault: [`FaultArgs`].
 pub const IOC_FAULT: u32 = ioc(IOC_WRITE, 7, size_of::<FaultArgs>());

@@ -1,4 +1,4 @@
-//! Byte layout of the control page and of a block header (ABI v1).
+//! Byte layout of the control page and of a block header (ABI v2).
 //!
 //! Every struct is `repr(C)` with its size and field offsets asserted at
 //! compile time, so a change that would silently move a field fails the
@@ -12,11 +12,14 @@ pub const CONTROL_MAGIC: u32 = u32::from_le_bytes(*b"HSDQ");
 /// `"HBLK"`: the first word of every block header.
 pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"HBLK");
 /// Incompatible changes bump the major version; user space refuses others.
-pub const ABI_MAJOR: u16 = 1;
+pub const ABI_MAJOR: u16 = 2;
 /// Compatible additions (new fields in reserved space, new ioctls).
 pub const ABI_MINOR: u16 = 0;
 
-/// Size of the control page, which is also the offset of the data area.
+/// Size of the control page structure: the smallest control area. A kernel
+/// with larger pages (16 K, 64 K on arm64) rounds the control area up to one
+/// page; [`ControlPage::control_bytes`] and `data_offset` say what it chose,
+/// and user space maps exactly those.
 pub const CONTROL_BYTES: usize = 4096;
 /// Size of a block header; the payload follows it.
 pub const BLOCK_HEADER_BYTES: usize = 64;
@@ -65,7 +68,8 @@ pub struct ControlPage {
     pub abi_major: u16,
     /// [`ABI_MINOR`] of the producer.
     pub abi_minor: u16,
-    /// [`CONTROL_BYTES`].
+    /// Length of the control mapping: [`CONTROL_BYTES`] rounded up to the
+    /// producer's page size.
     pub control_bytes: u32,
     /// [`BLOCK_HEADER_BYTES`].
     pub block_header_bytes: u32,
@@ -95,20 +99,23 @@ pub struct ControlPage {
     pub head: AtomicU64,
     /// Blocks written into the ring.
     pub produced_blocks: AtomicU64,
-    /// Blocks dropped because the ring was full (or a forced overrun).
+    /// Blocks dropped because the ring was full, the producer fell behind,
+    /// or a fault forced it.
     pub dropped_blocks: AtomicU64,
     /// Scans in the dropped blocks.
     pub dropped_scans: AtomicU64,
-    /// Times the ring went from "not full" to "full".
+    /// Loss events: times the producer went from writing to dropping.
     pub overruns: AtomicU64,
-    /// Index of the next scan the source will produce.
+    /// Index of the next scan the source will produce (per stream: every
+    /// START begins a new stream at scan 0).
     pub next_scan: AtomicU64,
     /// One of the `STATUS_*` constants.
     pub status: AtomicU32,
-    /// Reserved, zero.
-    pub _pad1: u32,
-    /// Reserved, zero.
-    pub _pad2: u64,
+    /// Streams started so far; every block carries the epoch it belongs to.
+    pub epoch: AtomicU32,
+    /// Published blocks nobody read, discarded by START or RESET (counted,
+    /// never silent). Every counter here only ever grows.
+    pub discarded_blocks: AtomicU64,
 
     // ---- cache line 2: consumer-owned (offset 128) ----
     /// Bytes ever consumed; Release-stored after a block has been read.
@@ -143,6 +150,8 @@ const _: () = {
     assert!(offset_of!(ControlPage, dropped_scans) == 88);
     assert!(offset_of!(ControlPage, next_scan) == 104);
     assert!(offset_of!(ControlPage, status) == 112);
+    assert!(offset_of!(ControlPage, epoch) == 116);
+    assert!(offset_of!(ControlPage, discarded_blocks) == 120);
     assert!(offset_of!(ControlPage, tail) == 128);
     assert!(offset_of!(ControlPage, name) == 192);
     assert!(offset_of!(ControlPage, compatible) == 256);
@@ -172,8 +181,10 @@ pub struct BlockHeader {
     pub format: u16,
     /// Nanoseconds between two scans, fixed-point ×2^16 (sub-ns periods).
     pub period_ns_q16: u64,
+    /// The stream this block belongs to ([`ControlPage::epoch`]).
+    pub epoch: u32,
     /// Reserved, zero.
-    pub _reserved: [u64; 1],
+    pub _reserved: u32,
 }
 
 const _: () = {
@@ -187,6 +198,7 @@ const _: () = {
     assert!(offset_of!(BlockHeader, channels) == 44);
     assert!(offset_of!(BlockHeader, format) == 46);
     assert!(offset_of!(BlockHeader, period_ns_q16) == 48);
+    assert!(offset_of!(BlockHeader, epoch) == 56);
 };
 
 /// Why a proposed stream layout is invalid.

@@ -14,6 +14,11 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 use crate::device::{source_name, Device, DeviceDescription};
 use crate::ring::RingMap;
 
+/// `IOC_INFO` as ABI 1 numbered it (type 0xB5), used only to recognise and
+/// refuse an ABI 1 driver by name.
+const IOC_INFO_V1: u32 =
+    (2 << 30) | ((std::mem::size_of::<DeviceInfo>() as u32) << 16) | (0xB5 << 8) | 1;
+
 /// An open `/dev/hsdaqN`.
 pub struct CharDevice {
     path: PathBuf,
@@ -21,6 +26,9 @@ pub struct CharDevice {
     info: DeviceInfo,
     control: MmapMut,
     data: Mmap,
+    /// The last counters IOC_STATS returned: what `stats` reports once the
+    /// device is gone (its mapping is revoked at unbind, its ioctls fail).
+    last_stats: std::sync::Mutex<Stats>,
 }
 
 /// Issues `request` with `arg`, turning -1 into the errno.
@@ -34,6 +42,32 @@ fn ioctl<T>(file: &File, request: u32, arg: *mut T) -> std::io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Refuses a driver of another ABI major version, or a layout this build
+/// cannot map, naming both versions.
+fn check_abi(path: &Path, info: &DeviceInfo) -> Result<()> {
+    if info.abi_major != ABI_MAJOR {
+        bail!(
+            "{}: the driver speaks ring ABI {}.{}, this acquire speaks {}.x; \
+             load the hsdaq module built from the same release as acquire",
+            path.display(),
+            info.abi_major,
+            info.abi_minor,
+            ABI_MAJOR
+        );
+    }
+    let control = info.control_bytes as u64;
+    if (control as usize) < CONTROL_BYTES || info.data_offset != control {
+        bail!(
+            "{}: the driver announces a {} B control area with data at offset {}; \
+             ABI {ABI_MAJOR} needs at least {CONTROL_BYTES} B with the data right after it",
+            path.display(),
+            control,
+            info.data_offset
+        );
+    }
+    Ok(())
 }
 
 impl CharDevice {
@@ -51,22 +85,30 @@ impl CharDevice {
             })?;
         // SAFETY: DeviceInfo is plain old data; all-zero is valid.
         let mut info: DeviceInfo = unsafe { std::mem::zeroed() };
-        ioctl(&file, IOC_INFO, &mut info)
-            .with_context(|| format!("{}: HSDAQ_IOC_INFO failed", path.display()))?;
-        if info.abi_major != ABI_MAJOR {
-            bail!(
-                "{}: driver speaks ring ABI {}.{}, this acquire speaks {}.x: update one of them",
-                path.display(),
-                info.abi_major,
-                info.abi_minor,
-                ABI_MAJOR
-            );
+        if let Err(e) = ioctl(&file, IOC_INFO, &mut info) {
+            if e.raw_os_error() == Some(libc::ENOTTY) {
+                // ABI 1 drivers used the ioctl type 0xB5 (rpmsg's): ask in
+                // that dialect only to name the version we refuse.
+                if ioctl(&file, IOC_INFO_V1, &mut info).is_ok() {
+                    check_abi(path, &info)?;
+                }
+                bail!(
+                    "{}: not an hsdaq device (INFO ioctl unknown)",
+                    path.display()
+                );
+            }
+            return Err(e).with_context(|| format!("{}: HSDAQ_IOC_INFO failed", path.display()));
         }
+        check_abi(path, &info)?;
         // SAFETY: a shared mapping of the driver's control page. The driver
         // keeps the pages alive while mapped; concurrent changes by the
         // kernel are only read through atomics.
-        let control = unsafe { MmapOptions::new().len(CONTROL_BYTES).map_mut(&file) }
-            .with_context(|| format!("{}: cannot map the control page", path.display()))?;
+        let control = unsafe {
+            MmapOptions::new()
+                .len(info.control_bytes as usize)
+                .map_mut(&file)
+        }
+        .with_context(|| format!("{}: cannot map the control page", path.display()))?;
         // SAFETY: as above, read-only; the data area is only read under the
         // ring protocol (after an Acquire load of head).
         let data = unsafe {
@@ -88,6 +130,7 @@ impl CharDevice {
             info,
             control,
             data,
+            last_stats: Default::default(),
         };
         dev.ring_checked()?;
         Ok(dev)
@@ -154,6 +197,17 @@ impl Device for CharDevice {
         }
     }
 
+    /// Counters through IOC_STATS (one consistent snapshot, and no access to
+    /// a mapping that unbind may have revoked); the last snapshot once the
+    /// device is gone.
+    fn stats(&self) -> Stats {
+        let mut last = self.last_stats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(s) = self.ioctl_stats() {
+            *last = s;
+        }
+        *last
+    }
+
     fn inject(&self, mut fault: FaultArgs) -> Result<()> {
         ioctl(&self.file, IOC_FAULT, &mut fault).context("HSDAQ_IOC_FAULT failed")
     }
@@ -169,6 +223,16 @@ impl Device for CharDevice {
         properties.insert("format".into(), fmt.into());
         properties.insert("block-bytes".into(), i.block_bytes.into());
         properties.insert("buffer-bytes".into(), i.data_size.into());
+        let from =
+            |bit, yes: &'static str, no: &'static str| if i.flags & bit != 0 { yes } else { no };
+        properties.insert(
+            "settings-from".into(),
+            from(INFO_FIRMWARE_NODE, "firmware-node", "module-parameters").into(),
+        );
+        properties.insert(
+            "buffer-from".into(),
+            from(INFO_RESERVED_MEMORY, "reserved-memory", "dma-coherent").into(),
+        );
         DeviceDescription {
             path: self.path.display().to_string(),
             name: String::from_utf8_lossy(name_bytes(&i.name)).into_owned(),

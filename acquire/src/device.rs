@@ -56,7 +56,8 @@ pub trait Device: Send {
             overruns: c.overruns.load(Acquire),
             next_scan: c.next_scan.load(Acquire),
             status: c.status.load(Acquire),
-            _pad: 0,
+            epoch: c.epoch.load(Acquire),
+            discarded_blocks: c.discarded_blocks.load(Acquire),
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct Live {
     pub bytes_written: AtomicU64,
     /// Closed segments.
     pub segments: AtomicU64,
+    /// CLOCK_MONOTONIC ns of scan 0, read from the control page when the
+    /// first block arrives (a kernel device's mapping is gone after unbind).
+    pub start_ns: AtomicU64,
 }
 
 /// Pipeline settings.
@@ -134,6 +137,9 @@ pub fn run(
             })
             .context("cannot start the encoder thread")?
     };
+    // The driver's counters only grow (ABI v2) and do not move while the
+    // producer is stopped: this recording's share is the difference from here.
+    let base = device.stats();
     device.start()?;
     let started = Instant::now();
     let drained = drain(
@@ -169,10 +175,10 @@ pub fn run(
     };
     let s = device.stats();
     manifest.device_counters = crate::manifest::DeviceCounters {
-        produced_blocks: s.produced_blocks,
-        dropped_blocks: s.dropped_blocks,
-        dropped_scans: s.dropped_scans,
-        overruns: s.overruns,
+        produced_blocks: s.produced_blocks.saturating_sub(base.produced_blocks),
+        dropped_blocks: s.dropped_blocks.saturating_sub(base.dropped_blocks),
+        dropped_scans: s.dropped_scans.saturating_sub(base.dropped_scans),
+        overruns: s.overruns.saturating_sub(base.overruns),
     };
     Ok(Outcome {
         end,
@@ -218,6 +224,8 @@ fn drain(
     let segment_scans =
         cfg.segment_scans.div_ceil(layout.block_scans() as u64) * layout.block_scans() as u64;
     let mut cur = ring.consumer();
+    // The stream START began; a block of another epoch is not ours.
+    let epoch = ring.control().epoch.load(Ordering::Acquire);
     let mut st = DrainState {
         chunk: None,
         segment: 0,
@@ -265,11 +273,29 @@ fn drain(
             device.wait(Duration::from_millis(50))?;
             continue;
         };
+        // A driver that is unbinding revokes the mapping shortly after it
+        // says GONE (module/README.md): stop touching it as soon as it does.
+        if ring.control().status.load(Ordering::Acquire) == STATUS_GONE {
+            bail!("the device went away (driver unbound or module removed)");
+        }
         // SAFETY: `pos` came from peek and the slot is released only below,
         // after the last use of `slot`.
         let slot = unsafe { ring.slot(pos) };
         let h = read_header(slot, layout)
             .with_context(|| format!("corrupt block at ring offset {pos}"))?;
+        if st.expected.is_none() {
+            // SAFETY: a plain u64 of the live control page, written by the
+            // producer before the head store our peek Acquire-loaded.
+            let start_ns = unsafe { std::ptr::addr_of!(ring.control().start_ns).read_volatile() };
+            live.start_ns.store(start_ns, Ordering::Relaxed);
+        }
+        if h.epoch != epoch {
+            bail!(
+                "ring corrupt: block {} belongs to stream epoch {}, this recording is epoch {epoch}",
+                h.block_seq,
+                h.epoch
+            );
+        }
         let expected = st
             .expected
             .unwrap_or(h.first_scan - h.lost_before.min(h.first_scan));

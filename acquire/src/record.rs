@@ -254,7 +254,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     })?;
     progress.finish();
     let mut m = outcome.manifest;
-    m.start_monotonic_ns = ring.control().start_ns;
+    m.start_monotonic_ns = live.start_ns.load(Ordering::Relaxed);
     let (status, error) = match &outcome.end {
         End::Limit => ("complete", None),
         End::Signal => ("interrupted", None),

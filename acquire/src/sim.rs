@@ -232,6 +232,7 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
     let mut cursor = ring.producer();
     let mut next_scan = c.next_scan.load(Ordering::Relaxed);
     let mut block_seq = c.produced_blocks.load(Ordering::Relaxed);
+    let epoch = c.epoch.load(Ordering::Relaxed);
     let mut pending_lost = 0u64;
     let mut was_full = false;
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
@@ -300,7 +301,8 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
                     channels: l.channels,
                     format: l.format as u16,
                     period_ns_q16: period_q16,
-                    _reserved: [0; 1],
+                    epoch,
+                    _reserved: 0,
                 };
                 write_header(slot, &header);
                 fill_payload(

@@ -17,6 +17,7 @@ qemu_extra() {
 guest() {
     insmod /lib/modules/hsdaq.ko
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
+    acquire info --device /dev/hsdaq0 --json >/host/info.json
     # A request that contradicts the device is refused before recording.
     if acquire record --device /dev/hsdaq0 --channels 4 --out /tmp/bad --duration 1s 2>/host/mismatch.err; then
         echo "a contradicting request was accepted" >&2
@@ -29,7 +30,8 @@ guest() {
 
 check() {
     expect_firmware_bound PRP0001:00
-    expect "probe logged firmware-node settings" grep -q 'hsdaq0: 48000 Hz x 6 ch i32.*firmware node' "$SHARE/dmesg.log"
+    expect_info "$SHARE/info.json" "probe took the SSDT's settings (48 kHz x 6 ch i32, firmware node)" \
+        '.layout.rate_hz == 48000 and .layout.channels == 6 and .layout.format == "i32" and .device.properties."settings-from" == "firmware-node"' 
     expect_recording "$SHARE/run" 48000 6 # the SSDT's hsdaq,rate-hz and hsdaq,channels
     expect_eq "manifest format = SSDT hsdaq,format" "$(manifest "$SHARE/run" '.stream.format')" i32
     expect_eq "manifest block bytes = SSDT hsdaq,block-bytes" "$(manifest "$SHARE/run" '.stream.block_bytes')" 8192

@@ -13,6 +13,7 @@ guest() {
     insmod /lib/modules/hsdaq.ko
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
     cat /proc/device-tree/sensor/compatible >/host/compatible.txt
+    acquire info --device /dev/hsdaq0 --json >/host/info.json
     acquire record --profile /host/boards/qemu-arm64/acquire.toml --out /tmp/run --duration 4s --json >/host/record.json
     cp -r /tmp/run /host/run
     rmmod hsdaq
@@ -20,8 +21,8 @@ guest() {
 
 check() {
     expect_firmware_bound sensor
-    expect "probe took the node's settings and the reserved region" \
-        grep -q 'hsdaq0: 250000 Hz x 8 ch i16, 65536 B blocks, 16777216 B ring in reserved memory (firmware node)' "$SHARE/dmesg.log"
+    expect_info "$SHARE/info.json" "probe took the node's settings and the reserved region" \
+        '.layout.rate_hz == 250000 and .layout.channels == 8 and .layout.block_bytes == 65536 and .layout.data_size == 16777216 and .device.properties."settings-from" == "firmware-node" and .device.properties."buffer-from" == "reserved-memory"' 
     expect "the kernel reserved the region at boot" grep -qi 'reserved mem.*hsdaq-buffer' "$SHARE/dmesg.log"
     expect_recording "$SHARE/run" 250000 8 # the node's hsdaq,rate-hz and hsdaq,channels
     expect_eq "manifest ring = node hsdaq,buffer-bytes" "$(manifest "$SHARE/run" .stream.buffer_bytes)" 16777216

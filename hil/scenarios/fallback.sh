@@ -14,6 +14,7 @@ guest() {
     test -c /dev/hsdaq0
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
     acquire info --device /dev/hsdaq0 >/host/info.txt
+    acquire info --device /dev/hsdaq0 --json >/host/info.json
     acquire record --device /dev/hsdaq0 --out /tmp/run --duration 5s --compression lz4 --json >/host/record.json
     cp -r /tmp/run /host/run
     rmmod hsdaq
@@ -23,7 +24,9 @@ check() {
     expect "rate_hz=0 was refused by probe, naming the parameter" \
         grep -q "hsdaq hsdaq.0: parameter 'rate_hz' = 0" "$SHARE/dmesg.log"
     expect "the driver bound its own virtual device hsdaq.0" grep -qx 'hsdaq.0' "$SHARE/bound.txt"
-    expect "probe logged module-parameter settings" grep -q 'hsdaq0: 200000 Hz x 4 ch i16.*module parameters' "$SHARE/dmesg.log"
+    expect_info "$SHARE/info.json" "probe took the module parameters (200 kHz x 4 ch i16)" \
+        '.layout.rate_hz == 200000 and .layout.channels == 4 and .layout.format == "i16" and .device.properties."settings-from" == "module-parameters"'
+    expect "probe is silent on success (no dev_info per device)" sh -c "! grep -q 'hsdaq hsdaq.0: /dev/hsdaq0' '$SHARE/dmesg.log'"
     expect_recording "$SHARE/run" 200000 4 # the module parameters
     expect_eq "manifest source" "$(manifest "$SHARE/run" .device.source)" virtual
     expect "recorded at least 5 s of scans" test "$(manifest "$SHARE/run" .counts.scans_recorded)" -ge 1000000

@@ -5,6 +5,7 @@
 # Every failure must be a clean errno from the expected set, the device must
 # stream correctly afterwards, and the kernel log must stay clean.
 BOARDS="qemu-x86_64"
+KERNEL=debug
 DESCRIPTION="12,000 hostile ioctls/mmaps/reads/control-page writes: clean errnos, no oops"
 TIMEOUT=300
 

@@ -5,6 +5,7 @@
 #    a clear "device went away" error, and its closed segments must verify;
 #  - afterwards rmmod succeeds; nothing oopses.
 BOARDS="qemu-x86_64"
+KERNEL=debug
 DESCRIPTION="rmmod and sysfs unbind under a live recorder: clear error, closed segments verify"
 TIMEOUT=240
 GUEST_RC=0

@@ -83,6 +83,7 @@ pub fn errno_name(e: i32) -> &'static str {
         libc::EINTR => "EINTR",
         libc::ENXIO => "ENXIO",
         libc::EOVERFLOW => "EOVERFLOW",
+        libc::EAGAIN => "EAGAIN",
         _ => "other",
     }
 }

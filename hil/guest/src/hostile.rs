@@ -197,7 +197,7 @@ fn ioctl_readonly_arg(t: &mut Target, rng: &mut Rng, tally: &mut Tally) {
         format!("cmd {cmd:#x}"),
         r,
         false,
-        &[EFAULT, EINVAL, ETIMEDOUT],
+        &[EFAULT, EINVAL, ETIMEDOUT, libc::EAGAIN],
     );
 }
 
@@ -412,29 +412,43 @@ fn lifecycle(t: &mut Target, rng: &mut Rng, tally: &mut Tally) {
     }
 }
 
-/// STOP, RESET, START, then wait for a block and check its header.
+/// STOP, RESET, START, then wait for a block and check its header: the new
+/// stream starts at scan 0 in a new epoch, and no counter moved backwards.
 fn still_streams(file: &File, cp: &ControlPage, data: &Map) -> Result<(), String> {
     let call = |cmd| dev::ioctl(file, cmd, 0).map_err(|e| format!("{cmd:#x}: {}", errno_name(e)));
     call(IOC_STOP)?;
     call(IOC_RESET)?;
+    let (head0, epoch0) = (
+        cp.head.load(Ordering::Acquire),
+        cp.epoch.load(Ordering::Acquire),
+    );
     call(IOC_START)?;
+    let tail = cp.tail.load(Ordering::Acquire);
     let mut w = WaitArgs {
         timeout_ns: 5_000_000_000,
         ..Default::default()
     };
     dev::ioctl(file, IOC_WAIT, &mut w as *mut WaitArgs as usize)
         .map_err(|e| format!("wait: {}", errno_name(e)))?;
-    let tail = cp.tail.load(Ordering::Acquire);
-    if tail != 0 || cp.head.load(Ordering::Acquire) == 0 {
+    let head = cp.head.load(Ordering::Acquire);
+    if tail < head0 || head <= tail {
         return Err(format!(
-            "after reset: tail {tail}, head {}",
-            cp.head.load(Ordering::Acquire)
+            "after reset+start: head {head0} -> {head}, tail {tail}"
         ));
     }
-    // SAFETY: the first block slot is published (head > 0) and 64 B long at least.
-    let hdr = unsafe { std::ptr::read(data.ptr as *const hsdaq_abi::BlockHeader) };
-    if hdr.magic != hsdaq_abi::layout::BLOCK_MAGIC || hdr.first_scan != 0 {
-        return Err(format!("first block after reset: {hdr:?}"));
+    let slot = (tail & (cp.data_size - 1)) as usize;
+    // SAFETY: the block at `tail` is published (head > tail) and lies inside
+    // the mapped data area (slots are aligned and at least 64 B long).
+    let hdr = unsafe { std::ptr::read(data.ptr.add(slot) as *const hsdaq_abi::BlockHeader) };
+    let epoch = cp.epoch.load(Ordering::Acquire);
+    if hdr.magic != hsdaq_abi::layout::BLOCK_MAGIC
+        || hdr.first_scan != 0
+        || hdr.epoch != epoch
+        || epoch != epoch0.wrapping_add(1)
+    {
+        return Err(format!(
+            "first block after start (epoch {epoch0} -> {epoch}): {hdr:?}"
+        ));
     }
     call(IOC_STOP).map(|_| ())
 }

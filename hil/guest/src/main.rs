@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod dev;
 mod hostile;
+mod race;
 mod readbench;
 
 #[derive(Parser)]
@@ -36,6 +37,25 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Threads racing on one open file: read, WAIT, STATS, mmap/munmap, tail writes.
+    Race {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Stop once this many operations ran.
+        #[arg(long, default_value_t = 100_000)]
+        ops: u64,
+    },
+    /// Hold a mapping across an unbind, then touch it (expects SIGBUS).
+    Stale {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        go: PathBuf,
+    },
     /// mmap ring vs read(): consumer throughput on the same stream.
     Readbench {
         #[arg(long, default_value = "/dev/hsdaq0")]
@@ -51,6 +71,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hostile { device, ops, seed } => hostile::run(&device, ops, seed),
         Command::Readbench { device, seconds } => readbench::run(&device, seconds),
+        Command::Race {
+            device,
+            seconds,
+            ops,
+        } => race::run(&device, seconds, ops),
+        Command::Stale { device, ready, go } => race::stale(&device, &ready, &go),
     };
     match result {
         Ok(report) => {
