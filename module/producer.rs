@@ -205,7 +205,7 @@ impl Producer {
 }
 
 #[cfg(CONFIG_KUNIT)]
-#[kunit_tests(hsdaq_producer)]
+#[kernel::macros::kunit_tests(hsdaq_producer)]
 mod tests {
     use super::*;
     use crate::abi::format::Format;
@@ -264,7 +264,7 @@ mod tests {
         let mut p = Producer::default();
         p.start(0, 256);
         p.force_drops(u64::MAX);
-        p.force_drops(5); // saturates, no overflow
+        p.force_drops(5); // Saturates, no overflow.
         assert_eq!(p.fault_drop, u64::MAX);
         p.fault_drop = 2;
         let bs = u64::from(l.block_scans());
@@ -293,12 +293,12 @@ mod tests {
         p.start(0, 256);
         run(&mut p, 4 * u64::from(l.block_scans()), &l, 0);
         assert_eq!(p.head, 1024);
-        assert!(!p.accept_tail(2048, 256), "beyond head");
-        assert!(!p.accept_tail(100, 256), "not block-aligned");
+        assert!(!p.accept_tail(2048, 256)); // beyond head
+        assert!(!p.accept_tail(100, 256)); // not block-aligned
         assert!(p.accept_tail(512, 256));
-        assert!(!p.accept_tail(256, 256), "backwards");
+        assert!(!p.accept_tail(256, 256)); // backwards
         p.read_pin = Some(768);
-        assert!(!p.accept_tail(1024, 256), "past a read() in progress");
+        assert!(!p.accept_tail(1024, 256)); // past a read() in progress
         assert!(p.accept_tail(768, 256));
         assert_eq!(p.tail, 768);
     }

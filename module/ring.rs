@@ -89,14 +89,16 @@ impl Ring {
     ) -> Result<Self> {
         let len = control_bytes + layout.data_size as usize;
         // No allocator WARN for a size a user asked for: the dev_err below says it.
-        let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(|_| {
-            dev_err!(
-                dev,
-                "property 'hsdaq,buffer-bytes' = {}: cannot allocate {} contiguous bytes\n",
-                layout.data_size,
-                len
-            );
-        })?;
+        let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
+            |_| {
+                dev_err!(
+                    dev,
+                    "property 'hsdaq,buffer-bytes' = {}: cannot allocate {} contiguous bytes\n",
+                    layout.data_size,
+                    len
+                );
+            },
+        )?;
         let ring = Ring {
             buf,
             dev: dev.into(),

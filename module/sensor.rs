@@ -11,8 +11,11 @@
 //! ring's worth of blocks (the rest is dropped and counted), so neither a
 //! long stall nor a rate the CPU cannot write keeps interrupts off for long.
 //!
-//! Lock order: `control` (start/stop) → `io` (buffer users in process
-//! context) → `state` (spinlock, also taken by the timer).
+//! Lock order: `control` (start/stop) → `io` (`read()`, START, RESET,
+//! revocation; `read()` faults user pages under it, so it comes before
+//! `mmap_lock`) → `mmap_lock` → `map` (mmap, revocation) → `state`
+//! (spinlock, also taken by the timer). mmap runs under `mmap_lock` and so
+//! never takes `io` (lockdep found that cycle in the `race` scenario).
 
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -83,10 +86,14 @@ pub(crate) struct Sensor {
     /// The buffer, revoked (unmapped from user space and freed) at unbind.
     #[pin]
     ring: Revocable<Ring>,
-    /// Held by everything that touches the buffer from process context
-    /// (`read()`, mmap, START, RESET) and by revocation.
+    /// Held by the process-context users of the buffer (`read()`, START,
+    /// RESET) and by revocation.
     #[pin]
     io: Mutex<Io>,
+    /// Held by mmap (under `mmap_lock`) and by revocation: no mapping is made
+    /// of a buffer being revoked.
+    #[pin]
+    map: Mutex<()>,
     /// Signalled when the open file is released.
     #[pin]
     released: CondVar,
@@ -117,6 +124,7 @@ impl Sensor {
                 control <- new_mutex!(None),
                 ring <- Revocable::new(ring),
                 io <- new_mutex!(Io { mapping: core::ptr::null_mut() }),
+                map <- new_mutex!(()),
                 released <- new_condvar!("hsdaq::released"),
                 busy: AtomicBool::new(false),
                 config,
@@ -221,6 +229,7 @@ impl Sensor {
                 _ => break,
             }
         }
+        let _map = self.map.lock();
         if !io.mapping.is_null() {
             // SAFETY: `mapping` is the `f_mapping` of the open file, which
             // stays alive until `unclaim` clears it under this lock. Zapping
@@ -228,9 +237,9 @@ impl Sensor {
             // VMAs have no fault handler); mmap refuses new ones (gone).
             unsafe { bindings::unmap_mapping_range(io.mapping, 0, 0, 1) };
         }
-        // No user: the timer is cancelled, `read()`/mmap/START hold `io`,
-        // and no PTE maps the buffer any more. Frees it through the DMA API
-        // while the device is still bound.
+        // No user: the timer is cancelled, `read()`/START hold `io`, mmap
+        // holds `map`, and no PTE maps the buffer any more. Frees it through
+        // the DMA API while the device is still bound.
         self.ring.revoke();
         drop(io);
     }
@@ -351,7 +360,8 @@ impl Sensor {
             p.read_pin = Some(p.tail);
             (p.tail, p.head)
         };
-        // SAFETY: revocation takes `io`, which we hold.
+        // SAFETY: revocation takes `io`, which we hold, after setting `gone`,
+        // which we checked under it.
         let ring = unsafe { self.ring.access() };
         let blocks = ((head - tail) / block).min(iov.len() as u64 / block);
         let mut pos = tail;
@@ -373,11 +383,11 @@ impl Sensor {
 
     /// Maps the buffer into `vma` unless the device is gone.
     pub(crate) fn mmap(&self, vma: &kernel::mm::virt::VmaNew) -> Result {
-        let _io = self.io.lock();
+        let _map = self.map.lock();
         if self.state.lock().gone {
             return Err(ENODEV);
         }
-        // SAFETY: revocation takes `io`, which we hold, and happens only
+        // SAFETY: revocation takes `map`, which we hold, and happens only
         // after `gone` is set, which we checked under it.
         unsafe { self.ring.access() }.mmap(vma)
     }
