@@ -323,6 +323,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
             "head": s.head, "tail": s.tail, "produced_blocks": s.produced_blocks,
             "dropped_blocks": s.dropped_blocks, "dropped_scans": s.dropped_scans,
             "overruns": s.overruns, "next_scan": s.next_scan, "status": status_name(s.status),
+            "epoch": s.epoch, "discarded_blocks": s.discarded_blocks,
         },
     });
     if json {

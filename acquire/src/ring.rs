@@ -332,3 +332,35 @@ pub enum BadBlock {
     #[error("block shape differs from the stream's")]
     Shape,
 }
+
+#[cfg(test)]
+mod abi_tests {
+    use super::*;
+    use hsdaq_abi::layout::{CONTROL_BYTES, CONTROL_MAGIC};
+
+    /// A ring written by an ABI 1 producer is refused, naming both versions.
+    #[test]
+    fn an_older_abi_is_refused_by_name() {
+        let mut page = vec![0u64; CONTROL_BYTES / 8];
+        let c = page.as_mut_ptr().cast::<ControlPage>();
+        // SAFETY: `page` is CONTROL_BYTES long and 8-byte aligned; all-zero is
+        // a valid ControlPage, and we only write plain fields.
+        unsafe {
+            (*c).magic = CONTROL_MAGIC;
+            (*c).abi_major = 1;
+        }
+        let mut data = [0u8; 64];
+        // SAFETY: `RingMap::new` refuses before it reads the data area.
+        let err = unsafe { RingMap::new(c, data.as_mut_ptr()) }
+            .err()
+            .expect("refused");
+        assert!(matches!(err, MapError::Abi { major: 1, minor: 0 }));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "incompatible ring ABI 1.0: this acquire speaks {}.x",
+                hsdaq_abi::layout::ABI_MAJOR
+            )
+        );
+    }
+}

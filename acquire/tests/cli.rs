@@ -557,10 +557,12 @@ fn info_shows_abi_layout_and_counters() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["abi"], "1.0");
+    assert_eq!(v["abi"], "2.0");
     assert_eq!(v["layout"]["channels"], 3);
     assert_eq!(v["layout"]["block_scans"], (16384 - 64) / 6);
     assert_eq!(v["counters"]["dropped_blocks"], 0);
+    assert_eq!(v["counters"]["discarded_blocks"], 0);
+    assert_eq!(v["layout"]["data_offset"], v["layout"]["control_bytes"]);
 }
 
 #[test]
