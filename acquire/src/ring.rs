@@ -341,10 +341,10 @@ mod abi_tests {
     /// A ring written by an ABI 1 producer is refused, naming both versions.
     #[test]
     fn an_older_abi_is_refused_by_name() {
-        let mut page = vec![0u64; CONTROL_BYTES / 8];
+        let mut page = memmap2::MmapMut::map_anon(CONTROL_BYTES).unwrap();
         let c = page.as_mut_ptr().cast::<ControlPage>();
-        // SAFETY: `page` is CONTROL_BYTES long and 8-byte aligned; all-zero is
-        // a valid ControlPage, and we only write plain fields.
+        // SAFETY: `page` is CONTROL_BYTES long, page-aligned and zeroed;
+        // all-zero is a valid ControlPage, and we only write plain fields.
         unsafe {
             (*c).magic = CONTROL_MAGIC;
             (*c).abi_major = 1;
