@@ -58,8 +58,14 @@ main() {
 
     rm -rf "$OUT" && mkdir -p "$OUT"
     export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+    # A fragment may ask for make variables (e.g. `# hsdaq-make: LLVM=-19`,
+    # a clang-built kernel for KASAN with Rust). They are kept beside the
+    # build, so module.sh builds modules with the same toolchain.
+    local extra=()
+    mapfile -t extra < <(sed -n 's/^# hsdaq-make: *//p' "${FRAGMENTS[@]}" | tr ' ' '\n' | sed '/^$/d')
+    printf '%s\n' "${extra[@]}" >"$OUT/hsdaq-make-vars"
     KMAKE=(make -C "$SRC" O="$OUT" ARCH="$ARCH" CROSS_COMPILE="$CROSS_COMPILE"
-        RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" -j"$(nproc)")
+        RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" "${extra[@]}" -j"$(nproc)")
     log "configuring (tinyconfig + ${FRAGMENTS[*]#$ROOT/})"
     "${KMAKE[@]}" -s tinyconfig
     ARCH=$ARCH "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "${FRAGMENTS[@]}" >/dev/null

@@ -17,9 +17,12 @@ rm -rf "$OUT/src" && mkdir -p "$OUT/src/abi"
 cp -r "$ROOT/module" "$OUT/src/module"
 cp -r "$ROOT/abi/src" "$OUT/src/abi/src"
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
-echo "module: building hsdaq.ko for $ARCH against $KBUILD" >&2
+# The make variables the kernel was built with (e.g. LLVM=-19), if any.
+EXTRA=()
+[[ -f $KBUILD/hsdaq-make-vars ]] && mapfile -t EXTRA < <(grep -v "^$" "$KBUILD/hsdaq-make-vars")
+echo "module: building hsdaq.ko for $ARCH against $KBUILD ${EXTRA[*]}" >&2
 if ! make -C "$KBUILD" M="$OUT/src/module" ARCH="$ARCH" CROSS_COMPILE="$CROSS" \
-    RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" modules >"$OUT/module-build.log" 2>&1; then
+    RUSTC=/usr/bin/rustc BINDGEN="$HOME/.cargo/bin/bindgen" "${EXTRA[@]}" modules >"$OUT/module-build.log" 2>&1; then
     grep -E '^(error|warning)|-->' -A6 "$OUT/module-build.log" | head -80 >&2 ||
         tail -20 "$OUT/module-build.log" >&2
     echo "module: build failed; log $OUT/module-build.log" >&2
