@@ -13,7 +13,9 @@ use hsdaq_acquire::faults::PlannedFault;
 use hsdaq_acquire::profile::Profile;
 use hsdaq_acquire::record::{self, RecordPlan};
 use hsdaq_acquire::segment::Codec;
-use hsdaq_acquire::units::{parse_bytes, parse_duration, parse_rate, SegmentPolicy};
+use hsdaq_acquire::units::{
+    parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy, UsageError,
+};
 use hsdaq_acquire::{bench, verify};
 
 /// Record high-speed sample streams from an hsdaq device (or the simulator) to Parquet.
@@ -35,6 +37,10 @@ enum Cmd {
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
+        /// Check a run whose manifest.json is lost or damaged against the
+        /// segments' embedded records alone.
+        #[arg(long)]
+        trust_segments: bool,
     },
     /// Show a device's ABI version, layout and counters.
     Info {
@@ -80,11 +86,11 @@ struct ShapeArgs {
 struct RecordArgs {
     #[command(flatten)]
     shape: ShapeArgs,
-    /// Stop after this much stream time, e.g. 10s.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "samples")]
+    /// Stop after this much stream time, e.g. 10s (above 0).
+    #[arg(long, value_parser = parse_positive_duration, conflicts_with = "samples")]
     duration: Option<std::time::Duration>,
-    /// Stop after this many scans.
-    #[arg(long)]
+    /// Stop after this many scans (1 to 2^63-1).
+    #[arg(long, value_parser = parse_scan_count)]
     samples: Option<u64>,
     /// Run folder to create.
     #[arg(long)]
@@ -137,6 +143,38 @@ struct BenchArgs {
     json: bool,
 }
 
+impl BenchArgs {
+    /// The same rules as `record`: a bad value is a usage error naming it.
+    fn validate(&self) -> Result<()> {
+        let usage = |m: String| -> Result<()> { Err(UsageError(m).into()) };
+        if self.channels == 0 || self.channels > hsdaq_abi::layout::MAX_CHANNELS {
+            return usage(format!(
+                "--channels {}: expected 1 to {}",
+                self.channels,
+                hsdaq_abi::layout::MAX_CHANNELS
+            ));
+        }
+        for (flag, v, min) in [
+            ("--seconds", self.seconds, f64::MIN_POSITIVE),
+            ("--paced-seconds", self.paced_seconds, 0.0),
+        ] {
+            if !v.is_finite() || v < min || v > 3600.0 {
+                return usage(format!(
+                    "{flag} {v}: expected a number of seconds {} 0 and at most 3600",
+                    if min > 0.0 { "above" } else { "from" }
+                ));
+            }
+        }
+        if !self.dir.is_dir() {
+            return usage(format!(
+                "--dir {}: no such directory (bench writes its temporary recordings there)",
+                self.dir.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn parse_format(s: &str) -> Result<Format> {
     Format::from_name(s.as_bytes()).with_context(|| format!("invalid format {s:?}: use i16 or i32"))
 }
@@ -173,7 +211,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("acquire: error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            })
         }
     }
 }
@@ -181,13 +223,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Record(a) => cmd_record(a),
-        Cmd::Verify { path, json } => {
-            let r = verify::verify(&path)?;
+        Cmd::Verify {
+            path,
+            json,
+            trust_segments,
+        } => {
+            let r = verify::verify(&path, trust_segments)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 for p in &r.partial_skipped {
-                    println!("skipped unfinished segment {p}");
+                    eprintln!("acquire: verify: skipped unfinished segment {p}");
                 }
                 match &r.first_error {
                     None => println!(
@@ -198,13 +244,14 @@ fn run(cli: Cli) -> Result<i32> {
                         r.gaps,
                         r.lost
                     ),
-                    Some(e) => println!("FAILED after {} rows: {e}", r.rows),
+                    Some(e) => eprintln!("acquire: verify FAILED after {} rows: {e}", r.rows),
                 }
             }
             Ok(if r.ok() { 0 } else { 1 })
         }
         Cmd::Info { shape, json } => cmd_info(shape, json),
         Cmd::Bench(b) => {
+            b.validate()?;
             let cfg = bench::BenchConfig {
                 channels: b.channels,
                 format: b.format,

@@ -90,6 +90,18 @@ impl Profile {
             .with_context(|| format!("cannot read profile {}", path.display()))?;
         let p: Profile =
             toml::from_str(&text).with_context(|| format!("invalid profile {}", path.display()))?;
+        // A profile that sets nothing would check nothing against a kernel
+        // device: almost certainly the wrong (or an empty) file.
+        if p.board.is_none()
+            && p.device == DeviceSettings::default()
+            && p.record == RecordSettings::default()
+            && p.channels.is_empty()
+        {
+            bail!(
+                "invalid profile {}: it sets nothing (no board, [device], [record] or [[channel]])",
+                path.display()
+            );
+        }
         if let Some(f) = &p.device.format {
             if hsdaq_abi::Format::from_name(f.as_bytes()).is_none() {
                 bail!(

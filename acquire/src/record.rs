@@ -177,6 +177,13 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         .unwrap_or_default();
     let channels = channel_infos(&specs, layout.channels as usize)
         .with_context(|| format!("profile does not fit {}", plan.device))?;
+    // Checked before anything is written: an impossible size is a usage error.
+    let scan_limit = match (plan.scans, plan.duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(d)) => Some(crate::units::scans_in(d, layout.rate_hz, "--duration")?),
+        (None, None) => None,
+    };
+    let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
     prepare_dir(&plan.out)?;
     let (kernel_release, host) = uname();
     let desc = device.describe();
@@ -219,16 +226,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         segments: Vec::new(),
     };
     manifest.write(&plan.out)?;
-    let scan_limit = match (plan.scans, plan.duration) {
-        (Some(n), _) => Some(n),
-        (None, Some(d)) => Some(((d.as_nanos() * layout.rate_hz as u128) / 1_000_000_000) as u64),
-        (None, None) => None,
-    };
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
     let chunk_rows = chunk_rows(&layout);
     let cfg = PipelineConfig {
         scan_limit,
-        segment_scans: plan.segment.scans(layout.rate_hz, layout.scan_bytes()),
+        segment_scans,
         chunk_rows,
         pool_chunks: 6,
         faults: plan.faults.clone(),

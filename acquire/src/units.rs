@@ -81,15 +81,66 @@ impl SegmentPolicy {
         }
     }
 
-    /// Scans per segment for a stream of `rate` scans/s and `scan_bytes`.
-    pub fn scans(&self, rate: u64, scan_bytes: usize) -> u64 {
+    /// Scans per segment for a stream of `rate` scans/s and `scan_bytes`;
+    /// a usage error naming `--segment` when that is beyond a recording.
+    pub fn scans(&self, rate: u64, scan_bytes: usize) -> Result<u64> {
         match *self {
-            SegmentPolicy::Duration(d) => {
-                ((d.as_nanos() * rate as u128) / 1_000_000_000).max(1) as u64
-            }
-            SegmentPolicy::Bytes(b) => (b / scan_bytes as u64).max(1),
+            SegmentPolicy::Duration(d) => scans_in(d, rate, "--segment"),
+            SegmentPolicy::Bytes(b) => Ok((b / scan_bytes as u64).max(1)),
         }
     }
+}
+
+/// A mistake in how the tool was invoked (exit status 2, as clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Most scans a recording can index: `seq` is a signed 64-bit column.
+pub const MAX_SCANS: u64 = i64::MAX as u64;
+
+/// `floor(d × rate / 1 s)` scans, at least 1, checked: a duration whose scan
+/// count a recording cannot index is a usage error naming `flag`.
+pub fn scans_in(d: Duration, rate: u64, flag: &str) -> Result<u64> {
+    let n = d
+        .as_nanos()
+        .checked_mul(u128::from(rate))
+        .map(|x| x / 1_000_000_000);
+    match n
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|&n| n <= MAX_SCANS)
+    {
+        Some(n) => Ok(n.max(1)),
+        None => Err(UsageError(format!(
+            "{flag} {} at {rate} scans/s is more scans than a recording can index (2^63 - 1)",
+            humantime::format_duration(d)
+        ))
+        .into()),
+    }
+}
+
+/// Parses a duration that must be above zero (`--duration`).
+pub fn parse_positive_duration(s: &str) -> Result<Duration> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        bail!("a duration of 0 records nothing: give a positive duration such as 10s");
+    }
+    Ok(d)
+}
+
+/// Parses a scan count in `1..=2^63-1` (`--samples`).
+pub fn parse_scan_count(s: &str) -> Result<u64> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid scan count {s:?} (a whole number such as 1000000)"))?;
+    if n == 0 {
+        bail!("0 scans records nothing: give a positive count");
+    }
+    if n > MAX_SCANS {
+        bail!("{n} scans is more than a recording can index (2^63 - 1)");
+    }
+    Ok(n)
 }
 
 mod humantime_serde_compat {
@@ -137,7 +188,25 @@ mod tests {
             SegmentPolicy::parse("64MiB").unwrap(),
             SegmentPolicy::Bytes(64 << 20)
         );
-        assert_eq!(SegmentPolicy::parse("2s").unwrap().scans(1000, 8), 2000);
+        assert_eq!(
+            SegmentPolicy::parse("2s").unwrap().scans(1000, 8).unwrap(),
+            2000
+        );
         assert!(SegmentPolicy::parse("0s").is_err());
+    }
+
+    /// Scan counts are checked, never truncated by a cast: the overflow is a
+    /// usage error naming the flag.
+    #[test]
+    fn scan_counts_overflow_into_a_usage_error() {
+        let d = Duration::from_secs(18_446_744_073_710);
+        let e = scans_in(d, 1_000_000, "--duration").unwrap_err();
+        assert!(e.downcast_ref::<UsageError>().is_some());
+        assert!(e.to_string().contains("--duration"), "{e}");
+        assert_eq!(
+            scans_in(Duration::from_secs(9_223_372_036), 1_000_000_000, "x").unwrap(),
+            9_223_372_036_000_000_000
+        );
+        assert_eq!(scans_in(Duration::from_nanos(1), 1, "x").unwrap(), 1);
     }
 }

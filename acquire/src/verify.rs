@@ -79,14 +79,101 @@ pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
     Ok((serde_json::from_str(&m)?, serde_json::from_str(&s)?))
 }
 
-/// Verifies a run folder or one segment file.
-pub fn verify(path: &Path) -> Result<VerifyReport> {
+/// Damage to a run folder's structure, found from the segments' own records
+/// and the manifest without reading a sample: holes and overlaps in `seq`
+/// that no recorded gap explains (a deleted or duplicated segment), segments
+/// the manifest lists but the folder lacks, and an unreadable manifest.
+/// `verify` and `analysis report` both use it, so they agree on what is
+/// damaged. Empty when the structure is sound.
+pub fn structure(dir: &Path, segments: &[PathBuf]) -> Vec<String> {
+    let mut damage = Vec::new();
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    match Manifest::read(dir) {
+        Ok(m) => {
+            for s in &m.segments {
+                if !dir.join(&s.file).exists() {
+                    damage.push(format!(
+                        "{} is listed in manifest.json ({} scans from seq {}) but missing",
+                        s.file, s.rows, s.first_seq
+                    ));
+                }
+            }
+        }
+        Err(e) => damage.push(format!(
+            "manifest.json cannot be read ({e:#}): the run's own record of what was recorded is lost"
+        )),
+    }
+    let mut next: Option<(i64, String)> = None;
+    for f in segments {
+        let seg = match segment_metadata(f) {
+            Ok((_, seg)) => seg,
+            Err(e) => {
+                damage.push(format!("{}: {e:#}", name(f)));
+                next = None;
+                continue;
+            }
+        };
+        let lost_before = seg
+            .gaps
+            .iter()
+            .find(|g| g.at_seq == seg.first_seq)
+            .map_or(0, |g| g.lost as i64);
+        let (expect, after) = next.clone().unwrap_or((0, "the start of the run".into()));
+        let at = seg.first_seq - lost_before;
+        if at > expect {
+            damage.push(format!(
+                "hole: scans {expect}..{} ({} scans) are missing between {after} and {}, and no gap is recorded there (a deleted segment?)",
+                at - 1,
+                at - expect,
+                name(f)
+            ));
+        } else if at < expect {
+            damage.push(format!(
+                "overlap: {} starts at seq {} but {after} already holds scans up to {} ({} scans twice: a duplicated segment?)",
+                name(f),
+                seg.first_seq,
+                expect - 1,
+                expect - at
+            ));
+        }
+        next = Some((seg.last_seq + 1, name(f)));
+    }
+    damage
+}
+
+/// Verifies a run folder or one segment file. A folder's `manifest.json`
+/// must be readable unless `trust_segments` (then the segments' embedded
+/// records alone are checked).
+pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
     let files = if path.is_dir() {
         let (done, partial) = run_files(path)?;
         report.partial_skipped = partial.iter().map(|p| p.display().to_string()).collect();
         if done.is_empty() {
             bail!("{} holds no closed segment-*.parquet files", path.display());
+        }
+        let damage: Vec<String> = structure(path, &done)
+            .into_iter()
+            .filter(|d| !(trust_segments && d.starts_with("manifest.json cannot be read")))
+            .collect();
+        if let Some(first) = damage.first() {
+            report.files = done.iter().map(|p| p.display().to_string()).collect();
+            report.first_error = Some(if first.starts_with("manifest.json cannot be read") {
+                format!(
+                    "{}: {first}; to check the segments on their own records, run `acquire verify --trust-segments {}`",
+                    path.display(),
+                    path.display()
+                )
+            } else {
+                format!("{}: {}", path.display(), damage.join("; "))
+            });
+            return Ok(report);
         }
         done
     } else {

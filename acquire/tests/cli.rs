@@ -57,7 +57,7 @@ fn record_then_verify_passes_with_zero_loss() {
     assert_eq!(m.status, "complete");
     assert_eq!(m.segments.len(), 4, "2 s in 500 ms segments");
     assert_eq!(m.counts.scans_recorded, 1_000_000);
-    let r = verify(&run_dir).unwrap();
+    let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
     assert_eq!(r.rows, 1_000_000);
     let o = run(&["verify", s(&run_dir)]);
@@ -113,7 +113,7 @@ fn forced_overrun_loss_equals_drop_counter_gap_by_gap() {
     );
     assert_eq!(m.gaps[1].lost, 2 * block);
     // verify recomputes every sample from its seq: every gap sits at the right index.
-    let r = verify(&run_dir).unwrap();
+    let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
     assert_eq!(r.lost, c.dropped_scans);
     assert_eq!(r.gaps, m.gaps.len() as u64);
@@ -168,7 +168,7 @@ fn sigkill_leaves_every_closed_segment_readable() {
         }
     }
     assert!(closed >= 2, "{closed} closed segments");
-    let r = verify(&run_dir).unwrap();
+    let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
     assert_eq!(Manifest::read(&run_dir).unwrap().status, "recording");
 }
@@ -203,7 +203,7 @@ fn sigint_finishes_the_open_segment_cleanly() {
         })
         .collect();
     assert!(partial.is_empty(), "no partial file after a clean stop");
-    assert!(verify(&run_dir).unwrap().ok());
+    assert!(verify(&run_dir, false).unwrap().ok());
 }
 
 /// Unmounts a test tmpfs when dropped.
@@ -258,7 +258,7 @@ fn full_disk_is_a_clear_error_and_keeps_closed_segments() {
         "segments closed before the disk filled are kept: {}",
         m.segments.len()
     );
-    let r = verify(&run_dir).unwrap();
+    let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
     assert_eq!(r.files.len(), m.segments.len());
     assert!(
@@ -511,7 +511,7 @@ fn parquet_schema_encodings_and_metadata_read_back() {
     assert!(!m.start_wall_clock.is_empty() && !m.kernel_release.is_empty());
     assert_eq!(info.first_seq, 0);
     assert_eq!(info.rows, r.metadata().file_metadata().num_rows() as u64);
-    assert!(verify(&run_dir).unwrap().ok());
+    assert!(verify(&run_dir, false).unwrap().ok());
     // i16 streams are annotated INT(16) so readers load them as int16.
     let r16 = d.path().join("r16");
     assert!(run(&[
@@ -635,5 +635,5 @@ fn shipped_board_profiles_list_and_record() {
     assert_eq!(m.channels[3].unit, "degC");
     assert_eq!(m.channels[3].offset, 25.0);
     assert_eq!(m.stream.rate_hz, 1_000_000);
-    assert!(verify(&run_dir).unwrap().ok());
+    assert!(verify(&run_dir, false).unwrap().ok());
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use hsdaq_acquire::manifest::Manifest;
-use hsdaq_acquire::verify::{run_files, segment_metadata};
+use hsdaq_acquire::verify::{run_files, segment_metadata, structure};
 use polars::prelude::*;
 
 /// One recording to analyse.
@@ -24,6 +24,9 @@ pub struct Run {
     pub segments: Vec<PathBuf>,
     /// Block tables that exist for those segments.
     pub block_tables: Vec<PathBuf>,
+    /// Structural damage (holes or overlaps no recorded gap explains, a
+    /// missing or unreadable manifest), as `acquire verify` finds it.
+    pub damage: Vec<String>,
 }
 
 /// Expands the user's paths into runs.
@@ -82,6 +85,7 @@ fn single_file(p: &Path) -> Result<Run> {
         manifest,
         segments: vec![p.to_path_buf()],
         block_tables: blocks.into_iter().collect(),
+        damage: Vec::new(),
     })
 }
 
@@ -97,6 +101,7 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
             .filter_map(|s| s.file_name().map(|n| dir.join("blocks").join(n)))
             .filter(|b| b.exists())
             .collect();
+        let damage = structure(dir, &segments);
         runs.push(Run {
             label: label(dir),
             path: dir.to_path_buf(),
@@ -104,6 +109,7 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
             manifest,
             segments,
             block_tables,
+            damage,
         });
         return Ok(());
     }

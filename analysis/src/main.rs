@@ -32,7 +32,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        // The report is written, and it says what is damaged.
+        Ok(false) => ExitCode::from(3),
         Err(e) => {
             eprintln!("analysis: error: {e:#}");
             ExitCode::FAILURE
@@ -40,7 +42,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Writes the report; `Ok(false)` when a run is structurally damaged.
+fn run(cli: Cli) -> Result<bool> {
     let Cmd::Report { paths, out, json } = cli.cmd;
     let runs = hsdaq_analysis::load::discover(&paths)?;
     let mut metrics = Vec::new();
@@ -52,6 +55,9 @@ fn run(cli: Cli) -> Result<()> {
             r.path.display(),
             r.segments.len()
         );
+        for d in &r.damage {
+            eprintln!("analysis: warning: {} is damaged: {d}", r.path.display());
+        }
         metrics.push(hsdaq_analysis::metrics::compute(r)?);
     }
     eprintln!("analysis: writing plots and pages to {}", out.display());
@@ -70,5 +76,5 @@ fn run(cli: Cli) -> Result<()> {
         }
         println!("report: {}", out.join("index.html").display());
     }
-    Ok(())
+    Ok(metrics.iter().all(|m| m.damage.is_empty()))
 }

@@ -69,6 +69,9 @@ pub struct RunMetrics {
     pub mean_mb_per_s: f64,
     /// Block latency percentiles (µs): p50, p99, max.
     pub latency_us: Option<(f64, f64, f64)>,
+    /// Structural damage of the run folder (empty when sound): holes or
+    /// overlaps in `seq` no recorded gap explains, a lost manifest.
+    pub damage: Vec<String>,
     /// Per-channel statistics.
     pub channels: Vec<ChannelStats>,
     /// Throughput timeline: (seconds since start, MB/s, scans/s).
@@ -193,6 +196,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,
+        damage: run.damage.clone(),
         channels,
         throughput,
         gap_timeline,

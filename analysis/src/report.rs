@@ -44,6 +44,16 @@ pub fn text(m: &RunMetrics) -> String {
         m.gaps,
         m.loss_ratio * 100.0
     );
+    if !m.damage.is_empty() {
+        let _ = writeln!(
+            s,
+            "  DAMAGED: the counts above cannot be trusted ({} problem(s); `acquire verify` says the same):",
+            m.damage.len()
+        );
+        for d in &m.damage {
+            let _ = writeln!(s, "    - {d}");
+        }
+    }
     if let Some((p50, p99, max)) = m.latency_us {
         let _ = writeln!(
             s,
@@ -69,9 +79,17 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq report: {0}</title>\
          <style>body{{font-family:sans-serif;max-width:1040px;margin:auto}}img{{width:100%}}pre{{background:#f4f4f4;padding:8px}}</style>\
-         </head><body><h1>hsdaq recording {0}</h1><pre>{1}</pre>",
+         </head><body><h1>hsdaq recording {0}</h1>{2}<pre>{1}</pre>",
         html(&m.label),
-        html(&text(m))
+        html(&text(m)),
+        if m.damage.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<p style=\"background:#fdd;padding:8px\"><strong>This run is damaged:</strong> {}</p>",
+                html(&m.damage.join("; "))
+            )
+        }
     );
     for (name, title) in PLOTS {
         let _ = write!(
@@ -102,10 +120,15 @@ pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
         write_run(m, &out.join(&m.label))?;
         let _ = write!(
             h,
-            "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost</li>",
+            "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost{3}</li>",
             html(&m.label),
             m.scans,
-            m.scans_lost
+            m.scans_lost,
+            if m.damage.is_empty() {
+                String::new()
+            } else {
+                format!(", <strong>DAMAGED ({} problems)</strong>", m.damage.len())
+            }
         );
     }
     h.push_str("</ul></body></html>\n");

@@ -122,3 +122,79 @@ fn report_reads_a_hive_tree_and_a_single_file() {
     assert!(rows > 20_000);
     assert_eq!(one["runs"][0]["scans"], rows);
 }
+
+/// Structural damage a report must not hide: a deleted middle segment (a
+/// hole no recorded gap explains), a duplicated segment (scans counted
+/// twice), a lost manifest. Each is named in the text, `summary.json` and
+/// the page, and the exit status is 3; intact segments still get a report.
+#[test]
+fn report_flags_holes_overlaps_and_a_lost_manifest() {
+    let d = tempfile::tempdir().unwrap();
+    let pristine = d.path().join("run");
+    make_run(&pristine, 200_000, &[]);
+    type Damage = fn(&Path);
+    let cases: &[(&str, Damage, &str)] = &[
+        (
+            "deleted",
+            |r| std::fs::remove_file(r.join("segment-000001.parquet")).unwrap(),
+            "hole",
+        ),
+        (
+            "duplicated",
+            |r| {
+                std::fs::copy(
+                    r.join("segment-000001.parquet"),
+                    r.join("segment-000001-copy.parquet"),
+                )
+                .unwrap();
+            },
+            "overlap",
+        ),
+        (
+            "no manifest",
+            |r| std::fs::remove_file(r.join("manifest.json")).unwrap(),
+            "manifest.json",
+        ),
+    ];
+    for (what, damage, needle) in cases {
+        let run = d.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&run).unwrap();
+        for e in std::fs::read_dir(&pristine).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
+            }
+        }
+        damage(&run);
+        let out = d.path().join(format!("report-{}", what.replace(' ', "-")));
+        let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
+            .arg("report")
+            .arg(&run)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(3), "{what}: {all}");
+        assert!(
+            all.contains("DAMAGED") && all.contains(needle),
+            "{what}: {all}"
+        );
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let damage = s["runs"][0]["damage"].as_array().unwrap();
+        assert!(
+            damage.iter().any(|d| d.as_str().unwrap().contains(needle)),
+            "{what}: {damage:?}"
+        );
+        let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(
+            page.contains("This run is damaged"),
+            "{what}: page does not say so"
+        );
+    }
+}
