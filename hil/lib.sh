@@ -212,8 +212,10 @@ run_scenario() {
         expect_eq "guest script exit status" "$(cat "$SHARE/guest.rc")" "${GUEST_RC:-0}"
         expect "kernel log has no oops, BUG, WARN, panic or debug-detector report ($VARIANT kernel)" kernel_clean
         if [[ $VARIANT == debug ]]; then
-            expect "KUnit: the module's Rust tests passed at insmod" \
+            expect "KUnit: the module's producer tests passed at insmod" \
                 grep -qE '# hsdaq_producer: pass:[1-9][0-9]* fail:0' "$SHARE/dmesg.log"
+            expect "KUnit: the module's config-validation tests passed at insmod" \
+                grep -qE '# hsdaq_config: pass:[1-9][0-9]* fail:0' "$SHARE/dmesg.log"
         fi
         check
     fi

@@ -153,30 +153,47 @@ impl Config {
         block_bytes: u32,
         buffer_bytes: u32,
     ) -> Result<StreamLayout> {
-        let layout = StreamLayout {
-            channels: channels.min(u32::from(u16::MAX)) as u16,
-            format,
-            data_size: u64::from(buffer_bytes),
-            block_bytes,
-            rate_hz: u64::from(rate_hz),
-        };
-        let Err(e) = layout.validate() else {
-            return Ok(layout);
-        };
-        let (value, rule) = match e {
-            LayoutError::Rate => (rate_hz, "expected 1..=100000000"),
-            LayoutError::Channels => (channels, "expected 1..=64"),
-            LayoutError::DataSize => (buffer_bytes, "expected a power of two, 8 KiB..1 GiB"),
-            LayoutError::BlockBytes => (block_bytes, "expected a power of two, 256 B..buffer/2"),
-            LayoutError::BlockTooSmall => (
-                block_bytes,
-                "a block must hold a 64-byte header and one scan",
-            ),
-        };
-        let (kind, name) = setting_name(firmware, e);
-        dev_err!(dev, "{} '{}' = {}: {}\n", kind, name, value, rule);
-        Err(EINVAL)
+        layout_of(rate_hz, channels, format, block_bytes, buffer_bytes).map_err(
+            |(e, value, rule)| {
+                let (kind, name) = setting_name(firmware, e);
+                dev_err!(dev, "{} '{}' = {}: {}\n", kind, name, value, rule);
+                EINVAL
+            },
+        )
     }
+}
+
+/// The layout the settings describe, or the broken rule with the value the
+/// user wrote and what the rule expects.
+fn layout_of(
+    rate_hz: u32,
+    channels: u32,
+    format: Format,
+    block_bytes: u32,
+    buffer_bytes: u32,
+) -> core::result::Result<StreamLayout, (LayoutError, u32, &'static str)> {
+    let layout = StreamLayout {
+        // Saturate, never truncate: 65 536 channels must not become 0.
+        channels: channels.min(u32::from(u16::MAX)) as u16,
+        format,
+        data_size: u64::from(buffer_bytes),
+        block_bytes,
+        rate_hz: u64::from(rate_hz),
+    };
+    let Err(e) = layout.validate() else {
+        return Ok(layout);
+    };
+    Err(match e {
+        LayoutError::Rate => (e, rate_hz, "expected 1..=100000000"),
+        LayoutError::Channels => (e, channels, "expected 1..=64"),
+        LayoutError::DataSize => (e, buffer_bytes, "expected a power of two, 8 KiB..1 GiB"),
+        LayoutError::BlockBytes => (e, block_bytes, "expected a power of two, 256 B..buffer/2"),
+        LayoutError::BlockTooSmall => (
+            e,
+            block_bytes,
+            "a block must hold a 64-byte header and one scan",
+        ),
+    })
 }
 
 /// The property or module parameter behind a layout rule.
@@ -226,4 +243,67 @@ fn read_string(dev: &Device, node: &FwNode, name: &CStr) -> Result<Option<CStrin
             dev_err!(dev, "property '{}' must be a string\n", name);
             EINVAL
         })
+}
+
+#[cfg(CONFIG_KUNIT)]
+#[kernel::macros::kunit_tests(hsdaq_config)]
+mod tests {
+    use super::*;
+
+    fn rule(rate: u32, ch: u32, fmt: Format, block: u32, buffer: u32) -> Option<LayoutError> {
+        layout_of(rate, ch, fmt, block, buffer)
+            .err()
+            .map(|(e, _, _)| e)
+    }
+
+    #[test]
+    fn good_settings_pass() {
+        assert!(rule(100_000, 4, Format::I16, 4096, 1 << 20).is_none());
+        assert!(rule(100_000_000, 64, Format::I32, 1 << 16, 1 << 30).is_none());
+    }
+
+    #[test]
+    fn each_rule_names_its_setting() {
+        assert_eq!(
+            rule(0, 4, Format::I16, 4096, 1 << 20),
+            Some(LayoutError::Rate)
+        );
+        assert_eq!(
+            rule(100_000_001, 4, Format::I16, 4096, 1 << 20),
+            Some(LayoutError::Rate)
+        );
+        assert_eq!(
+            rule(1000, 0, Format::I16, 4096, 1 << 20),
+            Some(LayoutError::Channels)
+        );
+        // 65 536 and more saturate to 65 535 (rejected), never wrap to 0..64.
+        assert_eq!(
+            rule(1000, 65_536 + 4, Format::I16, 4096, 1 << 20),
+            Some(LayoutError::Channels)
+        );
+        assert_eq!(
+            rule(1000, 4, Format::I16, 4096, 3 << 20),
+            Some(LayoutError::DataSize)
+        );
+        assert_eq!(
+            rule(1000, 4, Format::I16, 3000, 1 << 20),
+            Some(LayoutError::BlockBytes)
+        );
+        assert_eq!(
+            rule(1000, 4, Format::I16, 1 << 20, 1 << 20),
+            Some(LayoutError::BlockBytes)
+        );
+        assert_eq!(
+            rule(1000, 64, Format::I32, 256, 1 << 20),
+            Some(LayoutError::BlockTooSmall)
+        );
+        assert_eq!(
+            setting_name(true, LayoutError::Rate),
+            ("property", "hsdaq,rate-hz")
+        );
+        assert_eq!(
+            setting_name(false, LayoutError::BlockTooSmall),
+            ("parameter", "block_bytes")
+        );
+    }
 }

@@ -10,6 +10,15 @@ stage() { echo "== [$((SECONDS - start))s] $*"; }
 stage "setup: user-space and kernel toolchains"
 scripts/setup.sh
 hil/setup-toolchain.sh
+# The test kernels (cached by input hash; ~40 min of builds on a cold machine)
+# build in the background while the user-space checks run: their Rust and
+# link phases leave a core idle much of the time.
+mkdir -p target
+stage "kernels: building (or reusing) x86_64, x86_64 debug and arm64 in the background; log target/kernels.log"
+(hil/kernel.sh qemu-x86_64 && hil/kernel.sh qemu-x86_64 debug && hil/kernel.sh qemu-arm64) \
+    >target/kernels.log 2>&1 &
+kernels=$!
+trap 'kill "$kernels" 2>/dev/null || true' EXIT
 stage "cargo fmt --check (workspace and module/)"
 cargo fmt --all -- --check
 rustfmt --edition 2021 --check module/hsdaq.rs
@@ -19,6 +28,17 @@ stage "cargo test"
 cargo test --workspace
 stage "dts: binding schema, example, overlays and .dtsi validate"
 dts/check.sh
+stage "waiting for the kernels"
+while kill -0 "$kernels" 2>/dev/null; do
+    sleep 60 & wait $! || true
+    echo "   $(tail -1 target/kernels.log)"
+done
+if ! wait "$kernels"; then
+    tail -40 target/kernels.log >&2
+    echo "test: a kernel build failed; log target/kernels.log" >&2
+    exit 1
+fi
+grep -E 'cached build|built in' target/kernels.log || true
 stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"
