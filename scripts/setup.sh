@@ -24,10 +24,17 @@ apt_install fonts-dejavu-core
 cargo fmt --version >/dev/null 2>&1 || { log "cargo fmt missing: install the rustfmt component"; exit 1; }
 cargo clippy --version >/dev/null 2>&1 || { log "cargo clippy missing: install the clippy component"; exit 1; }
 
-# The interoperability test opens recordings with pyarrow, DuckDB and
-# Python polars, the way analysts will.
+# The interoperability test opens recordings with pyarrow, DuckDB, Python
+# polars and Spark (local mode, parquet-java), the way analysts will, and
+# checks what fastparquet can and cannot read (README reader matrix).
 if ! python3 -c 'import pyarrow, duckdb, polars' 2>/dev/null; then
     log "pip install pyarrow duckdb polars"
     python3 -m pip install -q --disable-pip-version-check pyarrow duckdb polars
 fi
+if ! python3 -c 'import pyspark, fastparquet' 2>/dev/null; then
+    log "pip install pyspark==4.3.0 fastparquet==2026.9.0"
+    python3 -m pip install -q --disable-pip-version-check pyspark==4.3.0 fastparquet==2026.9.0
+fi
+# Spark needs a Java runtime (17 here).
+command -v java >/dev/null || apt_install openjdk-17-jre-headless
 log "user-space prerequisites present"
