@@ -69,6 +69,29 @@ impl Drop for Map {
     }
 }
 
+/// The control area (read-write) and the data area (read-only) of an open
+/// device, mapped as `acquire` maps them.
+pub fn map_ring(file: &File, info: &DeviceInfo) -> io::Result<(Map, Map)> {
+    let err = |what: &str, e| io::Error::other(format!("mmap {what}: {}", errno_name(e)));
+    let control = Map::new(
+        file,
+        info.control_bytes as usize,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+        0,
+    )
+    .map_err(|e| err("control", e))?;
+    let data = Map::new(
+        file,
+        info.data_size as usize,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        info.data_offset as i64,
+    )
+    .map_err(|e| err("data", e))?;
+    Ok((control, data))
+}
+
 pub fn errno_name(e: i32) -> &'static str {
     match e {
         libc::EINVAL => "EINVAL",

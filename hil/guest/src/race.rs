@@ -79,14 +79,7 @@ pub fn run(path: &Path, seconds: f64, ops: u64) -> std::io::Result<serde_json::V
     let file = dev::open(path)?;
     let info = dev::info(&file)?;
     dev::ioctl(&file, IOC_START, 0).map_err(|e| std::io::Error::other(errno_name(e)))?;
-    let control = Map::new(
-        &file,
-        info.control_bytes as usize,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_SHARED,
-        0,
-    )
-    .map_err(|e| std::io::Error::other(format!("mmap control: {}", errno_name(e))))?;
+    let (control, _data) = dev::map_ring(&file, &info)?;
     // SAFETY: the control mapping is live for this function and laid out as
     // ControlPage; we touch it only through its atomics.
     let cp = unsafe { &*(control.ptr as *const ControlPage) };
@@ -219,22 +212,7 @@ pub fn run(path: &Path, seconds: f64, ops: u64) -> std::io::Result<serde_json::V
 pub fn stale(path: &Path, ready: &Path, go: &Path) -> std::io::Result<serde_json::Value> {
     let file: File = dev::open(path)?;
     let info = dev::info(&file)?;
-    let data = Map::new(
-        &file,
-        info.data_size as usize,
-        libc::PROT_READ,
-        libc::MAP_SHARED,
-        info.data_offset as i64,
-    )
-    .map_err(|e| std::io::Error::other(format!("mmap data: {}", errno_name(e))))?;
-    let control = Map::new(
-        &file,
-        info.control_bytes as usize,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_SHARED,
-        0,
-    )
-    .map_err(|e| std::io::Error::other(format!("mmap control: {}", errno_name(e))))?;
+    let (control, data) = dev::map_ring(&file, &info)?;
     dev::ioctl(&file, IOC_START, 0).map_err(|e| std::io::Error::other(errno_name(e)))?;
     drop(file);
     std::fs::write(ready, "mapped\n")?;
