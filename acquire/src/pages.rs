@@ -42,7 +42,14 @@ impl Compressor {
     /// A compressor for `codec`.
     pub fn new(codec: Codec) -> std::io::Result<Self> {
         let zstd = match codec {
-            Codec::Zstd => Some(zstd::bulk::Compressor::new(1)?),
+            Codec::Zstd => {
+                let mut c = zstd::bulk::Compressor::new(1)?;
+                // Every zstd frame carries a checksum of its content, which
+                // every reader's decoder checks: a flipped bit in a recording
+                // fails to decode instead of reading as a wrong sample.
+                c.include_checksum(true)?;
+                Some(c)
+            }
             _ => None,
         };
         Ok(Self {

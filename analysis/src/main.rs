@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Analyse hsdaq recordings: throughput, losses, latency, signal, spectrum.
@@ -58,7 +58,10 @@ fn run(cli: Cli) -> Result<bool> {
         for d in &r.damage {
             eprintln!("analysis: warning: {} is damaged: {d}", r.path.display());
         }
-        metrics.push(hsdaq_analysis::metrics::compute(r)?);
+        metrics.push(
+            hsdaq_analysis::metrics::compute(r)
+                .with_context(|| format!("cannot read the samples of {}", r.path.display()))?,
+        );
     }
     eprintln!("analysis: writing plots and pages to {}", out.display());
     hsdaq_analysis::report::write(&metrics, &out)?;

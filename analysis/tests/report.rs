@@ -198,3 +198,32 @@ fn report_flags_holes_overlaps_and_a_lost_manifest() {
         );
     }
 }
+
+/// A flipped byte inside compressed sample data: the report does not pass
+/// it off as a good run; it fails naming the run (`acquire verify` names
+/// the sample).
+#[test]
+fn report_fails_on_a_flipped_byte_naming_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    make_run(&run, 200_000, &[]);
+    let p = run.join("segment-000001.parquet");
+    let mut b = std::fs::read(&p).unwrap();
+    let at = b.len() / 3;
+    b[at] ^= 0x40;
+    std::fs::write(&p, &b).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(d.path().join("report"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "a corrupted run reported as good: {err}"
+    );
+    assert!(err.contains("run"), "{err}");
+}
