@@ -9,11 +9,11 @@
 //! written carries the exact number of scans lost before it; counters only
 //! grow, across streams too.
 
+use crate::abi::ioctl::Stats;
 use crate::abi::layout::{
     BlockHeader, StreamLayout, BLOCK_FLAG_AFTER_GAP, BLOCK_MAGIC, STATUS_GONE, STATUS_RUNNING,
     STATUS_STOPPED,
 };
-use crate::ring::Mirror;
 
 /// The producer's own (authoritative) counters; the control area mirrors them.
 #[derive(Default)]
@@ -87,8 +87,16 @@ impl Producer {
         self.tail
     }
 
+    /// RESET: discards unread blocks (counted) and clears injected faults.
+    pub(crate) fn reset(&mut self, block_bytes: u64) {
+        self.discard(block_bytes);
+        self.fault_drop = 0;
+        self.stall_until_ns = 0;
+        self.jitter_us = 0;
+    }
+
     /// Discards every unread block (counted in `discarded_blocks`).
-    pub(crate) fn discard(&mut self, block_bytes: u64) {
+    fn discard(&mut self, block_bytes: u64) {
         self.discarded_blocks += (self.head - self.tail) / block_bytes;
         self.tail = self.head;
     }
@@ -188,10 +196,12 @@ impl Producer {
         self.dropping = false;
     }
 
-    /// The counters as the control area shows them.
-    pub(crate) fn mirror(&self) -> Mirror {
-        Mirror {
+    /// Every counter at this moment, as `IOC_STATS` reports them and the
+    /// control area mirrors them.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
             head: self.head,
+            tail: self.tail,
             produced_blocks: self.block_seq,
             dropped_blocks: self.dropped_blocks,
             dropped_scans: self.dropped_scans,

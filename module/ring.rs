@@ -30,6 +30,7 @@ use kernel::{
 
 use crate::abi::{
     format::Format,
+    ioctl::Stats,
     layout::{
         fill_name, BlockHeader, ControlPage, StreamLayout, ABI_MAJOR, ABI_MINOR,
         BLOCK_HEADER_BYTES, CONTROL_MAGIC,
@@ -37,19 +38,6 @@ use crate::abi::{
     waveform,
 };
 use crate::reserved::ReservedMem;
-
-/// The counters the producer mirrors into the control area.
-pub(crate) struct Mirror {
-    pub(crate) head: u64,
-    pub(crate) produced_blocks: u64,
-    pub(crate) dropped_blocks: u64,
-    pub(crate) dropped_scans: u64,
-    pub(crate) overruns: u64,
-    pub(crate) next_scan: u64,
-    pub(crate) status: u32,
-    pub(crate) epoch: u32,
-    pub(crate) discarded_blocks: u64,
-}
 
 /// The contiguous buffer of one device.
 pub(crate) struct Ring {
@@ -158,7 +146,8 @@ impl Ring {
 
     /// Copies the producer's counters to the control area; `head` last, with
     /// Release, so a consumer that sees it also sees the blocks and counters.
-    pub(crate) fn mirror(&self, m: &Mirror) {
+    /// `tail` belongs to the consumer and is written only by `set_tail`.
+    pub(crate) fn mirror(&self, m: &Stats) {
         let relaxed = |a: &AtomicU64, v| a.store(v, Ordering::Relaxed);
         relaxed(control_atomic!(self, produced_blocks), m.produced_blocks);
         relaxed(control_atomic!(self, dropped_blocks), m.dropped_blocks);

@@ -181,7 +181,7 @@ impl Sensor {
             let ring = self.ring.try_access().ok_or(ENODEV)?;
             ring.set_tail(tail);
             ring.set_start_ns(now);
-            ring.mirror(&p.mirror());
+            ring.mirror(&p.stats());
         }
         *handle = Some(self.clone().start_timer());
         Ok(())
@@ -257,13 +257,10 @@ impl Sensor {
             return Err(EBUSY);
         }
         self.refresh_tail(&mut p);
-        p.discard(self.block_bytes());
-        p.fault_drop = 0;
-        p.stall_until_ns = 0;
-        p.jitter_us = 0;
+        p.reset(self.block_bytes());
         let ring = self.ring.try_access().ok_or(ENODEV)?;
         ring.set_tail(p.tail);
-        ring.mirror(&p.mirror());
+        ring.mirror(&p.stats());
         Ok(())
     }
 
@@ -273,18 +270,7 @@ impl Sensor {
             return Err(ENODEV);
         }
         self.refresh_tail(&mut p);
-        Ok(Stats {
-            head: p.head,
-            tail: p.tail,
-            produced_blocks: p.block_seq,
-            dropped_blocks: p.dropped_blocks,
-            dropped_scans: p.dropped_scans,
-            overruns: p.overruns,
-            next_scan: p.next_scan,
-            status: p.status(),
-            epoch: p.epoch,
-            discarded_blocks: p.discarded_blocks,
-        })
+        Ok(p.stats())
     }
 
     /// Injects a fault; unknown kinds and out-of-range arguments are EINVAL.
@@ -434,7 +420,7 @@ impl Sensor {
                 }
             }
         }
-        ring.mirror(&p.mirror());
+        ring.mirror(&p.stats());
         if published {
             self.data_ready.notify_all();
         }
@@ -452,7 +438,7 @@ impl Sensor {
     /// Mirrors the producer's counters, if the buffer is still there.
     fn publish(&self, p: &Producer) {
         if let Some(ring) = self.ring.try_access() {
-            ring.mirror(&p.mirror());
+            ring.mirror(&p.stats());
         }
     }
 }
