@@ -15,7 +15,11 @@ const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;
 
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-    (dir << 30) | ((size as u32) << 16) | (IOC_TYPE << 8) | nr
+    ioc_typed(IOC_TYPE, dir, nr, size)
+}
+
+const fn ioc_typed(ty: u32, dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (ty << 8) | nr
 }
 
 /// Describes the device and the layout of its mapping.
@@ -139,6 +143,9 @@ const _: () = assert!(size_of::<FaultArgs>() == 16);
 
 /// Reads [`DeviceInfo`].
 pub const IOC_INFO: u32 = ioc(IOC_READ, 1, size_of::<DeviceInfo>());
+/// `IOC_INFO` as ABI 1 numbered it (type 0xB5, same 176-byte struct): kept
+/// only so user space can recognise an ABI 1 driver and refuse it by name.
+pub const IOC_INFO_ABI1: u32 = ioc_typed(0xB5, IOC_READ, 1, size_of::<DeviceInfo>());
 /// Starts a new stream at scan 0 in a new epoch (idempotent while running).
 /// Unread blocks of the previous stream are discarded and counted in
 /// `discarded_blocks`; `head` and `tail` never move backwards.

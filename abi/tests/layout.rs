@@ -8,6 +8,10 @@ fn ioctl_numbers_use_linux_encoding() {
     // _IOR(0xBD, 1, 176-byte struct) computed by hand (0xB5 is rpmsg's).
     assert_eq!(ioctl::IOC_INFO, (2 << 30) | (176 << 16) | (0xBD << 8) | 1);
     assert_eq!(ioctl::IOC_START, (0xBD << 8) | 2);
+    assert_eq!(
+        ioctl::IOC_INFO_ABI1,
+        (2 << 30) | (176 << 16) | (0xB5 << 8) | 1
+    );
     assert_eq!(ioctl::IOC_WAIT >> 30, 3);
     let all = [
         ioctl::IOC_INFO,

@@ -14,11 +14,6 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 use crate::device::{source_name, Device, DeviceDescription};
 use crate::ring::RingMap;
 
-/// `IOC_INFO` as ABI 1 numbered it (type 0xB5), used only to recognise and
-/// refuse an ABI 1 driver by name.
-const IOC_INFO_V1: u32 =
-    (2 << 30) | ((std::mem::size_of::<DeviceInfo>() as u32) << 16) | (0xB5 << 8) | 1;
-
 /// An open `/dev/hsdaqN`.
 pub struct CharDevice {
     path: PathBuf,
@@ -89,7 +84,7 @@ impl CharDevice {
             if e.raw_os_error() == Some(libc::ENOTTY) {
                 // ABI 1 drivers used the ioctl type 0xB5 (rpmsg's): ask in
                 // that dialect only to name the version we refuse.
-                if ioctl(&file, IOC_INFO_V1, &mut info).is_ok() {
+                if ioctl(&file, IOC_INFO_ABI1, &mut info).is_ok() {
                     check_abi(path, &info)?;
                 }
                 bail!(
