@@ -84,9 +84,11 @@ pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
 /// that no recorded gap explains (a deleted or duplicated segment), segments
 /// the manifest lists but the folder lacks, and an unreadable manifest.
 /// `verify` and `analysis report` both use it, so they agree on what is
-/// damaged. Empty when the structure is sound.
-pub fn structure(dir: &Path, segments: &[PathBuf]) -> Vec<String> {
+/// damaged. Returns the damage (empty when the structure is sound) and the
+/// segments whose record could be read, each read once here.
+pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf, Manifest)>) {
     let mut damage = Vec::new();
+    let mut readable = Vec::new();
     let name = |p: &Path| {
         p.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
@@ -109,7 +111,10 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> Vec<String> {
     let mut next: Option<(i64, String)> = None;
     for f in segments {
         let seg = match segment_metadata(f) {
-            Ok((_, seg)) => seg,
+            Ok((m, seg)) => {
+                readable.push((f.clone(), m));
+                seg
+            }
             Err(e) => {
                 damage.push(format!("{}: {e:#}", name(f)));
                 next = None;
@@ -141,7 +146,7 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> Vec<String> {
         }
         next = Some((seg.last_seq + 1, name(f)));
     }
-    damage
+    (damage, readable)
 }
 
 /// Verifies a run folder or one segment file. A folder's `manifest.json`
@@ -159,6 +164,7 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
             bail!("{} holds no closed segment-*.parquet files", path.display());
         }
         let damage: Vec<String> = structure(path, &done)
+            .0
             .into_iter()
             .filter(|d| !(trust_segments && d.starts_with("manifest.json cannot be read")))
             .collect();

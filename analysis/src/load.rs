@@ -92,25 +92,19 @@ fn single_file(p: &Path) -> Result<Run> {
 fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
     let (segments, _) = run_files(dir)?;
     if !segments.is_empty() {
-        let damage = structure(dir, &segments);
+        let (damage, readable) = structure(dir, &segments);
         // A segment that is not readable Parquet with its hsdaq record
         // (truncated, zeroed, foreign) is named in `damage` and left out,
         // so the rest of the run still gets a report.
-        let segments: Vec<PathBuf> = segments
-            .into_iter()
-            .filter(|s| segment_metadata(s).is_ok())
-            .collect();
-        if segments.is_empty() {
+        let Some((_, first)) = readable.first() else {
             bail!(
                 "{}: no readable segment ({})",
                 dir.display(),
                 damage.join("; ")
             );
-        }
-        let manifest = match Manifest::read(dir) {
-            Ok(m) => m,
-            Err(_) => segment_metadata(&segments[0])?.0,
         };
+        let manifest = Manifest::read(dir).unwrap_or_else(|_| first.clone());
+        let segments: Vec<PathBuf> = readable.into_iter().map(|(p, _)| p).collect();
         let block_tables = segments
             .iter()
             .filter_map(|s| s.file_name().map(|n| dir.join("blocks").join(n)))
