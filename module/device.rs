@@ -16,7 +16,7 @@ use kernel::{
 use kernel::page::PAGE_SIZE;
 
 use crate::abi::ioctl::{DeviceInfo, INFO_FIRMWARE_NODE, INFO_RESERVED_MEMORY};
-use crate::abi::layout::{fill_name, name_bytes, CONTROL_BYTES, SOURCE_VIRTUAL};
+use crate::abi::layout::{fill_name, name_bytes, CONTROL_BYTES};
 use crate::chardev::Consumer;
 use crate::config::Config;
 use crate::reserved::ReservedMem;
@@ -155,28 +155,18 @@ impl HsdaqDevice {
             );
             return Err(EINVAL);
         }
-        let ring = Ring::new(
-            dev,
-            l,
-            control_bytes,
-            SOURCE_VIRTUAL,
-            label,
-            compatible,
-            region,
-        )?;
         let (mut label_field, mut compatible_field) = ([0u8; 64], [0u8; 64]);
         fill_name(&mut label_field, label);
         fill_name(&mut compatible_field, compatible);
-        let flags = if config.from_firmware {
-            INFO_FIRMWARE_NODE
-        } else {
-            0
-        } | if config.memory_region {
-            INFO_RESERVED_MEMORY
-        } else {
-            0
-        };
+        let mut flags = 0;
+        if config.from_firmware {
+            flags |= INFO_FIRMWARE_NODE;
+        }
+        if config.memory_region {
+            flags |= INFO_RESERVED_MEMORY;
+        }
         let info = crate::chardev::info(&l, flags, control_bytes, &label_field, &compatible_field);
+        let ring = Ring::new(dev, l, &info, region)?;
         let sensor = Sensor::new(ring, config)?;
         dev_dbg!(
             dev,

@@ -30,11 +30,8 @@ use kernel::{
 
 use crate::abi::{
     format::Format,
-    ioctl::Stats,
-    layout::{
-        fill_name, BlockHeader, ControlPage, StreamLayout, ABI_MAJOR, ABI_MINOR,
-        BLOCK_HEADER_BYTES, CONTROL_MAGIC,
-    },
+    ioctl::{DeviceInfo, Stats},
+    layout::{BlockHeader, ControlPage, StreamLayout, BLOCK_HEADER_BYTES, CONTROL_MAGIC},
     waveform,
 };
 use crate::reserved::ReservedMem;
@@ -64,17 +61,16 @@ macro_rules! control_atomic {
 }
 
 impl Ring {
-    /// Allocates `control_bytes + data_size` contiguous bytes and writes the
-    /// control area's identity and layout.
+    /// Allocates the control area and the data area (`info.control_bytes +
+    /// data_size` contiguous bytes) and writes the control area's identity
+    /// and layout: the same values `IOC_INFO` answers.
     pub(crate) fn new(
         dev: &Device<Bound>,
         layout: StreamLayout,
-        control_bytes: usize,
-        source: u16,
-        name: &[u8],
-        compatible: &[u8],
+        info: &DeviceInfo,
         region: Option<ReservedMem>,
     ) -> Result<Self> {
+        let control_bytes = info.control_bytes as usize;
         let len = control_bytes + layout.data_size as usize;
         // No allocator WARN for a size a user asked for: the dev_err below says it.
         let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
@@ -94,9 +90,6 @@ impl Ring {
             control_bytes,
             _region: region,
         };
-        let (mut n, mut cpt) = ([0u8; 64], [0u8; 64]);
-        fill_name(&mut n, name);
-        fill_name(&mut cpt, compatible);
         let c = ring.control_ptr();
         // SAFETY: `c` points to the zeroed, page-aligned start of our
         // allocation, which no one else can reach yet (it is mapped only after
@@ -104,20 +97,20 @@ impl Ring {
         // `ControlPage`; we write plain fields through raw pointers.
         unsafe {
             addr_of_mut!((*c).magic).write(CONTROL_MAGIC);
-            addr_of_mut!((*c).abi_major).write(ABI_MAJOR);
-            addr_of_mut!((*c).abi_minor).write(ABI_MINOR);
-            addr_of_mut!((*c).control_bytes).write(control_bytes as u32);
+            addr_of_mut!((*c).abi_major).write(info.abi_major);
+            addr_of_mut!((*c).abi_minor).write(info.abi_minor);
+            addr_of_mut!((*c).control_bytes).write(info.control_bytes);
             addr_of_mut!((*c).block_header_bytes).write(BLOCK_HEADER_BYTES as u32);
-            addr_of_mut!((*c).data_offset).write(control_bytes as u64);
-            addr_of_mut!((*c).data_size).write(layout.data_size);
-            addr_of_mut!((*c).block_bytes).write(layout.block_bytes);
-            addr_of_mut!((*c).block_scans).write(layout.block_scans());
-            addr_of_mut!((*c).channels).write(layout.channels);
-            addr_of_mut!((*c).format).write(layout.format as u16);
-            addr_of_mut!((*c).source).write(source);
-            addr_of_mut!((*c).rate_hz).write(layout.rate_hz);
-            addr_of_mut!((*c).name).write(n);
-            addr_of_mut!((*c).compatible).write(cpt);
+            addr_of_mut!((*c).data_offset).write(info.data_offset);
+            addr_of_mut!((*c).data_size).write(info.data_size);
+            addr_of_mut!((*c).block_bytes).write(info.block_bytes);
+            addr_of_mut!((*c).block_scans).write(info.block_scans);
+            addr_of_mut!((*c).channels).write(info.channels);
+            addr_of_mut!((*c).format).write(info.format);
+            addr_of_mut!((*c).source).write(info.source);
+            addr_of_mut!((*c).rate_hz).write(info.rate_hz);
+            addr_of_mut!((*c).name).write(info.name);
+            addr_of_mut!((*c).compatible).write(info.compatible);
         }
         Ok(ring)
     }
