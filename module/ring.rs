@@ -190,12 +190,12 @@ impl Ring {
             Format::I16 => {
                 // SAFETY: see above; this slice is the only reference to it.
                 let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i16>(), n) };
-                fill(v, ch, header.first_scan, waveform::value_i16);
+                waveform::fill_i16(v, ch, header.first_scan);
             }
             Format::I32 => {
                 // SAFETY: see above; this slice is the only reference to it.
                 let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i32>(), n) };
-                fill(v, ch, header.first_scan, waveform::value_i32);
+                waveform::fill_i32(v, ch, header.first_scan);
             }
         }
     }
@@ -241,15 +241,5 @@ impl Ring {
                 0,
             )
         })
-    }
-}
-
-/// Fills interleaved scans with the reference waveform.
-fn fill<T>(values: &mut [T], channels: usize, first_scan: u64, f: fn(u64, u32) -> T) {
-    for (s, scan) in values.chunks_exact_mut(channels).enumerate() {
-        let idx = first_scan + s as u64;
-        for (c, v) in scan.iter_mut().enumerate() {
-            *v = f(idx, c as u32);
-        }
     }
 }

@@ -69,6 +69,92 @@ pub const fn value_i32(scan: u64, channel: u32) -> i32 {
     ((value_i16(scan, channel) as i32) << 16) | ((hash(scan, channel) >> 20) & 0xFFFF) as i32
 }
 
+/// The sine table times three, as the waveform adds it: one lookup, no
+/// multiply, in the fast fills.
+const SINE3: [i32; TABLE_LEN] = {
+    let mut t = [0i32; TABLE_LEN];
+    let mut i = 0;
+    while i < TABLE_LEN {
+        t[i] = SINE[i] as i32 * 3;
+        i += 1;
+    }
+    t
+};
+
+/// One channel's values from a first scan on, in scan order: the same
+/// arithmetic as [`value_i16`] with the phase advanced by addition instead
+/// of recomputed by multiplication and the hash key hoisted out of the
+/// loop. Every step is wrapping integer arithmetic, so the values are
+/// bit-identical; `tests/waveform_fast.rs` checks them against the
+/// definition.
+struct Walk {
+    phase: u64,
+    step: u64,
+    key: u64,
+    scan: u64,
+}
+
+impl Walk {
+    #[inline(always)]
+    fn new(first: u64, channel: u32) -> Self {
+        let step = phase_step(channel);
+        Walk {
+            phase: first
+                .wrapping_mul(step)
+                .wrapping_add(channel as u64 * 9000),
+            step,
+            key: ((channel as u64) << 40) ^ 0x5DEE_CE66_D1CE_4E5B,
+            scan: first,
+        }
+    }
+
+    /// The next value as `(value_i16 widened, hash)`.
+    #[inline(always)]
+    fn next(&mut self) -> (i32, u64) {
+        let sine = SINE3[((self.phase & 0xFFFF) >> 8) as usize];
+        let ramp = ((self.scan >> 6) & 0x3FF) as i32 - 512;
+        let h = (self.scan ^ self.key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.phase = self.phase.wrapping_add(self.step);
+        self.scan = self.scan.wrapping_add(1);
+        ((sine + ramp + ((h >> 56) as i32 - 128)) as i16 as i32, h)
+    }
+}
+
+/// Fills `out` with interleaved 16-bit scans (`ch0 ch1 … chN-1`, then the
+/// next scan) from scan `first` on: the fast equal of [`value_i16`] for
+/// every value. A trailing partial scan is left alone. No panic path (the
+/// kernel's timer calls it).
+pub fn fill_i16(out: &mut [i16], channels: usize, first: u64) {
+    if channels == 0 {
+        return;
+    }
+    for c in 0..channels {
+        let mut w = Walk::new(first, c as u32);
+        for scan in out.chunks_exact_mut(channels) {
+            if let Some(v) = scan.get_mut(c) {
+                *v = w.next().0 as i16;
+            }
+        }
+    }
+}
+
+/// Fills `out` with interleaved 32-bit scans from scan `first` on: the fast
+/// equal of [`value_i32`] for every value.
+pub fn fill_i32(out: &mut [i32], channels: usize, first: u64) {
+    if channels == 0 {
+        return;
+    }
+    for c in 0..channels {
+        let mut w = Walk::new(first, c as u32);
+        for scan in out.chunks_exact_mut(channels) {
+            if let Some(v) = scan.get_mut(c) {
+                let (hi, h) = w.next();
+                *v = (hi << 16) | ((h >> 20) & 0xFFFF) as i32;
+            }
+        }
+    }
+}
+
 /// The reference value in `format`, widened to `i32`.
 #[inline(always)]
 pub const fn value(format: super::format::Format, scan: u64, channel: u32) -> i32 {

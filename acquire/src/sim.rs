@@ -175,7 +175,8 @@ impl Drop for SimDevice {
     }
 }
 
-/// Fills a block payload with the reference waveform.
+/// Fills a block payload with the reference waveform (the fast fills of
+/// `hsdaq_abi::waveform`, which equal `value()` sample for sample).
 pub fn fill_payload(
     payload: &mut [u8],
     format: Format,
@@ -183,34 +184,29 @@ pub fn fill_payload(
     first_scan: u64,
     scans: u32,
 ) {
-    let ch = channels as usize;
+    let n = scans as usize * channels as usize;
+    let bytes = &mut payload[..n * format.bytes()];
+    // The payload follows a 64-byte header in a page-aligned slot, so it is
+    // aligned for any sample type; a misaligned caller is a bug.
+    assert_eq!(bytes.as_ptr() as usize % format.bytes(), 0, "misaligned payload");
     match format {
         Format::I16 => {
-            for (s, scan) in payload
-                .chunks_exact_mut(2 * ch)
-                .take(scans as usize)
-                .enumerate()
-            {
-                let idx = first_scan + s as u64;
-                for (c, v) in scan.chunks_exact_mut(2).enumerate() {
-                    v.copy_from_slice(&waveform::value_i16(idx, c as u32).to_ne_bytes());
-                }
-            }
+            // SAFETY: `bytes` is exclusively borrowed, 2-byte aligned (checked
+            // above) and `n * 2` bytes long; every bit pattern is a valid i16.
+            let v = unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) };
+            waveform::fill_i16(v, channels as usize, first_scan);
         }
         Format::I32 => {
-            for (s, scan) in payload
-                .chunks_exact_mut(4 * ch)
-                .take(scans as usize)
-                .enumerate()
-            {
-                let idx = first_scan + s as u64;
-                for (c, v) in scan.chunks_exact_mut(4).enumerate() {
-                    v.copy_from_slice(&waveform::value_i32(idx, c as u32).to_ne_bytes());
-                }
-            }
+            // SAFETY: as above, 4-byte aligned and `n * 4` bytes long.
+            let v = unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) };
+            waveform::fill_i32(v, channels as usize, first_scan);
         }
     }
 }
+
+/// How long the unpaced producer sleeps when the ring is full: far below
+/// the time the consumer needs to drain a full ring (≥ 1 MiB at GB/s).
+const FULL_RING_NAP: Duration = Duration::from_micros(200);
 
 /// Sleeps until `deadline`, waking early if asked to stop.
 fn sleep_until(deadline: Instant, knobs: &Knobs) {
@@ -278,8 +274,10 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
             if knobs.stop.load(Ordering::Relaxed) {
                 break;
             }
-            std::hint::spin_loop();
-            std::thread::yield_now();
+            // The ring is full, so the consumer has a whole ring of work:
+            // sleep instead of spinning, and leave the cores to the drain
+            // and the encoders.
+            std::thread::park_timeout(FULL_RING_NAP);
             pos = cursor.reserve(block_bytes);
         }
         match pos {
