@@ -99,9 +99,7 @@ impl Walk {
     fn new(first: u64, channel: u32) -> Self {
         let step = phase_step(channel);
         Walk {
-            phase: first
-                .wrapping_mul(step)
-                .wrapping_add(channel as u64 * 9000),
+            phase: first.wrapping_mul(step).wrapping_add(channel as u64 * 9000),
             step,
             key: ((channel as u64) << 40) ^ 0x5DEE_CE66_D1CE_4E5B,
             scan: first,
@@ -120,39 +118,52 @@ impl Walk {
     }
 }
 
-/// Fills `out` with interleaved 16-bit scans (`ch0 ch1 … chN-1`, then the
-/// next scan) from scan `first` on: the fast equal of [`value_i16`] for
-/// every value. A trailing partial scan is left alone. No panic path (the
-/// kernel's timer calls it).
-pub fn fill_i16(out: &mut [i16], channels: usize, first: u64) {
+/// Channels whose walks [`fill_i16`]/[`fill_i32`] keep side by side (on
+/// the stack) so each scan is written in one go; wider scans are filled a
+/// channel at a time.
+const SIDE_BY_SIDE: usize = 8;
+
+/// Fills `out` with interleaved scans of `channels` values from scan
+/// `first` on, `put` turning a walk's step into the stored value. A
+/// trailing partial scan is left alone. No panic path (the kernel's timer
+/// calls it).
+#[inline(always)]
+fn fill<T>(out: &mut [T], channels: usize, first: u64, put: impl Fn((i32, u64)) -> T) {
     if channels == 0 {
+        return;
+    }
+    if channels <= SIDE_BY_SIDE {
+        let mut walks: [Walk; SIDE_BY_SIDE] = core::array::from_fn(|c| Walk::new(first, c as u32));
+        for scan in out.chunks_exact_mut(channels) {
+            for (v, w) in scan.iter_mut().zip(walks.iter_mut()) {
+                *v = put(w.next());
+            }
+        }
         return;
     }
     for c in 0..channels {
         let mut w = Walk::new(first, c as u32);
         for scan in out.chunks_exact_mut(channels) {
             if let Some(v) = scan.get_mut(c) {
-                *v = w.next().0 as i16;
+                *v = put(w.next());
             }
         }
     }
 }
 
+/// Fills `out` with interleaved 16-bit scans (`ch0 ch1 … chN-1`, then the
+/// next scan) from scan `first` on: the fast equal of [`value_i16`] for
+/// every value.
+pub fn fill_i16(out: &mut [i16], channels: usize, first: u64) {
+    fill(out, channels, first, |(v, _)| v as i16);
+}
+
 /// Fills `out` with interleaved 32-bit scans from scan `first` on: the fast
 /// equal of [`value_i32`] for every value.
 pub fn fill_i32(out: &mut [i32], channels: usize, first: u64) {
-    if channels == 0 {
-        return;
-    }
-    for c in 0..channels {
-        let mut w = Walk::new(first, c as u32);
-        for scan in out.chunks_exact_mut(channels) {
-            if let Some(v) = scan.get_mut(c) {
-                let (hi, h) = w.next();
-                *v = (hi << 16) | ((h >> 20) & 0xFFFF) as i32;
-            }
-        }
-    }
+    fill(out, channels, first, |(v, h)| {
+        (v << 16) | ((h >> 20) & 0xFFFF) as i32
+    });
 }
 
 /// The reference value in `format`, widened to `i32`.

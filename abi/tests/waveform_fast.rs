@@ -6,7 +6,18 @@
 use hsdaq_abi::waveform::{fill_i16, fill_i32, value_i16, value_i32};
 
 fn starts() -> Vec<u64> {
-    let mut s = vec![0, 1, 63, 64, 65, 1023, 65_535, 65_536, 1 << 32, (1 << 40) + 7];
+    let mut s = vec![
+        0,
+        1,
+        63,
+        64,
+        65,
+        1023,
+        65_535,
+        65_536,
+        1 << 32,
+        (1 << 40) + 7,
+    ];
     s.extend([u64::MAX - 200, u64::MAX - 64, u64::MAX - 1, u64::MAX]);
     // A spread of arbitrary starts (xorshift, fixed seed).
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -29,7 +40,12 @@ fn fill_i16_equals_value_i16() {
             for (k, &got) in out.iter().enumerate() {
                 let scan = first.wrapping_add((k / channels) as u64);
                 let want = value_i16(scan, (k % channels) as u32);
-                assert_eq!(got, want, "scan {scan} channel {} of {channels}", k % channels);
+                assert_eq!(
+                    got,
+                    want,
+                    "scan {scan} channel {} of {channels}",
+                    k % channels
+                );
             }
         }
     }

@@ -1,26 +1,44 @@
-//! `acquire bench`: where the time goes, stage by stage, in one run.
+//! `acquire bench`: how many samples per second this machine can record,
+//! what limits it, and how close the recorder comes to that limit, all
+//! measured in one run (these machines are noisy: only figures taken side
+//! by side compare).
 //!
-//! Every stage moves the same sample bytes (4 channels × i16 unless told
-//! otherwise) and is reported as MB/s of sample data, scans/s and its ratio
-//! to memcpy of those bytes measured in the same run, because these
-//! machines are noisy and only ratios travel. Peak resident memory is
-//! sampled during a short and a 3× longer full-pipeline recording: equal
-//! figures show it does not grow with the length of a recording.
+//! 1. **Limits**: memcpy of the sample bytes; a raw sequential `write(2)`
+//!    to the output filesystem with `fdatasync` inside the timer (the disk,
+//!    not the page cache); each codec on the same page bodies in memory, on
+//!    one core and on all cores.
+//! 2. **Encodings**: size and single-core speed of every channel encoding ×
+//!    codec on the reference waveform and on a noisier signal: the evidence
+//!    for the defaults.
+//! 3. **Stages**: drain + transpose, then the full pipeline (simulator →
+//!    ring → drain → encoders → committer) per codec, to tmpfs and to the
+//!    output filesystem. The timer runs until the last segment is fsynced
+//!    and renamed. **Efficiency** = achieved ÷ min(disk limit ÷ bytes per
+//!    sample byte, all-core codec limit).
+//! 4. **Memory and latency**: peak RSS of a 3× longer recording, and the
+//!    block latency (last scan of a block → drained) of a paced recording.
+//!
+//! Every figure is the median of `runs` runs.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hsdaq_abi::layout::{StreamLayout, BLOCK_HEADER_BYTES, BLOCK_MAGIC};
 use hsdaq_abi::{BlockHeader, Format};
 use serde::Serialize;
 
-use crate::pipeline::{transpose, Live, PipelineConfig};
-use crate::record::chunk_rows;
-use crate::ring::{read_header, write_header, ConsumerCursor, ProducerCursor};
-use crate::segment::{Chunk, Codec, SegmentFormat, SegmentWriter};
+use crate::chunk::{BlockRec, Chunk, Column};
+use crate::codec::{Codec, Compressor, PageCodec};
+use crate::direct::DirectWriter;
+use crate::pages::{channel_page, ChannelEncoding, PAGE_VALUES};
+use crate::pipeline::{Live, PipelineConfig};
+use crate::record::{chunk_rows, DEFAULT_ENCODING};
+use crate::ring::{read_header, write_header};
+use crate::segment::SegmentFormat;
 use crate::sim::{fill_payload, Overflow, SimConfig, SimDevice};
 
 /// Bench settings.
@@ -30,53 +48,135 @@ pub struct BenchConfig {
     pub channels: u16,
     /// Format.
     pub format: Format,
-    /// Seconds per full-pipeline stage.
+    /// Seconds per full-pipeline run.
     pub seconds: f64,
+    /// Runs per figure (the median is reported).
+    pub runs: usize,
+    /// Bytes of the raw disk write limit.
+    pub disk_bytes: u64,
     /// Paced, loss-checked recording rate (scans/s); 0 skips it.
     pub paced_rate: u64,
     /// Seconds of the paced recording.
     pub paced_seconds: f64,
-    /// Where temporary recordings go.
+    /// Sustained recordings to the output filesystem at these rates.
+    pub sustain_rates: Vec<u64>,
+    /// Seconds of each sustained recording.
+    pub sustain_seconds: f64,
+    /// The output filesystem: where recordings (and the disk limit) go.
     pub dir: PathBuf,
+    /// A tmpfs folder for the in-memory pipeline runs (skipped if `None`).
+    pub tmpfs: Option<PathBuf>,
+}
+
+/// The machine's limits, MB/s of sample data.
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct Limits {
+    /// memcpy of the sample bytes, one core.
+    pub memcpy: f64,
+    /// Sequential write of new data to the output filesystem as the
+    /// recorder writes it (`O_DIRECT` where the filesystem has it),
+    /// fdatasync inside the timer (MB/s of file bytes).
+    pub disk_write: f64,
+    /// The same through the page cache, for comparison.
+    pub disk_write_buffered: f64,
+    /// Page encode + codec, default encoding, per codec.
+    pub codecs: Vec<CodecLimit>,
+}
+
+/// One codec's limit on the default encoding.
+#[derive(Debug, Serialize, Clone)]
+pub struct CodecLimit {
+    /// Codec label.
+    pub codec: String,
+    /// MB/s of sample data on one core.
+    pub single_core: f64,
+    /// MB/s of sample data on every core.
+    pub all_cores: f64,
+    /// File bytes per sample byte on the reference waveform.
+    pub size_ratio: f64,
+}
+
+/// One encoding × codec × signal measurement.
+#[derive(Debug, Serialize, Clone)]
+pub struct EncodingFigure {
+    /// `delta_binary_packed` or `byte_stream_split`.
+    pub encoding: String,
+    /// Codec label.
+    pub codec: String,
+    /// `reference` (the simulator's waveform) or `noisy` (sine + 20 LSB noise).
+    pub signal: String,
+    /// Bits per stored value.
+    pub bits_per_value: f64,
+    /// MB/s of sample data, one core.
+    pub mb_per_s: f64,
 }
 
 /// One measured stage.
 #[derive(Debug, Serialize, Clone)]
 pub struct Stage {
     /// Stage name.
-    pub stage: String,
+    pub name: String,
     /// Sample MB/s.
     pub mb_per_s: f64,
     /// Scans per second.
     pub scans_per_s: f64,
-    /// Ratio to memcpy of the same bytes.
-    pub vs_memcpy: f64,
     /// Scans lost (pipeline stages).
     pub lost: Option<u64>,
     /// Peak resident set sampled during the stage, MiB.
-    pub peak_rss_mib: Option<f64>,
-    /// Parquet bytes per sample byte (encoding stages).
+    pub rss_mib: Option<f64>,
+    /// Parquet bytes per sample byte (pipeline stages).
     pub size_ratio: Option<f64>,
+    /// Block latency p99, µs (paced stages).
+    pub latency_p99_us: Option<f64>,
 }
 
-/// The bench report.
+/// Efficiency of one codec's full pipeline.
+#[derive(Debug, Serialize, Clone)]
+pub struct Efficiency {
+    /// Codec label.
+    pub codec: String,
+    /// Achieved ÷ all-core codec limit, to tmpfs.
+    pub tmpfs: Option<f64>,
+    /// Achieved ÷ min(disk limit ÷ size ratio, codec limit), to the disk.
+    pub disk: f64,
+    /// What bounds the disk run: `disk` or `codec`.
+    pub bound: String,
+}
+
+/// The bench report (`--json` prints it).
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     /// Channels × format.
     pub shape: String,
     /// Cores available.
     pub cores: usize,
+    /// Runs per figure.
+    pub runs: usize,
+    /// Default channel encoding.
+    pub encoding: String,
+    /// Machine limits.
+    pub limits: Limits,
+    /// Encodings compared.
+    pub encodings: Vec<EncodingFigure>,
     /// Stages in order.
     pub stages: Vec<Stage>,
+    /// Per codec.
+    pub efficiency: Vec<Efficiency>,
 }
 
-fn layout(cfg: &BenchConfig, data_size: u64) -> StreamLayout {
+const CODECS: [Codec; 3] = [Codec::None, Codec::Lz4, Codec::Zstd];
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn layout(cfg: &BenchConfig, rate_hz: u64) -> StreamLayout {
     StreamLayout {
         channels: cfg.channels,
         format: cfg.format,
-        data_size,
+        data_size: 64 << 20,
         block_bytes: 64 << 10,
-        rate_hz: 100_000_000,
+        rate_hz,
     }
 }
 
@@ -93,7 +193,20 @@ pub fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A data area filled with real blocks (the drain stages read it).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The median of `runs` results of `f`, ordered by its first figure.
+fn median_run<T>(runs: usize, mut f: impl FnMut() -> Result<(f64, T)>) -> Result<(f64, T)> {
+    let mut all = (0..runs.max(1)).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mid = all.len() / 2;
+    Ok(all.swap_remove(mid))
+}
+
+/// A data area filled with real blocks of the reference waveform.
 fn ring_image(l: &StreamLayout) -> Vec<u8> {
     let mut data = vec![0u8; l.data_size as usize];
     let bs = l.block_scans();
@@ -151,190 +264,236 @@ fn with_rss<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (r, peak.load(Ordering::Relaxed) as f64 / 1024.0)
 }
 
-/// Runs every stage.
-pub fn run(cfg: &BenchConfig, mut report_stage: impl FnMut(&Stage)) -> Result<BenchReport> {
-    let l = layout(cfg, 64 << 20);
-    let scan_bytes = l.scan_bytes() as f64;
-    let payload = (l.block_scans() as usize * l.scan_bytes()) as u64;
-    let image = ring_image(&l);
-    let slots = l.slots();
-    let sample_bytes_per_pass = payload * slots;
-    let mut stages: Vec<Stage> = Vec::new();
-    let quick = (cfg.seconds / 2.0).clamp(0.3, 2.0);
-    let mut push = |stages: &mut Vec<Stage>, name: &str, bps: f64, lost, rss, size| {
-        let memcpy = stages.first().map_or(bps, |s| s.mb_per_s * 1e6);
-        let s = Stage {
-            stage: name.into(),
-            mb_per_s: bps / 1e6,
-            scans_per_s: bps / scan_bytes,
-            vs_memcpy: bps / memcpy,
-            lost,
-            peak_rss_mib: rss,
-            size_ratio: size,
-        };
-        report_stage(&s);
-        stages.push(s);
-    };
-
-    // 1. memcpy of the same bytes.
-    let mut dst = vec![0u8; image.len()];
-    let bps = timed(quick, sample_bytes_per_pass, || {
-        dst.copy_from_slice(std::hint::black_box(&image))
-    });
-    push(&mut stages, "memcpy", bps, None, None, None);
-
-    // 2. drain only: the ring protocol plus reading every block in place.
-    let head = AtomicU64::new(0);
-    let tail = AtomicU64::new(0);
-    let mut sum = 0u64;
-    let bps = timed(quick, sample_bytes_per_pass, || {
-        let mut p = ProducerCursor::new(&head, &tail, l.data_size);
-        let mut c = ConsumerCursor::new(&head, &tail, l.data_size);
-        for _ in 0..slots {
-            p.reserve(l.block_bytes as u64).expect("space");
-            p.publish(l.block_bytes as u64);
-            let pos = c.peek(l.block_bytes as u64).expect("sane").expect("block");
-            let slot = &image[pos as usize..pos as usize + l.block_bytes as usize];
-            let h = read_header(slot, &l).expect("valid block");
-            let body = &slot[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + payload as usize];
-            sum = sum.wrapping_add(h.first_scan);
-            sum = body.chunks_exact(8).fold(sum, |a, w| {
-                a.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()))
-            });
-            c.release(l.block_bytes as u64);
-        }
-    });
-    std::hint::black_box(sum);
-    push(&mut stages, "drain (read in place)", bps, None, None, None);
-
-    // 3. drain + transpose into column chunks.
+/// One chunk of `signal`, as the drain would build it.
+fn sample_chunk(l: &StreamLayout, noisy: bool) -> Chunk {
     let rows = chunk_rows(&StreamLayout {
         rate_hz: 1 << 40,
-        ..l
+        ..*l
     });
-    let mut chunk = Chunk::with_capacity(l.channels as usize, l.format.bytes(), rows);
-    let bps = timed(quick, sample_bytes_per_pass, || {
-        for slot in image.chunks_exact(l.block_bytes as usize) {
-            let h = read_header(slot, &l).expect("valid block");
-            if chunk.rows() + h.scans as usize > rows {
-                chunk.clear();
-            }
-            transpose(
-                &slot[BLOCK_HEADER_BYTES..],
-                l.format,
-                h.scans as usize,
-                &mut chunk.streams,
-            );
+    let image = ring_image(&StreamLayout {
+        data_size: (rows * l.scan_bytes()).next_power_of_two() as u64 * 2,
+        ..*l
+    });
+    let mut chunk = Chunk::with_capacity(l.channels as usize, l.format, rows);
+    let bs = l.block_scans() as usize;
+    for (i, slot) in image.chunks_exact(l.block_bytes as usize).enumerate() {
+        if chunk.rows() + bs > rows {
+            break;
         }
-    });
-    push(&mut stages, "drain + transpose", bps, None, None, None);
-
-    // 4. encode only, per codec: full chunks to Parquet on disk.
-    let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
-    chunk.clear();
-    let bs = l.block_scans();
-    let mut first = 0u64;
-    while chunk.rows() + bs as usize <= rows {
-        let slot = &image[((first / bs as u64) % slots) as usize * l.block_bytes as usize..]
-            [..l.block_bytes as usize];
-        transpose(
-            &slot[BLOCK_HEADER_BYTES..],
-            l.format,
-            bs as usize,
-            &mut chunk.streams,
-        );
-        chunk.blocks.push(crate::segment::BlockRec {
-            first_seq: first,
-            scans: bs,
+        chunk.transpose(&slot[BLOCK_HEADER_BYTES..], bs);
+        chunk.blocks.push(BlockRec {
+            first_seq: (i * bs) as u64,
+            scans: bs as u32,
             period_q16: 1 << 16,
             ..Default::default()
         });
-        first += bs as u64;
     }
-    let chunk_bytes = (chunk.rows() * l.scan_bytes()) as u64;
-    let m = bench_manifest(&l);
-    for codec in [Codec::None, Codec::Lz4, Codec::Zstd] {
-        let dir = fresh_dir(&cfg.dir, &format!("encode-{}", codec.label()))?;
-        let fmt = SegmentFormat::new(&names, l.format, codec);
-        let mut w = SegmentWriter::create(&dir, 0, &fmt)?;
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed().as_secs_f64() < quick {
-            w.write_chunk(&chunk)?;
-            n += 1;
+    if noisy {
+        // A sine plus Gaussian-like noise of ~20 LSB (sum of 4 uniforms):
+        // what a real ADC channel looks like.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as i32 & 0xFF
+        };
+        for (c, col) in chunk.columns.iter_mut().enumerate() {
+            let f = 0.001 * (c + 1) as f64;
+            let v = |i: usize, rnd: &mut dyn FnMut() -> i32| {
+                let noise = (rnd() + rnd() + rnd() + rnd() - 510) * 20 / 148;
+                (12000.0 * (i as f64 * f).sin()) as i32 + noise
+            };
+            match col {
+                Column::I16(v16) => {
+                    for (i, s) in v16.iter_mut().enumerate() {
+                        *s = v(i, &mut rnd) as i16;
+                    }
+                }
+                Column::I32(v32) => {
+                    for (i, s) in v32.iter_mut().enumerate() {
+                        *s = v(i, &mut rnd) << 12;
+                    }
+                }
+            }
         }
-        let secs = t.elapsed().as_secs_f64();
-        let info = w.close(&m)?;
-        let sample = n * chunk_bytes;
-        let bps = sample as f64 / secs;
-        push(
-            &mut stages,
-            &format!("encode only, {}", codec.label()),
-            bps,
-            None,
-            None,
-            Some(info.bytes as f64 / sample as f64),
-        );
-        std::fs::remove_dir_all(&dir).ok();
     }
+    chunk
+}
 
-    // 5. full pipeline: simulator (unpaced, waits when full) → Parquet.
-    for codec in [Codec::None, Codec::Lz4, Codec::Zstd] {
-        let (s, rss) = full_pipeline(cfg, codec, cfg.seconds, Overflow::Block, 0)?;
-        push(
-            &mut stages,
-            &format!("full pipeline, {}", codec.label()),
-            s.0,
-            Some(s.1),
-            Some(rss),
-            Some(s.2),
-        );
+/// Encodes and compresses every channel page of `chunk`; returns the bytes.
+fn encode_pages(
+    chunk: &Chunk,
+    enc: ChannelEncoding,
+    codec: PageCodec,
+    comp: &mut Compressor,
+) -> u64 {
+    let rows = chunk.rows();
+    let mut out = 0u64;
+    for col in &chunk.columns {
+        for start in (0..rows).step_by(PAGE_VALUES) {
+            let mut body = Vec::with_capacity(PAGE_VALUES * 2);
+            channel_page(col, start..(start + PAGE_VALUES).min(rows), enc, &mut body);
+            out += comp
+                .compress(codec, body)
+                .expect("in-memory compression")
+                .len() as u64;
+        }
     }
+    out
+}
 
-    // 6. resident memory must not grow with the length of a recording.
-    let (s, rss) = full_pipeline(cfg, Codec::Zstd, cfg.seconds * 3.0, Overflow::Block, 0)?;
-    push(
-        &mut stages,
-        "full pipeline, zstd(1), 3× longer",
-        s.0,
-        Some(s.1),
-        Some(rss),
-        Some(s.2),
-    );
+/// MB/s of sample data for encoding `chunk` on `threads` cores at once.
+fn codec_speed(
+    chunk: &Chunk,
+    enc: ChannelEncoding,
+    codec: PageCodec,
+    threads: usize,
+    secs: f64,
+) -> f64 {
+    let sample = (chunk.rows() * chunk.columns.len() * sample_bytes(chunk)) as u64;
+    let total: f64 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut comp = Compressor::new();
+                    timed(secs, sample, || {
+                        std::hint::black_box(encode_pages(chunk, enc, codec, &mut comp));
+                    })
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("codec bench")).sum()
+    });
+    total / 1e6
+}
 
-    // 7. paced, real-time recording with drops counted (the target check).
-    if cfg.paced_rate > 0 {
-        let (s, rss) = full_pipeline(
-            cfg,
-            Codec::Zstd,
-            cfg.paced_seconds,
-            Overflow::Drop,
-            cfg.paced_rate,
-        )?;
-        push(
-            &mut stages,
-            &format!("paced {} M scans/s, zstd(1)", cfg.paced_rate as f64 / 1e6),
-            s.0,
-            Some(s.1),
-            Some(rss),
-            Some(s.2),
-        );
+fn sample_bytes(chunk: &Chunk) -> usize {
+    match chunk.columns.first() {
+        Some(Column::I32(_)) => 4,
+        _ => 2,
     }
-    Ok(BenchReport {
-        shape: format!("{} × {}", cfg.channels, cfg.format.name()),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        stages,
-    })
+}
+
+/// Sequential write of `bytes` of new data to `dir` in 4 MiB writes,
+/// through the page cache or around it as the recorder does (`direct`),
+/// fdatasync inside the timer; MB/s.
+fn disk_write(dir: &Path, bytes: u64, direct: bool) -> Result<f64> {
+    let path = dir.join(format!("hsdaq-bench-{}-disk", std::process::id()));
+    let mut buf = vec![0u8; 4 << 20];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for w in buf.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w.copy_from_slice(&x.to_le_bytes());
+    }
+    let r = (|| -> Result<f64> {
+        let t = Instant::now();
+        let fill = |f: &mut dyn Write, buf: &mut [u8]| -> std::io::Result<()> {
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(buf.len() as u64) as usize;
+                // Different bytes each time: nothing below can deduplicate.
+                buf[0..8].copy_from_slice(&left.to_le_bytes());
+                f.write_all(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        };
+        let file = if direct {
+            let mut w = DirectWriter::create(&path, 4 << 20)?;
+            fill(&mut w, &mut buf)?;
+            w.finish()?
+        } else {
+            let mut f = std::fs::File::create(&path)?;
+            fill(&mut f, &mut buf)?;
+            f
+        };
+        file.sync_data()?;
+        Ok(bytes as f64 / t.elapsed().as_secs_f64() / 1e6)
+    })();
+    let _ = std::fs::remove_file(&path);
+    r.with_context(|| format!("disk write limit in {}", dir.display()))
 }
 
 fn fresh_dir(base: &Path, name: &str) -> Result<PathBuf> {
     let d = base.join(format!("hsdaq-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("blocks"))?;
+    std::fs::create_dir_all(d.join("blocks"))
+        .with_context(|| format!("cannot create {}", d.display()))?;
     Ok(d)
 }
 
-fn bench_manifest(l: &StreamLayout) -> crate::manifest::Manifest {
+/// A full-pipeline run's figures.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    mb_per_s: f64,
+    lost: u64,
+    size_ratio: f64,
+    rss_mib: f64,
+    latency_p99_us: f64,
+}
+
+/// Records from the simulator into `base` for `secs` (unpaced with
+/// `rate == 0`: the producer waits when the ring is full, so the figure is
+/// the recorder's ceiling). The clock stops when the last segment is
+/// durable.
+fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, paced: bool) -> Result<Run> {
+    let dir = fresh_dir(base, &format!("pipeline-{}", codec.label()))?;
+    let mut dev = SimDevice::new(SimConfig {
+        layout: l,
+        paced,
+        overflow: if paced {
+            Overflow::Drop
+        } else {
+            Overflow::Block
+        },
+    })?;
+    let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pc = PipelineConfig {
+        scan_limit: None,
+        segment_scans: (256 << 20) / l.scan_bytes() as u64,
+        chunk_rows: chunk_rows(&l),
+        pool_chunks: crate::record::POOL_CHUNKS,
+        faults: Vec::new(),
+        stop: stop.clone(),
+        dir: dir.clone(),
+        format: SegmentFormat::new(&names, l.format, DEFAULT_ENCODING),
+        codec,
+        encode_threads: cores(),
+    };
+    let live = Arc::new(Live::default());
+    let timer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let t = Instant::now();
+    let (outcome, rss) =
+        with_rss(|| crate::pipeline::run(&mut dev, pc, bench_manifest(&l, codec), live.clone()));
+    let wall = t.elapsed().as_secs_f64();
+    let _ = timer.join();
+    std::fs::remove_dir_all(&dir).ok();
+    let outcome = outcome?;
+    if let crate::pipeline::End::Failed(e) = &outcome.end {
+        anyhow::bail!("bench recording failed: {e}");
+    }
+    let m = outcome.manifest;
+    let sample = m.counts.scans_recorded * l.scan_bytes() as u64;
+    Ok(Run {
+        mb_per_s: sample as f64 / wall / 1e6,
+        lost: m.counts.scans_lost.max(m.device_counters.dropped_scans),
+        size_ratio: m.counts.bytes_written as f64 / sample.max(1) as f64,
+        rss_mib: rss,
+        latency_p99_us: live.latency.quantile(0.99) as f64 / 1e3,
+    })
+}
+
+fn bench_manifest(l: &StreamLayout, codec: Codec) -> crate::manifest::Manifest {
     crate::manifest::Manifest {
         kind: "hsdaq-run".into(),
         manifest_version: 1,
@@ -355,12 +514,18 @@ fn bench_manifest(l: &StreamLayout) -> crate::manifest::Manifest {
         host: String::new(),
         versions: crate::manifest::Versions {
             acquire: env!("CARGO_PKG_VERSION").into(),
-            abi: "1.0".into(),
+            abi: format!(
+                "{}.{}",
+                hsdaq_abi::layout::ABI_MAJOR,
+                hsdaq_abi::layout::ABI_MINOR
+            ),
             module: None,
         },
         start_wall_clock: String::new(),
         start_monotonic_ns: 0,
-        compression: String::new(),
+        compression: codec.label().into(),
+        compression_changes: Vec::new(),
+        channel_encoding: DEFAULT_ENCODING.label().into(),
         segment_policy: crate::units::SegmentPolicy::Bytes(256 << 20),
         counts: Default::default(),
         device_counters: Default::default(),
@@ -370,90 +535,324 @@ fn bench_manifest(l: &StreamLayout) -> crate::manifest::Manifest {
     }
 }
 
-/// Records from the simulator for `secs`; returns ((sample B/s, lost, size ratio), peak RSS MiB).
-fn full_pipeline(
-    cfg: &BenchConfig,
-    codec: Codec,
-    secs: f64,
-    overflow: Overflow,
-    rate: u64,
-) -> Result<((f64, u64, f64), f64)> {
-    let paced = rate > 0;
-    let l = StreamLayout {
-        rate_hz: if paced { rate } else { 100_000_000 },
-        ..layout(cfg, 64 << 20)
-    };
-    let dir = fresh_dir(&cfg.dir, &format!("pipeline-{}", codec.label()))?;
-    let mut dev = SimDevice::new(SimConfig {
-        layout: l,
-        paced,
-        overflow,
-    })?;
-    let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let pc = PipelineConfig {
-        scan_limit: None,
-        segment_scans: (256 << 20) / l.scan_bytes() as u64,
-        chunk_rows: chunk_rows(&l),
-        pool_chunks: 6,
-        faults: Vec::new(),
-        stop: stop.clone(),
-        dir: dir.clone(),
-        format: SegmentFormat::new(&names, l.format, codec),
-    };
-    let live = Arc::new(Live::default());
-    let timer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs_f64(secs));
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let (outcome, rss) =
-        with_rss(|| crate::pipeline::run(&mut dev, pc, bench_manifest(&l), live.clone()));
-    let _ = timer.join();
-    let outcome = outcome?;
-    if let crate::pipeline::End::Failed(e) = &outcome.end {
-        anyhow::bail!("bench recording failed: {e}");
+/// Runs every measurement; `progress` hears each figure as it is taken.
+pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchReport> {
+    let l = layout(cfg, 1 << 40);
+    let quick = (cfg.seconds / 2.0).clamp(0.2, 2.0);
+    let mut limits = Limits::default();
+
+    progress("memcpy of the sample bytes");
+    let image = ring_image(&l);
+    let mut dst = vec![0u8; image.len()];
+    limits.memcpy = median(
+        (0..cfg.runs)
+            .map(|_| {
+                timed(quick, image.len() as u64, || {
+                    dst.copy_from_slice(std::hint::black_box(&image))
+                }) / 1e6
+            })
+            .collect(),
+    );
+    drop(dst);
+
+    progress(&format!(
+        "disk: {} MiB of new data to {} with fdatasync",
+        cfg.disk_bytes >> 20,
+        cfg.dir.display()
+    ));
+    for (direct, out) in [
+        (true, &mut limits.disk_write),
+        (false, &mut limits.disk_write_buffered),
+    ] {
+        *out = median(
+            (0..cfg.runs)
+                .map(|_| disk_write(&cfg.dir, cfg.disk_bytes, direct))
+                .collect::<Result<_>>()?,
+        );
     }
-    let m = outcome.manifest;
-    let sample = m.counts.scans_recorded * l.scan_bytes() as u64;
-    let lost = m.counts.scans_lost
-        + m.device_counters
-            .dropped_scans
-            .saturating_sub(m.counts.scans_lost);
-    std::fs::remove_dir_all(&dir).ok();
-    Ok((
-        (
-            sample as f64 / outcome.elapsed.as_secs_f64(),
-            lost,
-            m.counts.bytes_written as f64 / sample.max(1) as f64,
+
+    progress("encodings × codecs on the reference and a noisy signal, one core");
+    let mut encodings = Vec::new();
+    let reference = sample_chunk(&l, false);
+    let noisy = sample_chunk(&l, true);
+    for enc in [ChannelEncoding::Delta, ChannelEncoding::Bss] {
+        for codec in [
+            PageCodec::None,
+            PageCodec::Lz4,
+            PageCodec::Zstd(1),
+            PageCodec::Zstd(3),
+        ] {
+            for (signal, chunk) in [("reference", &reference), ("noisy", &noisy)] {
+                let bytes = encode_pages(chunk, enc, codec, &mut Compressor::new());
+                let values = (chunk.rows() * chunk.columns.len()) as f64;
+                encodings.push(EncodingFigure {
+                    encoding: enc.label().into(),
+                    codec: codec.label().into(),
+                    signal: signal.into(),
+                    bits_per_value: bytes as f64 * 8.0 / values,
+                    mb_per_s: median(
+                        (0..cfg.runs)
+                            .map(|_| codec_speed(chunk, enc, codec, 1, quick / 2.0))
+                            .collect(),
+                    ),
+                });
+            }
+        }
+    }
+    progress(&format!("codecs on {} cores", cores()));
+    for codec in CODECS {
+        let level = codec.first_level();
+        let single = encodings
+            .iter()
+            .find(|e| {
+                e.encoding == DEFAULT_ENCODING.label()
+                    && e.codec == level.label()
+                    && e.signal == "reference"
+            })
+            .expect("measured above");
+        limits.codecs.push(CodecLimit {
+            codec: codec.label().into(),
+            single_core: single.mb_per_s,
+            all_cores: median(
+                (0..cfg.runs)
+                    .map(|_| codec_speed(&reference, DEFAULT_ENCODING, level, cores(), quick))
+                    .collect(),
+            ),
+            size_ratio: single.bits_per_value / 8.0 / cfg.format.bytes() as f64,
+        });
+    }
+    drop((reference, noisy));
+
+    let mut stages = Vec::new();
+    let mut stage = |name: String, mb: f64, run: Option<Run>, progress: &mut dyn FnMut(&str)| {
+        let s = Stage {
+            name,
+            mb_per_s: mb,
+            scans_per_s: mb * 1e6 / l.scan_bytes() as f64,
+            lost: run.map(|r| r.lost),
+            rss_mib: run.map(|r| r.rss_mib),
+            size_ratio: run.map(|r| r.size_ratio),
+            latency_p99_us: run
+                .filter(|r| r.latency_p99_us > 0.0)
+                .map(|r| r.latency_p99_us),
+        };
+        progress(&format!("{:<44} {:>8.0} MB/s", s.name, s.mb_per_s));
+        stages.push(s);
+    };
+
+    // The simulator's waveform: what a source costs before the recorder.
+    let mut slot = vec![0u8; l.block_bytes as usize];
+    let mut first = 0u64;
+    let payload = l.block_scans() as u64 * l.scan_bytes() as u64;
+    let mb = median(
+        (0..cfg.runs)
+            .map(|_| {
+                timed(quick, payload, || {
+                    fill_payload(
+                        &mut slot[BLOCK_HEADER_BYTES..],
+                        l.format,
+                        l.channels,
+                        first,
+                        l.block_scans(),
+                    );
+                    first += l.block_scans() as u64;
+                }) / 1e6
+            })
+            .collect(),
+    );
+    stage(
+        "simulator waveform (source)".into(),
+        mb,
+        None,
+        &mut progress,
+    );
+
+    let rows = chunk_rows(&l);
+    let mut chunk = Chunk::with_capacity(l.channels as usize, l.format, rows);
+    let mb = median(
+        (0..cfg.runs)
+            .map(|_| {
+                timed(quick, image.len() as u64, || {
+                    for slot in image.chunks_exact(l.block_bytes as usize) {
+                        let h = read_header(slot, &l).expect("valid block");
+                        if chunk.rows() + h.scans as usize > rows {
+                            chunk.clear();
+                        }
+                        chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
+                    }
+                }) / 1e6
+            })
+            .collect(),
+    );
+    drop((chunk, image));
+    stage("drain + transpose".into(), mb, None, &mut progress);
+
+    let unpaced = layout(cfg, 100_000_000);
+    let mut efficiency = Vec::new();
+    for codec in CODECS {
+        let limit = limits
+            .codecs
+            .iter()
+            .find(|c| c.codec == codec.label())
+            .expect("measured above")
+            .all_cores;
+        let tmpfs = match &cfg.tmpfs {
+            Some(t) => {
+                let (mb, run) = median_run(cfg.runs, || {
+                    let r = pipeline(t, unpaced, codec, cfg.seconds, false)?;
+                    Ok((r.mb_per_s, r))
+                })?;
+                stage(
+                    format!("full pipeline, {}, tmpfs", codec.label()),
+                    mb,
+                    Some(run),
+                    &mut progress,
+                );
+                Some(mb / limit)
+            }
+            None => None,
+        };
+        let (mb, run) = median_run(cfg.runs, || {
+            let r = pipeline(&cfg.dir, unpaced, codec, cfg.seconds, false)?;
+            Ok((r.mb_per_s, r))
+        })?;
+        stage(
+            format!("full pipeline, {}, disk", codec.label()),
+            mb,
+            Some(run),
+            &mut progress,
+        );
+        let disk_bound = limits.disk_write / run.size_ratio;
+        efficiency.push(Efficiency {
+            codec: codec.label().into(),
+            tmpfs,
+            disk: mb / disk_bound.min(limit),
+            bound: if disk_bound < limit { "disk" } else { "codec" }.into(),
+        });
+    }
+
+    // Resident memory must not grow with the length of a recording.
+    let base = cfg.tmpfs.as_deref().unwrap_or(&cfg.dir);
+    let r = pipeline(
+        base,
+        unpaced,
+        crate::record::DEFAULT_CODEC,
+        cfg.seconds * 3.0,
+        false,
+    )?;
+    stage(
+        format!(
+            "full pipeline, {}, 3× longer",
+            crate::record::DEFAULT_CODEC.label()
         ),
-        rss,
-    ))
+        r.mb_per_s,
+        Some(r),
+        &mut progress,
+    );
+
+    if cfg.paced_rate > 0 {
+        let r = pipeline(
+            &cfg.dir,
+            layout(cfg, cfg.paced_rate),
+            crate::record::DEFAULT_CODEC,
+            cfg.paced_seconds,
+            true,
+        )?;
+        stage(
+            format!("paced {} M scans/s, disk", cfg.paced_rate as f64 / 1e6),
+            r.mb_per_s,
+            Some(r),
+            &mut progress,
+        );
+    }
+    for &rate in &cfg.sustain_rates {
+        let r = pipeline(
+            &cfg.dir,
+            layout(cfg, rate),
+            crate::record::DEFAULT_CODEC,
+            cfg.sustain_seconds,
+            true,
+        )?;
+        stage(
+            format!(
+                "sustained {} M scans/s {} s, disk",
+                rate as f64 / 1e6,
+                cfg.sustain_seconds
+            ),
+            r.mb_per_s,
+            Some(r),
+            &mut progress,
+        );
+    }
+    Ok(BenchReport {
+        shape: format!("{} × {}", cfg.channels, cfg.format.name()),
+        cores: cores(),
+        runs: cfg.runs,
+        encoding: DEFAULT_ENCODING.label().into(),
+        limits,
+        encodings,
+        stages,
+        efficiency,
+    })
 }
 
 impl BenchReport {
-    /// Prints the table.
+    /// Prints the tables.
     pub fn print_text(&self) {
+        let l = &self.limits;
         println!(
-            "hsdaq acquire bench: {} scans, {} cores",
-            self.shape, self.cores
+            "hsdaq acquire bench: {} scans, {} cores, median of {} runs, channels {}",
+            self.shape, self.cores, self.runs, self.encoding
         );
         println!(
-            "{:<36} {:>10} {:>12} {:>9} {:>8} {:>9} {:>7}",
-            "stage", "MB/s", "scans/s", "÷memcpy", "lost", "rss MiB", "size"
+            "limits: memcpy {:.0} MB/s; disk write with fdatasync {:.0} MB/s as recorded (O_DIRECT), {:.0} MB/s through the page cache",
+            l.memcpy, l.disk_write, l.disk_write_buffered
         );
+        println!(
+            "{:<10} {:>12} {:>12} {:>7}",
+            "codec", "1 core MB/s", "all MB/s", "size"
+        );
+        for c in &l.codecs {
+            println!(
+                "{:<10} {:>12.0} {:>12.0} {:>7.2}",
+                c.codec, c.single_core, c.all_cores, c.size_ratio
+            );
+        }
+        println!(
+            "\n{:<22} {:<10} {:<10} {:>10} {:>10}",
+            "encoding", "codec", "signal", "bits/value", "MB/s"
+        );
+        for e in &self.encodings {
+            println!(
+                "{:<22} {:<10} {:<10} {:>10.2} {:>10.0}",
+                e.encoding, e.codec, e.signal, e.bits_per_value, e.mb_per_s
+            );
+        }
+        println!(
+            "\n{:<44} {:>8} {:>12} {:>8} {:>8} {:>6} {:>8}",
+            "stage", "MB/s", "scans/s", "lost", "rss MiB", "size", "p99 µs"
+        );
+        let opt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
         for s in &self.stages {
             println!(
-                "{:<36} {:>10.0} {:>12.3e} {:>9.3} {:>8} {:>9} {:>7}",
-                s.stage,
+                "{:<44} {:>8.0} {:>12.3e} {:>8} {:>8} {:>6} {:>8}",
+                s.name,
                 s.mb_per_s,
                 s.scans_per_s,
-                s.vs_memcpy,
                 s.lost.map_or("-".into(), |v| v.to_string()),
-                s.peak_rss_mib.map_or("-".into(), |v| format!("{v:.0}")),
-                s.size_ratio.map_or("-".into(), |v| format!("{v:.2}")),
+                opt(s.rss_mib, 0),
+                opt(s.size_ratio, 2),
+                opt(s.latency_p99_us, 0),
+            );
+        }
+        println!("\nefficiency (achieved ÷ min(disk ÷ size, all-core codec)):");
+        for e in &self.efficiency {
+            println!(
+                "  {:<10} tmpfs {:>5}  disk {:>5.2} ({}-bound)",
+                e.codec,
+                opt(e.tmpfs, 2),
+                e.disk,
+                e.bound
             );
         }
     }

@@ -5,7 +5,10 @@
 
 pub mod bench;
 pub mod chardev;
+pub mod chunk;
+pub mod codec;
 pub mod device;
+pub mod direct;
 pub mod faults;
 pub mod manifest;
 pub mod pages;

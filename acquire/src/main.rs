@@ -8,11 +8,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use hsdaq_abi::Format;
+use hsdaq_acquire::codec::Codec;
 use hsdaq_acquire::device::{source_name, status_name};
 use hsdaq_acquire::faults::PlannedFault;
+use hsdaq_acquire::pages::ChannelEncoding;
 use hsdaq_acquire::profile::Profile;
 use hsdaq_acquire::record::{self, RecordPlan};
-use hsdaq_acquire::segment::Codec;
 use hsdaq_acquire::units::{
     parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy, UsageError,
 };
@@ -98,9 +99,12 @@ struct RecordArgs {
     /// Segment size: a duration (1s) or sample bytes (256MiB). Default 1s.
     #[arg(long, value_parser = SegmentPolicy::parse)]
     segment: Option<SegmentPolicy>,
-    /// Compression codec. Default zstd.
+    /// Compression codec; `auto` picks, row group by row group, the strongest that keeps up. Default zstd.
     #[arg(long, value_enum)]
     compression: Option<Codec>,
+    /// Encoding of the channel columns. Default delta.
+    #[arg(long, value_enum)]
+    encoding: Option<ChannelEncoding>,
     /// Board profile (TOML).
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -120,9 +124,24 @@ struct RecordArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Seconds per full-pipeline stage.
+    /// Seconds per full-pipeline run.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Runs per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Bytes written for the disk limit (long enough that the disk, not the page cache, sets it).
+    #[arg(long, value_parser = parse_bytes, default_value = "1GiB")]
+    disk_bytes: u64,
+    /// tmpfs folder for the in-memory pipeline runs ("none" skips them).
+    #[arg(long, default_value = "/dev/shm")]
+    tmpfs: PathBuf,
+    /// Sustained recordings to --dir at these rates, e.g. 25M,30M (the highest loss-free one is the headline).
+    #[arg(long, value_parser = parse_rate, value_delimiter = ',')]
+    sustain: Vec<u64>,
+    /// Seconds of each sustained recording.
+    #[arg(long, default_value_t = 60.0)]
+    sustain_seconds: f64,
     /// Values per scan.
     #[arg(long, default_value_t = 4)]
     channels: u16,
@@ -135,8 +154,8 @@ struct BenchArgs {
     /// Seconds of the paced recording.
     #[arg(long, default_value_t = 5.0)]
     paced_seconds: f64,
-    /// Folder for temporary recordings.
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    /// The output filesystem: temporary recordings and the disk limit go there.
+    #[arg(long, default_value = ".")]
     dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -157,6 +176,7 @@ impl BenchArgs {
         for (flag, v, min) in [
             ("--seconds", self.seconds, f64::MIN_POSITIVE),
             ("--paced-seconds", self.paced_seconds, 0.0),
+            ("--sustain-seconds", self.sustain_seconds, f64::MIN_POSITIVE),
         ] {
             if !v.is_finite() || v < min || v > 3600.0 {
                 return usage(format!(
@@ -164,6 +184,21 @@ impl BenchArgs {
                     if min > 0.0 { "above" } else { "from" }
                 ));
             }
+        }
+        if self.runs == 0 || self.runs > 99 {
+            return usage(format!("--runs {}: expected 1 to 99", self.runs));
+        }
+        if self.disk_bytes < 1 << 20 {
+            return usage(format!(
+                "--disk-bytes {}: expected at least 1MiB",
+                self.disk_bytes
+            ));
+        }
+        if self.tmpfs != std::path::Path::new("none") && !self.tmpfs.is_dir() {
+            return usage(format!(
+                "--tmpfs {}: no such directory (use --tmpfs none to skip the in-memory runs)",
+                self.tmpfs.display()
+            ));
         }
         if !self.dir.is_dir() {
             return usage(format!(
@@ -256,16 +291,18 @@ fn run(cli: Cli) -> Result<i32> {
                 channels: b.channels,
                 format: b.format,
                 seconds: b.seconds,
+                runs: b.runs,
+                disk_bytes: b.disk_bytes,
                 paced_rate: b.paced_rate,
                 paced_seconds: b.paced_seconds,
+                sustain_rates: b.sustain,
+                sustain_seconds: b.sustain_seconds,
                 dir: b.dir,
+                tmpfs: (b.tmpfs != std::path::Path::new("none")).then_some(b.tmpfs),
             };
             let json = b.json;
-            let r = bench::run(&cfg, |s| {
-                if !json {
-                    eprintln!("bench: {:<36} {:>8.0} MB/s", s.stage, s.mb_per_s);
-                }
-            })?;
+            // Progress goes to stderr, so `--json` keeps stdout one object.
+            let r = bench::run(&cfg, |s| eprintln!("bench: {s}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -305,7 +342,11 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         codec: a
             .compression
             .or(p.record.compression)
-            .unwrap_or(Codec::Zstd),
+            .unwrap_or(record::DEFAULT_CODEC),
+        encoding: a
+            .encoding
+            .or(p.record.encoding)
+            .unwrap_or(record::DEFAULT_ENCODING),
         allow_loss: a.allow_loss || p.record.allow_loss.unwrap_or(false),
         faults: a.faults,
         unpaced: a.unpaced,
@@ -345,6 +386,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         out: PathBuf::new(),
         segment: SegmentPolicy::Bytes(1),
         codec: Codec::None,
+        encoding: record::DEFAULT_ENCODING,
         allow_loss: false,
         faults: Vec::new(),
         unpaced: false,

@@ -135,8 +135,15 @@ pub struct Manifest {
     pub start_wall_clock: String,
     /// CLOCK_MONOTONIC of scan 0 (the `t_ns` clock).
     pub start_monotonic_ns: u64,
-    /// Codec and level.
+    /// Codec and level asked for (`auto` when the recorder chooses).
     pub compression: String,
+    /// Every codec the run was written with, from the scan it took effect
+    /// (one entry unless `compression` is `auto`).
+    #[serde(default)]
+    pub compression_changes: Vec<CodecChange>,
+    /// Encoding of the channel columns.
+    #[serde(default = "default_channel_encoding")]
+    pub channel_encoding: String,
     /// Segment policy.
     pub segment_policy: crate::units::SegmentPolicy,
     /// Totals.
@@ -149,6 +156,24 @@ pub struct Manifest {
     pub gaps_not_listed: u64,
     /// Closed segments.
     pub segments: Vec<SegmentInfo>,
+}
+
+/// Runs recorded before the encoding was a choice used BYTE_STREAM_SPLIT.
+fn default_channel_encoding() -> String {
+    "byte_stream_split".into()
+}
+
+/// A codec taking effect from a row group on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CodecChange {
+    /// First scan written with `codec`.
+    pub at_seq: i64,
+    /// Segment of that scan.
+    pub segment: u64,
+    /// The codec (`none`, `lz4_raw`, `zstd(1)`, `zstd(3)`).
+    pub codec: String,
+    /// Chunks waiting for the encoder when it was chosen (of the pool).
+    pub backlog: usize,
 }
 
 /// The producer's own counters, as read from the control page.

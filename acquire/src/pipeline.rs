@@ -1,6 +1,9 @@
 //! The recording pipeline: a drain thread reads ring blocks in place and
 //! transposes them into recycled column chunks; an encoder thread turns
-//! chunks into Parquet row groups and rotates segments. Chunks travel
+//! chunks into Parquet row groups (its pages encoded on every core) and
+//! rotates segments; a committer thread makes each finished segment
+//! durable (fsync, rename, manifest), so a slow fsync never stops the
+//! encoder while there is room in the pool. Chunks travel
 //! through two `ringbuf` SPSC queues (full → encoder, empty → drain), so
 //! memory is a fixed pool and a slow disk never stalls the drain: the drain
 //! only stops reading when the whole pool is in flight, and then the
@@ -13,15 +16,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hsdaq_abi::layout::{StreamLayout, BLOCK_HEADER_BYTES, STATUS_GONE, STATUS_RUNNING};
-use hsdaq_abi::Format;
-use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
+use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::HeapRb;
 
+use crate::chunk::{BlockRec, Chunk};
+use crate::codec::{Adapt, Codec};
 use crate::device::Device;
 use crate::faults::{Fault, PlannedFault};
-use crate::manifest::{Manifest, MAX_MANIFEST_GAPS};
+use crate::manifest::{CodecChange, Manifest, MAX_MANIFEST_GAPS};
 use crate::ring::{read_header, RingMap};
-use crate::segment::{BlockRec, Chunk, SegmentFormat, SegmentWriter};
+use crate::segment::{PageEncoder, Sealed, SegmentFormat, SegmentWriter};
 use crate::units::monotonic_ns;
 
 /// Live counters, read by the progress display.
@@ -44,6 +48,52 @@ pub struct Live {
     /// CLOCK_MONOTONIC ns of scan 0, read from the control page when the
     /// first block arrives (a kernel device's mapping is gone after unbind).
     pub start_ns: AtomicU64,
+    /// Block latency: the nominal time of a block's last scan → drained.
+    pub latency: Latency,
+}
+
+/// A histogram of block latencies in 10 µs bins up to 20 ms (and one bin
+/// above): lock-free, fixed size, read by the bench for its p99.
+pub struct Latency {
+    bins: Vec<AtomicU64>,
+}
+
+impl Latency {
+    const BIN_NS: u64 = 10_000;
+    const BINS: usize = 2001;
+
+    /// Counts one latency.
+    pub fn record(&self, ns: u64) {
+        let i = ((ns / Self::BIN_NS) as usize).min(Self::BINS - 1);
+        self.bins[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper edge of the bin holding quantile `q` (0 when empty).
+    pub fn quantile(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .bins
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if total > 0 && seen >= want {
+                return (i as u64 + 1) * Self::BIN_NS;
+            }
+        }
+        0
+    }
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            bins: (0..Self::BINS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 /// Pipeline settings.
@@ -64,6 +114,10 @@ pub struct PipelineConfig {
     pub dir: PathBuf,
     /// Parquet schema and properties.
     pub format: SegmentFormat,
+    /// Codec asked for.
+    pub codec: Codec,
+    /// Cores the page encoders use.
+    pub encode_threads: usize,
 }
 
 /// Why the drain ended.
@@ -111,7 +165,7 @@ pub fn run(
     for _ in 0..cfg.pool_chunks {
         let _ = free_tx.try_push(Chunk::with_capacity(
             layout.channels as usize,
-            layout.format.bytes(),
+            layout.format,
             cfg.chunk_rows,
         ));
     }
@@ -123,13 +177,19 @@ pub fn run(
     let enc = {
         let hand = hand.clone();
         let live = live.clone();
-        let dir = cfg.dir.clone();
-        let format = cfg.format.clone();
+        let settings = EncodeSettings {
+            dir: cfg.dir.clone(),
+            format: cfg.format.clone(),
+            codec: cfg.codec,
+            threads: cfg.encode_threads,
+            pool: cfg.pool_chunks,
+            rate_hz: layout.rate_hz,
+        };
         std::thread::Builder::new()
             .name("hsdaq-encode".into())
             .spawn(move || {
                 *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
-                let r = encode(full_rx, free_tx, &hand, &live, &dir, &format, manifest);
+                let r = encode(full_rx, free_tx, &hand, &live, &settings, manifest);
                 if r.is_err() {
                     hand.encoder_failed.store(true, Ordering::Release);
                 }
@@ -185,21 +245,6 @@ pub fn run(
         manifest,
         elapsed,
     })
-}
-
-/// Appends a block's scans to the chunk, splitting every value into its
-/// little-endian byte streams (the BYTE_STREAM_SPLIT layout).
-#[inline]
-pub fn transpose(payload: &[u8], format: Format, scans: usize, streams: &mut [Vec<Vec<u8>>]) {
-    let width = format.bytes();
-    let stride = streams.len() * width;
-    let p = &payload[..scans * stride];
-    for (c, channel) in streams.iter_mut().enumerate() {
-        for (k, out) in channel.iter_mut().enumerate() {
-            let off = c * width + k;
-            out.extend(p.chunks_exact(stride).map(|scan| scan[off]));
-        }
-    }
 }
 
 struct DrainState {
@@ -328,17 +373,15 @@ fn drain(
             arrival_ns: monotonic_ns(),
             ring_fill_permille: fill,
         };
+        let last_scan_ns = h.timestamp_ns + (((h.scans.max(1) - 1) as u64 * h.period_ns_q16) >> 16);
+        live.latency
+            .record(rec.arrival_ns.saturating_sub(last_scan_ns));
         let chunk = match st.chunk.as_mut() {
             Some(c) => c,
             None => st.chunk.insert(take_free(&mut free_rx, hand)?),
         };
         chunk.segment = st.segment;
-        transpose(
-            &slot[BLOCK_HEADER_BYTES..],
-            layout.format,
-            scans as usize,
-            &mut chunk.streams,
-        );
+        chunk.transpose(&slot[BLOCK_HEADER_BYTES..], scans as usize);
         chunk.blocks.push(rec);
         cur.release(block_bytes);
         st.expected = Some(h.first_scan + h.scans as u64);
@@ -392,16 +435,70 @@ fn send(full_tx: &mut ChunkProd, chunk: Chunk, hand: &Handoff) -> Result<()> {
 
 type EncodeResult = std::result::Result<Manifest, Box<(Manifest, anyhow::Error)>>;
 
+/// What the encoder thread needs besides the queues.
+struct EncodeSettings {
+    dir: PathBuf,
+    format: SegmentFormat,
+    codec: Codec,
+    threads: usize,
+    pool: usize,
+    rate_hz: u64,
+}
+
+/// A sealed segment on its way to the committer, with the codec history
+/// up to it.
+type ToCommit = (Sealed, Vec<CodecChange>);
+
 fn encode(
+    full_rx: ChunkCons,
+    free_tx: ChunkProd,
+    hand: &Handoff,
+    live: &Live,
+    set: &EncodeSettings,
+    manifest: Manifest,
+) -> EncodeResult {
+    // One segment may wait while the next is encoded: memory stays bounded
+    // and a disk that cannot keep up still backs up into the pool, where
+    // the producer's drop counter accounts for it.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ToCommit>(1);
+    let committer = {
+        let (m, dir) = (manifest.clone(), set.dir.clone());
+        std::thread::scope(|s| {
+            let c = std::thread::Builder::new()
+                .name("hsdaq-commit".into())
+                .spawn_scoped(s, move || commit(rx, m, live, &dir));
+            let c = match c {
+                Ok(c) => c,
+                Err(e) => return Err(Box::new((manifest.clone(), e.into()))),
+            };
+            let encoded = encode_chunks(full_rx, free_tx, hand, set, manifest.clone(), tx);
+            let committed = c.join().expect("committer panicked");
+            Ok((encoded, committed))
+        })
+    };
+    let (encoded, committed) = committer?;
+    match (encoded, committed) {
+        (Ok(()), Ok(m)) => Ok(m),
+        (Err(e), Ok(m)) => Err(Box::new((m, e))),
+        // The committer's failure is the cause when both failed.
+        (_, Err(b)) => Err(b),
+    }
+}
+
+/// The encoder loop: chunks in, row groups out, segments sealed and handed
+/// to the committer.
+fn encode_chunks(
     mut full_rx: ChunkCons,
     mut free_tx: ChunkProd,
     hand: &Handoff,
-    live: &Live,
-    dir: &std::path::Path,
-    format: &SegmentFormat,
-    mut manifest: Manifest,
-) -> EncodeResult {
+    set: &EncodeSettings,
+    mut base: Manifest,
+    tx: std::sync::mpsc::SyncSender<ToCommit>,
+) -> Result<()> {
     let mut writer: Option<SegmentWriter> = None;
+    let mut encoder = PageEncoder::new(set.threads);
+    let mut adapt = Adapt::new(set.codec.first_level());
+    let mut busy = 0.0;
     let r = (|| -> Result<()> {
         loop {
             // Load `done` before popping: the drain pushes its last chunk
@@ -415,50 +512,94 @@ fn encode(
                 continue;
             };
             if writer.as_ref().is_some_and(|w| w.index() != chunk.segment) {
-                close_segment(writer.take().expect("open"), &mut manifest, live, dir)?;
+                let w = writer.take().expect("open");
+                seal(w, &base, &tx)?;
             }
             let name = crate::segment::segment_name(chunk.segment);
             if writer.is_none() {
-                let w = SegmentWriter::create(dir, chunk.segment, format)
+                let w = SegmentWriter::create(&set.dir, chunk.segment, &set.format)
                     .with_context(|| format!("creating {name}"))?;
                 writer = Some(w);
             }
+            let backlog = full_rx.occupied_len();
+            let changed = match set.codec {
+                Codec::Auto => adapt.observe(backlog, set.pool, busy),
+                _ => None,
+            };
+            if changed.is_some() || base.compression_changes.is_empty() {
+                base.compression_changes.push(CodecChange {
+                    at_seq: chunk.blocks[0].first_seq as i64,
+                    segment: chunk.segment,
+                    codec: adapt.current().label().into(),
+                    backlog,
+                });
+            }
+            let t = Instant::now();
             let w = writer.as_mut().expect("open");
-            w.write_chunk(&chunk)
+            w.write_chunk(&chunk, &mut encoder, adapt.current())
                 .with_context(|| format!("writing {name}"))?;
+            let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
+            busy = t.elapsed().as_secs_f64() / covers.max(1e-9);
             chunk.clear();
             let _ = free_tx.try_push(chunk);
         }
         if let Some(w) = writer.take() {
-            close_segment(w, &mut manifest, live, dir)?;
+            seal(w, &base, &tx)?;
         }
         Ok(())
     })();
-    match r {
-        Ok(()) => Ok(manifest),
-        Err(e) => {
-            if let Some(w) = writer.take() {
-                w.abandon();
-            }
-            Err(Box::new((manifest, e)))
+    if r.is_err() {
+        if let Some(w) = writer.take() {
+            w.abandon();
         }
     }
+    r
 }
 
-fn close_segment(
+/// Seals a segment and queues it for the committer (an empty one is removed).
+fn seal(
     w: SegmentWriter,
-    manifest: &mut Manifest,
-    live: &Live,
-    dir: &std::path::Path,
+    base: &Manifest,
+    tx: &std::sync::mpsc::SyncSender<ToCommit>,
 ) -> Result<()> {
     if w.rows() == 0 {
         w.abandon();
         return Ok(());
     }
     let name = crate::segment::segment_name(w.index());
-    let info = w
-        .close(manifest)
-        .with_context(|| format!("closing {name}"))?;
+    let sealed = w.seal(base).with_context(|| format!("closing {name}"))?;
+    tx.send((sealed, base.compression_changes.clone()))
+        .map_err(|_| anyhow::anyhow!("closing {name}: the segment committer stopped"))
+}
+
+/// The committer loop: makes each sealed segment durable and visible, then
+/// records it in the manifest (written atomically after every segment).
+fn commit(
+    rx: std::sync::mpsc::Receiver<ToCommit>,
+    mut manifest: Manifest,
+    live: &Live,
+    dir: &std::path::Path,
+) -> EncodeResult {
+    for (sealed, changes) in rx {
+        let name = sealed.info().file.clone();
+        manifest.compression_changes = changes;
+        let r = sealed
+            .commit()
+            .with_context(|| format!("closing {name}"))
+            .and_then(|info| record_segment(info, &mut manifest, live, dir));
+        if let Err(e) = r {
+            return Err(Box::new((manifest, e)));
+        }
+    }
+    Ok(manifest)
+}
+
+fn record_segment(
+    info: crate::manifest::SegmentInfo,
+    manifest: &mut Manifest,
+    live: &Live,
+    dir: &std::path::Path,
+) -> Result<()> {
     let c = &mut manifest.counts;
     c.scans_recorded += info.rows;
     c.scans_lost += info.lost;

@@ -6,8 +6,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::codec::Codec;
 use crate::manifest::ChannelInfo;
-use crate::segment::Codec;
+use crate::pages::ChannelEncoding;
 
 /// A board profile, e.g. `boards/qemu-x86_64/acquire.toml`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -54,6 +55,8 @@ pub struct RecordSettings {
     pub segment: Option<String>,
     /// Codec.
     pub compression: Option<Codec>,
+    /// Channel column encoding (`delta`, `bss`).
+    pub encoding: Option<ChannelEncoding>,
     /// Accept losses with exit status 0.
     pub allow_loss: Option<bool>,
 }

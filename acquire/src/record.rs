@@ -12,14 +12,25 @@ use hsdaq_abi::Format;
 use serde::Serialize;
 
 use crate::chardev::CharDevice;
+use crate::codec::Codec;
 use crate::device::Device;
 use crate::faults::PlannedFault;
 use crate::manifest::{uname, Counts, Manifest, StreamInfo, Versions};
+use crate::pages::ChannelEncoding;
 use crate::pipeline::{End, Live, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
-use crate::segment::{Codec, SegmentFormat};
+use crate::segment::SegmentFormat;
 use crate::sim::{Overflow, SimConfig, SimDevice};
 use crate::units::SegmentPolicy;
+
+/// Chunks in the recorder's pool: one filling, one encoding, the rest absorb
+/// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32).
+pub const POOL_CHUNKS: usize = 6;
+
+/// The codec when neither flag nor profile names one (README "Encodings").
+pub const DEFAULT_CODEC: Codec = Codec::Zstd;
+/// The channel encoding when neither flag nor profile names one.
+pub const DEFAULT_ENCODING: ChannelEncoding = ChannelEncoding::Delta;
 
 /// Everything `record` was asked for, after merging profile and flags.
 #[derive(Clone, Debug)]
@@ -46,6 +57,8 @@ pub struct RecordPlan {
     pub segment: SegmentPolicy,
     /// Codec.
     pub codec: Codec,
+    /// Encoding of the channel columns.
+    pub encoding: ChannelEncoding,
     /// Exit 0 despite losses.
     pub allow_loss: bool,
     /// Faults to inject.
@@ -218,6 +231,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
             .to_string(),
         start_monotonic_ns: 0,
         compression: plan.codec.label().into(),
+        compression_changes: Vec::new(),
+        channel_encoding: plan.encoding.label().into(),
         segment_policy: plan.segment,
         counts: Counts::default(),
         device_counters: Default::default(),
@@ -232,11 +247,13 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         scan_limit,
         segment_scans,
         chunk_rows,
-        pool_chunks: 6,
+        pool_chunks: POOL_CHUNKS,
         faults: plan.faults.clone(),
         stop: stop.clone(),
         dir: plan.out.clone(),
-        format: SegmentFormat::new(&names, layout.format, plan.codec),
+        format: SegmentFormat::new(&names, layout.format, plan.encoding),
+        codec: plan.codec,
+        encode_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let live = Arc::new(Live::default());
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes());

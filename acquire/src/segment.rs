@@ -11,12 +11,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use parquet::basic::{Compression, Encoding, LogicalType, Repetition, Type as PhysicalType};
-use parquet::column::page::PageWriter;
+use parquet::basic::{Encoding, LogicalType, Repetition, Type as PhysicalType};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::{Int32Type, Int64Type};
 use parquet::file::metadata::ColumnChunkMetaData;
@@ -25,111 +26,23 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
-use parquet::schema::types::{ColumnPath, Type};
+use parquet::schema::types::{ColumnDescPtr, Type};
 
+pub use crate::chunk::{BlockRec, Chunk};
+use crate::codec::{Compressor, PageCodec};
+use crate::direct::DirectWriter;
 use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
-use crate::pages::{self, Compressor};
+use crate::pages::{self, ChannelEncoding};
 
-/// One ring block as recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BlockRec {
-    /// Sample index of the block's first scan.
-    pub first_seq: u64,
-    /// Scans recorded from this block.
-    pub scans: u32,
-    /// CLOCK_MONOTONIC of the first scan.
-    pub t_ns: u64,
-    /// Scan period, ns ×2^16.
-    pub period_q16: u64,
-    /// Scans lost just before this block.
-    pub lost_before: u64,
-    /// CLOCK_MONOTONIC when the drain read the block.
-    pub arrival_ns: u64,
-    /// Ring fill when read, per mille.
-    pub ring_fill_permille: u32,
-}
-
-/// A transposed column chunk: becomes one row group.
-///
-/// Each channel is kept as its little-endian byte streams (2 for i16, 4 for
-/// i32): exactly the layout of a BYTE_STREAM_SPLIT page, so encoding is
-/// copying (see `pages`).
-pub struct Chunk {
-    /// Segment this chunk belongs to.
-    pub segment: u64,
-    /// `streams[channel][byte]`, each `rows` long.
-    pub streams: Vec<Vec<Vec<u8>>>,
-    /// The blocks the rows came from, in order.
-    pub blocks: Vec<BlockRec>,
-}
-
-impl Chunk {
-    /// An empty chunk with room for `rows` rows of `channels` values of `width` bytes.
-    pub fn with_capacity(channels: usize, width: usize, rows: usize) -> Self {
-        Self {
-            segment: 0,
-            streams: (0..channels)
-                .map(|_| (0..width).map(|_| Vec::with_capacity(rows)).collect())
-                .collect(),
-            blocks: Vec::with_capacity(rows / 16 + 1),
-        }
-    }
-
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.streams
-            .first()
-            .and_then(|c| c.first())
-            .map_or(0, Vec::len)
-    }
-
-    /// Empties the chunk, keeping its allocations.
-    pub fn clear(&mut self) {
-        self.streams.iter_mut().flatten().for_each(Vec::clear);
-        self.blocks.clear();
-    }
-}
-
-/// Codec choice.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Codec {
-    /// No compression.
-    None,
-    /// LZ4 (raw, Parquet LZ4_RAW).
-    Lz4,
-    /// Zstandard level 1.
-    Zstd,
-}
-
-impl Codec {
-    /// The Parquet codec.
-    pub fn parquet(self) -> Compression {
-        match self {
-            Codec::None => Compression::UNCOMPRESSED,
-            Codec::Lz4 => Compression::LZ4_RAW,
-            Codec::Zstd => {
-                Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).expect("level 1 is valid"))
-            }
-        }
-    }
-
-    /// Name for manifests and reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            Codec::None => "none",
-            Codec::Lz4 => "lz4_raw",
-            Codec::Zstd => "zstd(1)",
-        }
-    }
-}
+/// Bytes buffered in user space before a `write(2)`: the parquet crate
+/// copies column chunks in 8 KiB pieces, and a syscall per piece costs
+/// more than the copy (and `O_DIRECT` wants large aligned writes).
+const WRITE_BUFFER: usize = 4 << 20;
 
 /// Schema and properties shared by every segment of a run.
 #[derive(Clone)]
 pub struct SegmentFormat {
-    codec: Codec,
+    encoding: ChannelEncoding,
     samples_schema: Arc<Type>,
     blocks_schema: Arc<Type>,
     samples_props: Arc<WriterProperties>,
@@ -148,7 +61,7 @@ fn column(name: &str, t: PhysicalType, logical: Option<LogicalType>) -> Arc<Type
 
 impl SegmentFormat {
     /// Builds the schema for `names` channels of `format`.
-    pub fn new(names: &[String], format: hsdaq_abi::Format, codec: Codec) -> Self {
+    pub fn new(names: &[String], format: hsdaq_abi::Format, encoding: ChannelEncoding) -> Self {
         let int16 = Some(LogicalType::Integer {
             bit_width: 16,
             is_signed: true,
@@ -171,22 +84,15 @@ impl SegmentFormat {
                 .build()
                 .expect("valid schema"),
         );
-        let mut b = WriterProperties::builder()
+        // Pages are built by `pages`; these properties only shape the file
+        // (format version, created_by) since no value goes through the
+        // crate's column writers.
+        let samples_props = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_2_0)
-            .set_compression(codec.parquet())
             .set_dictionary_enabled(false)
             .set_statistics_enabled(EnabledStatistics::None)
-            .set_data_page_size_limit(1 << 20)
-            .set_write_batch_size(64 * 1024)
-            .set_created_by(format!("hsdaq acquire {}", env!("CARGO_PKG_VERSION")));
-        for mono in ["seq", "t_ns"] {
-            b = b
-                .set_column_encoding(ColumnPath::from(mono), Encoding::DELTA_BINARY_PACKED)
-                .set_column_statistics_enabled(ColumnPath::from(mono), EnabledStatistics::Chunk);
-        }
-        for n in names {
-            b = b.set_column_encoding(ColumnPath::from(n.as_str()), Encoding::BYTE_STREAM_SPLIT);
-        }
+            .set_created_by(format!("hsdaq acquire {}", env!("CARGO_PKG_VERSION")))
+            .build();
         let block_fields = vec![
             column("seq", PhysicalType::INT64, None),
             column("scans", PhysicalType::INT32, None),
@@ -202,15 +108,15 @@ impl SegmentFormat {
                 .expect("valid schema"),
         );
         let blocks_props = WriterProperties::builder()
-            .set_compression(Codec::Zstd.parquet())
+            .set_compression(PageCodec::Zstd(1).parquet())
             .set_dictionary_enabled(false)
             .set_created_by(format!("hsdaq acquire {}", env!("CARGO_PKG_VERSION")))
             .build();
         Self {
-            codec,
+            encoding,
             samples_schema,
             blocks_schema,
-            samples_props: Arc::new(b.build()),
+            samples_props: Arc::new(samples_props),
             blocks_props: Arc::new(blocks_props),
         }
     }
@@ -235,16 +141,18 @@ pub fn explain_write_error(e: &anyhow::Error) -> String {
     }
 }
 
+type ParquetFile = SerializedFileWriter<DirectWriter>;
+
 /// Writes ready pages as one column chunk of the open row group.
 fn append_pages(
-    rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
-    descr: parquet::schema::types::ColumnDescPtr,
-    pages: Vec<parquet::column::page::CompressedPage>,
+    rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, DirectWriter>,
+    descr: ColumnDescPtr,
+    pages: Vec<CompressedPage>,
     rows: usize,
-    encoding: Encoding,
-    compressor: &Compressor,
+    codec: PageCodec,
     stats: Option<Statistics>,
 ) -> Result<()> {
+    let encoding = pages.first().map_or(Encoding::PLAIN, |p| p.encoding());
     let size: usize = pages.iter().map(|p| p.compressed_size() + 64).sum();
     let mut sink = TrackedWrite::new(Vec::with_capacity(size));
     let mut uncompressed = 0i64;
@@ -258,7 +166,7 @@ fn append_pages(
     }
     let bytes = Bytes::from(sink.into_inner()?);
     let mut meta = ColumnChunkMetaData::builder(descr)
-        .set_compression(compressor.parquet_codec())
+        .set_compression(codec.parquet())
         .set_encodings(vec![encoding])
         .set_num_values(rows as i64)
         .set_total_compressed_size(bytes.len() as i64)
@@ -279,6 +187,109 @@ fn append_pages(
     Ok(())
 }
 
+/// One page to encode: a monotonic column or a slice of a channel.
+#[derive(Clone, Debug)]
+enum Job {
+    Seq,
+    Time,
+    Channel(usize, std::ops::Range<usize>),
+}
+
+/// The page encoders of a run: one compressor per worker, kept across row
+/// groups and segments so zstd contexts are made once.
+pub struct PageEncoder {
+    compressors: Vec<Compressor>,
+}
+
+impl PageEncoder {
+    /// Encodes row groups on `threads` cores (the calling thread is one).
+    pub fn new(threads: usize) -> Self {
+        Self {
+            compressors: (0..threads.max(1)).map(|_| Compressor::new()).collect(),
+        }
+    }
+
+    /// Encodes on every core of the machine.
+    pub fn all_cores() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Encodes every job of a row group, spread over the workers, and
+    /// returns the pages in job order.
+    fn run(
+        &mut self,
+        chunk: &Chunk,
+        jobs: &[Job],
+        enc: ChannelEncoding,
+        codec: PageCodec,
+    ) -> std::io::Result<Vec<CompressedPage>> {
+        let next = AtomicUsize::new(0);
+        let work = |comp: &mut Compressor| -> std::io::Result<Vec<(usize, CompressedPage)>> {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else {
+                    return Ok(done);
+                };
+                done.push((i, encode_job(chunk, job, enc, codec, comp)?));
+            }
+        };
+        let workers = self.compressors.len().min(jobs.len()).max(1);
+        let (first, rest) = self.compressors.split_first_mut().expect("one compressor");
+        let mut pages: Vec<(usize, CompressedPage)> = std::thread::scope(|s| {
+            let helpers: Vec<_> = rest
+                .iter_mut()
+                .take(workers - 1)
+                .map(|c| s.spawn(|| work(c)))
+                .collect();
+            let mut all = work(first)?;
+            for h in helpers {
+                all.extend(h.join().expect("page encoder panicked")?);
+            }
+            Ok::<_, std::io::Error>(all)
+        })?;
+        pages.sort_unstable_by_key(|(i, _)| *i);
+        Ok(pages.into_iter().map(|(_, p)| p).collect())
+    }
+}
+
+/// Builds one compressed DataPageV2.
+fn encode_job(
+    chunk: &Chunk,
+    job: &Job,
+    enc: ChannelEncoding,
+    codec: PageCodec,
+    comp: &mut Compressor,
+) -> std::io::Result<CompressedPage> {
+    let rows = chunk.rows();
+    let mut body = Vec::new();
+    let (values, encoding) = match job {
+        Job::Seq | Job::Time => {
+            let mut cursor = pages::MonoCursor::new(&chunk.blocks, matches!(job, Job::Time));
+            pages::dbp_int64(rows, |w| cursor.window(w), &mut body);
+            (rows, Encoding::DELTA_BINARY_PACKED)
+        }
+        Job::Channel(c, range) => {
+            body.reserve(range.len() * 2);
+            pages::channel_page(&chunk.columns[*c], range.clone(), enc, &mut body);
+            (range.len(), enc.parquet())
+        }
+    };
+    let uncompressed = body.len();
+    let page = Page::DataPageV2 {
+        buf: comp.compress(codec, body)?,
+        num_values: values as u32,
+        encoding,
+        num_nulls: 0,
+        num_rows: values as u32,
+        def_levels_byte_len: 0,
+        rep_levels_byte_len: 0,
+        is_compressed: codec != PageCodec::None,
+        statistics: None,
+    };
+    Ok(CompressedPage::new(page, uncompressed))
+}
+
 /// Rows of the block table buffered before they become a row group.
 const BLOCK_TABLE_FLUSH: usize = 64 * 1024;
 
@@ -286,12 +297,10 @@ const BLOCK_TABLE_FLUSH: usize = 64 * 1024;
 pub struct SegmentWriter {
     index: u64,
     dir: PathBuf,
-    samples: SerializedFileWriter<File>,
-    blocks: SerializedFileWriter<File>,
+    encoding: ChannelEncoding,
+    samples: ParquetFile,
+    blocks: ParquetFile,
     block_buf: Vec<BlockRec>,
-    compressor: Compressor,
-    body: Vec<u8>,
-    mono: Vec<i64>,
     first_seq: Option<i64>,
     last_seq: i64,
     rows: u64,
@@ -312,10 +321,11 @@ impl SegmentWriter {
         let name = segment_name(index);
         let open = |path: PathBuf,
                     schema: &Arc<Type>,
-                    props: &Arc<WriterProperties>|
-         -> Result<SerializedFileWriter<File>> {
-            let f =
-                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                    props: &Arc<WriterProperties>,
+                    buffer: usize|
+         -> Result<ParquetFile> {
+            let f = DirectWriter::create(&path, buffer)
+                .with_context(|| format!("cannot create {}", path.display()))?;
             SerializedFileWriter::new(f, schema.clone(), props.clone())
                 .with_context(|| format!("cannot start {}", path.display()))
         };
@@ -323,21 +333,21 @@ impl SegmentWriter {
             partial(&dir.join(&name)),
             &fmt.samples_schema,
             &fmt.samples_props,
+            WRITE_BUFFER,
         )?;
         let blocks = open(
             partial(&dir.join("blocks").join(&name)),
             &fmt.blocks_schema,
             &fmt.blocks_props,
+            64 << 10,
         )?;
         Ok(Self {
             index,
             dir: dir.to_path_buf(),
+            encoding: fmt.encoding,
             samples,
             blocks,
             block_buf: Vec::new(),
-            compressor: Compressor::new(fmt.codec)?,
-            body: Vec::new(),
-            mono: Vec::new(),
             first_seq: None,
             last_seq: -1,
             rows: 0,
@@ -352,9 +362,14 @@ impl SegmentWriter {
         self.index
     }
 
-    /// Writes a chunk as one row group, every column through the fast page
-    /// encoders.
-    pub fn write_chunk(&mut self, chunk: &Chunk) -> Result<()> {
+    /// Writes a chunk as one row group: every page encoded and compressed
+    /// with `codec` on the encoder's cores, then written in column order.
+    pub fn write_chunk(
+        &mut self,
+        chunk: &Chunk,
+        encoder: &mut PageEncoder,
+        codec: PageCodec,
+    ) -> Result<()> {
         let rows = chunk.rows();
         if rows == 0 {
             return Ok(());
@@ -368,63 +383,42 @@ impl SegmentWriter {
                 self.lost += b.lost_before;
             }
         }
-        let first = chunk.blocks[0].first_seq as i64;
-        let last = chunk
-            .blocks
-            .last()
-            .map(|b| (b.first_seq + b.scans as u64) as i64 - 1)
-            .expect("blocks");
+        let (head, tail) = (chunk.blocks[0], *chunk.blocks.last().expect("blocks"));
+        let first = head.first_seq as i64;
+        let last = (tail.first_seq + tail.scans as u64) as i64 - 1;
         self.first_seq.get_or_insert(first);
         self.last_seq = last;
         self.rows += rows as u64;
+
+        let mut jobs = vec![Job::Seq, Job::Time];
+        for c in 0..chunk.columns.len() {
+            for start in (0..rows).step_by(pages::PAGE_VALUES) {
+                jobs.push(Job::Channel(
+                    c,
+                    start..(start + pages::PAGE_VALUES).min(rows),
+                ));
+            }
+        }
+        let mut pages = encoder.run(chunk, &jobs, self.encoding, codec)?.into_iter();
         let schema = self.samples.schema_descr();
         let descrs: Vec<_> = (0..schema.num_columns())
             .map(|i| schema.column(i))
             .collect();
         let mut rg = self.samples.next_row_group()?;
-        // seq and t_ns: one DELTA_BINARY_PACKED page each, with min/max.
-        for (col, descr) in descrs.iter().take(2).enumerate() {
-            if col == 0 {
-                pages::fill_seq(&chunk.blocks, &mut self.mono);
-            } else {
-                pages::fill_t(&chunk.blocks, &mut self.mono);
-            }
-            let (lo, hi) = (self.mono[0], self.mono[rows - 1]);
-            pages::delta_binary_packed(&self.mono, &mut self.body);
-            let page = self
-                .compressor
-                .page(&self.body, rows, Encoding::DELTA_BINARY_PACKED)?;
-            let stats = Statistics::int64(Some(lo), Some(hi), None, Some(0), false);
-            append_pages(
-                &mut rg,
-                descr.clone(),
-                vec![page],
-                rows,
-                Encoding::DELTA_BINARY_PACKED,
-                &self.compressor,
-                Some(stats),
-            )?;
+        // seq and t_ns: one page each, with min/max for readers' pruning.
+        let last_t = tail.times().last().expect("scans");
+        let stats = [
+            Statistics::int64(Some(first), Some(last), None, Some(0), false),
+            Statistics::int64(Some(head.t_ns as i64), Some(last_t), None, Some(0), false),
+        ];
+        for (descr, s) in descrs.iter().zip(stats) {
+            let page = pages.next().expect("mono page");
+            append_pages(&mut rg, descr.clone(), vec![page], rows, codec, Some(s))?;
         }
-        for (c, streams) in chunk.streams.iter().enumerate() {
-            let mut pages = Vec::with_capacity(rows.div_ceil(pages::PAGE_VALUES));
-            for start in (0..rows).step_by(pages::PAGE_VALUES) {
-                let end = (start + pages::PAGE_VALUES).min(rows);
-                pages::bss_int32(streams, start..end, &mut self.body);
-                pages.push(self.compressor.page(
-                    &self.body,
-                    end - start,
-                    Encoding::BYTE_STREAM_SPLIT,
-                )?);
-            }
-            append_pages(
-                &mut rg,
-                descrs[2 + c].clone(),
-                pages,
-                rows,
-                Encoding::BYTE_STREAM_SPLIT,
-                &self.compressor,
-                None,
-            )?;
+        let per_channel = rows.div_ceil(pages::PAGE_VALUES);
+        for descr in &descrs[2..] {
+            let col: Vec<_> = pages.by_ref().take(per_channel).collect();
+            append_pages(&mut rg, descr.clone(), col, rows, codec, None)?;
         }
         rg.close()?;
         self.blocks_written += chunk.blocks.len() as u64;
@@ -434,7 +428,6 @@ impl SegmentWriter {
         }
         Ok(())
     }
-
     fn flush_blocks(&mut self) -> Result<()> {
         if self.block_buf.is_empty() {
             return Ok(());
@@ -472,9 +465,11 @@ impl SegmentWriter {
         self.rows
     }
 
-    /// Finishes both files (footer with the manifest), fsyncs and renames
-    /// them into place. Returns the segment's record.
-    pub fn close(self, manifest: &Manifest) -> Result<SegmentInfo> {
+    /// Finishes both files (footers carrying the manifest) and hands them
+    /// over as a [`Sealed`] segment, still named `.partial`: making it
+    /// durable and visible is [`Sealed::commit`]'s job, off the encoder's
+    /// path.
+    pub fn seal(self, manifest: &Manifest) -> Result<Sealed> {
         let (dir, name) = (self.dir.clone(), segment_name(self.index));
         let r = self.finish(manifest);
         if r.is_err() {
@@ -485,10 +480,10 @@ impl SegmentWriter {
         r
     }
 
-    fn finish(mut self, manifest: &Manifest) -> Result<SegmentInfo> {
+    fn finish(mut self, manifest: &Manifest) -> Result<Sealed> {
         self.flush_blocks()?;
         let name = segment_name(self.index);
-        let mut info = SegmentInfo {
+        let info = SegmentInfo {
             index: self.index,
             file: name.clone(),
             first_seq: self.first_seq.unwrap_or(0),
@@ -505,19 +500,14 @@ impl SegmentWriter {
             w.append_key_value_metadata(KeyValue::new(KV_MANIFEST.to_string(), m.clone()));
             w.append_key_value_metadata(KeyValue::new(KV_SEGMENT.to_string(), s.clone()));
         }
-        self.blocks.close()?;
-        self.samples.close()?;
-        let final_blocks = self.dir.join("blocks").join(&name);
-        let final_samples = self.dir.join(&name);
-        for p in [&final_blocks, &final_samples] {
-            let tmp = partial(p);
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("cannot sync {}", tmp.display()))?;
-            std::fs::rename(&tmp, p).with_context(|| format!("cannot rename {}", tmp.display()))?;
-        }
-        info.bytes = std::fs::metadata(&final_samples)?.len();
-        Ok(info)
+        let into_file = |w: ParquetFile| -> Result<File> { Ok(w.into_inner()?.finish()?) };
+        let blocks = into_file(self.blocks)?;
+        let samples = into_file(self.samples)?;
+        Ok(Sealed {
+            dir: self.dir,
+            info,
+            files: [samples, blocks],
+        })
     }
 
     /// Abandons the segment: removes the partial files (after an error).
@@ -527,5 +517,54 @@ impl SegmentWriter {
         drop(self.blocks);
         let _ = std::fs::remove_file(partial(&self.dir.join(&name)));
         let _ = std::fs::remove_file(partial(&self.dir.join("blocks").join(&name)));
+    }
+}
+
+/// A segment whose files are complete but not yet durable or visible.
+pub struct Sealed {
+    dir: PathBuf,
+    info: SegmentInfo,
+    /// Samples, then the block table.
+    files: [File; 2],
+}
+
+impl Sealed {
+    /// The segment's record (its `bytes` is filled in by `commit`).
+    pub fn info(&self) -> &SegmentInfo {
+        &self.info
+    }
+
+    /// Makes the segment durable, then visible: both files are fsynced
+    /// before they are renamed, and the folders after, so a name without
+    /// `.partial` always means data on the disk.
+    pub fn commit(self) -> Result<SegmentInfo> {
+        let name = &self.info.file;
+        let finals = [self.dir.join(name), self.dir.join("blocks").join(name)];
+        let r = (|| -> Result<u64> {
+            for (f, p) in self.files.iter().zip(&finals) {
+                f.sync_all()
+                    .with_context(|| format!("cannot sync {}", partial(p).display()))?;
+            }
+            // The block table first: a visible segment always has its table.
+            for p in finals.iter().rev() {
+                std::fs::rename(partial(p), p)
+                    .with_context(|| format!("cannot rename {}", partial(p).display()))?;
+            }
+            for d in [self.dir.join("blocks"), self.dir.clone()] {
+                File::open(&d)
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("cannot sync folder {}", d.display()))?;
+            }
+            Ok(self.files[0].metadata()?.len())
+        })();
+        match r {
+            Ok(bytes) => Ok(SegmentInfo { bytes, ..self.info }),
+            Err(e) => {
+                for p in &finals {
+                    let _ = std::fs::remove_file(partial(p));
+                }
+                Err(e)
+            }
+        }
     }
 }

@@ -188,7 +188,11 @@ pub fn fill_payload(
     let bytes = &mut payload[..n * format.bytes()];
     // The payload follows a 64-byte header in a page-aligned slot, so it is
     // aligned for any sample type; a misaligned caller is a bug.
-    assert_eq!(bytes.as_ptr() as usize % format.bytes(), 0, "misaligned payload");
+    assert_eq!(
+        bytes.as_ptr() as usize % format.bytes(),
+        0,
+        "misaligned payload"
+    );
     match format {
         Format::I16 => {
             // SAFETY: `bytes` is exclusively borrowed, 2-byte aligned (checked

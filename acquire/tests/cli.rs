@@ -459,7 +459,7 @@ fn parquet_schema_encodings_and_metadata_read_back() {
     let profile = d.path().join("board.toml");
     std::fs::write(
         &profile,
-        "board = \"testboard\"\n[device]\nchannels = 2\nformat = \"i32\"\nrate-hz = 100000\n[record]\ncompression = \"lz4\"\n\
+        "board = \"testboard\"\n[device]\nchannels = 2\nformat = \"i32\"\nrate-hz = 100000\n[record]\ncompression = \"lz4\"\nencoding = \"bss\"\n\
          [[channel]]\nname = \"volts\"\nunit = \"V\"\nscale = 0.001\n[[channel]]\nname = \"amps\"\nunit = \"A\"\nscale = 2.5e-5\noffset = -0.1\n",
     )
     .unwrap();
@@ -503,6 +503,10 @@ fn parquet_schema_encodings_and_metadata_read_back() {
     );
     let (m, info) = segment_metadata(&seg).unwrap();
     assert_eq!(m.board.as_deref(), Some("testboard"));
+    assert_eq!(
+        m.channel_encoding, "byte_stream_split",
+        "the profile's encoding"
+    );
     assert_eq!(m.stream.rate_hz, 100_000);
     assert_eq!(m.stream.format, "i32");
     assert_eq!(m.channels[1].unit, "A");
@@ -543,6 +547,13 @@ fn parquet_schema_encodings_and_metadata_read_back() {
             is_signed: true
         })
     );
+    // By default channels are DELTA_BINARY_PACKED (README "Encodings").
+    assert!(r
+        .metadata()
+        .row_group(0)
+        .column(2)
+        .encodings()
+        .any(|e| e == Encoding::DELTA_BINARY_PACKED));
 }
 
 #[test]

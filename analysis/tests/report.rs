@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hsdaq_acquire::codec::Codec;
 use hsdaq_acquire::faults::PlannedFault;
 use hsdaq_acquire::record::{record, RecordPlan};
-use hsdaq_acquire::segment::Codec;
 use hsdaq_acquire::units::SegmentPolicy;
 
 fn make_run(out: &Path, rate: u64, faults: &[&str]) {
@@ -24,6 +24,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
         out: out.to_path_buf(),
         segment: SegmentPolicy::parse("500ms").unwrap(),
         codec: Codec::Zstd,
+        encoding: hsdaq_acquire::record::DEFAULT_ENCODING,
         allow_loss: true,
         faults: faults
             .iter()

@@ -1,0 +1,194 @@
+//! Segment files written around the page cache (`O_DIRECT`).
+//!
+//! A recorder writes each byte once and never reads it back, so the page
+//! cache only costs: on this machine kind a buffered `write(2)` of new data
+//! spends ~3 s of kernel CPU per GB copying into freshly allocated cache
+//! pages (measured with `dd`: 2 GB buffered 6.8 s system time, `O_DIRECT`
+//! 0.2 s), and the dirty pages then compete with the recorder for memory on
+//! a 1 GiB board. With `O_DIRECT` the device reads our buffer directly.
+//!
+//! `O_DIRECT` wants the buffer address, the length and the file offset
+//! aligned to the device's logical block: the writer collects bytes in a
+//! 4 KiB-aligned buffer and writes it whole; only the tail of the file,
+//! at [`DirectWriter::finish`], goes through the page cache (the flag is
+//! cleared first). Filesystems without `O_DIRECT` (tmpfs) get a plain
+//! buffered file, so the writer is used everywhere.
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// Alignment of buffer, length and offset: a page, which is at least every
+/// logical block size Linux supports for `O_DIRECT`.
+const ALIGN: usize = 4096;
+
+/// A 4 KiB-aligned heap buffer.
+struct AlignedBuf {
+    ptr: *mut u8,
+    cap: usize,
+    len: usize,
+}
+
+// SAFETY: the buffer is plain bytes owned by this value alone.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn new(cap: usize) -> Self {
+        let layout = Layout::from_size_align(cap, ALIGN).expect("valid buffer layout");
+        // SAFETY: `layout` has a non-zero size (callers pass ≥ ALIGN).
+        let ptr = unsafe { alloc(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Self { ptr, cap, len: 0 }
+    }
+
+    fn filled(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes were written by `push`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Copies as much of `data` as fits; returns how much.
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.cap - self.len);
+        // SAFETY: `len + n <= cap` bytes of our allocation; `data` is a
+        // separate borrow, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(self.len), n) };
+        self.len += n;
+        n
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(self.cap, ALIGN).expect("valid buffer layout");
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr, layout) };
+    }
+}
+
+/// A sequential file writer that bypasses the page cache where it can.
+pub struct DirectWriter {
+    file: File,
+    buf: AlignedBuf,
+    direct: bool,
+}
+
+impl DirectWriter {
+    /// Creates `path` (truncating it) with a `buffer`-byte staging buffer
+    /// (rounded up to 4 KiB).
+    pub fn create(path: &Path, buffer: usize) -> io::Result<Self> {
+        let mut open = OpenOptions::new();
+        open.write(true).create(true).truncate(true);
+        let (file, direct) = match open.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => (f, true),
+            // tmpfs and some network filesystems refuse O_DIRECT.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open.open(path)?, false),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            file,
+            buf: AlignedBuf::new(buffer.max(ALIGN).next_multiple_of(ALIGN)),
+            direct,
+        })
+    }
+
+    /// Whether writes bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Writes the whole buffer (a multiple of 4 KiB unless finishing).
+    fn drain(&mut self) -> io::Result<()> {
+        self.file.write_all(self.buf.filled())?;
+        self.buf.len = 0;
+        Ok(())
+    }
+
+    /// Writes what is buffered (the unaligned tail through the page cache)
+    /// and returns the file, not yet synced.
+    pub fn finish(self) -> io::Result<File> {
+        let DirectWriter {
+            mut file,
+            buf,
+            direct,
+        } = self;
+        let bytes = buf.filled();
+        let aligned = bytes.len() / ALIGN * ALIGN;
+        if direct && aligned != bytes.len() {
+            file.write_all(&bytes[..aligned])?;
+            clear_direct(&file)?;
+            file.write_all(&bytes[aligned..])?;
+        } else {
+            file.write_all(bytes)?;
+        }
+        Ok(file)
+    }
+}
+
+/// Turns `O_DIRECT` off on an open file.
+fn clear_direct(f: &File) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with plain integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Write for DirectWriter {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let total = data.len();
+        while !data.is_empty() {
+            let n = self.buf.push(data);
+            data = &data[n..];
+            if self.buf.len == self.buf.cap {
+                self.drain()?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Keeps the alignment: only whole buffers are written before `finish`.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(dir: &Path, len: u32) -> bool {
+        let p = dir.join(format!("f{len}"));
+        let mut w = DirectWriter::create(&p, 8192).unwrap();
+        let direct = w.is_direct();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        for piece in data.chunks(999) {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap().sync_all().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), data, "{len} bytes");
+        direct
+    }
+
+    #[test]
+    fn every_byte_arrives_aligned_or_not() {
+        // The crate folder is on a disk filesystem; /dev/shm (if any) is
+        // tmpfs, which takes the buffered fallback.
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let mut dirs = vec![disk.path().to_path_buf()];
+        let shm = tempfile::tempdir_in("/dev/shm").ok();
+        dirs.extend(shm.as_ref().map(|d| d.path().to_path_buf()));
+        for d in &dirs {
+            for len in [0, 1, 4095, 4096, 8192, 8193, 100_003] {
+                round_trip(d, len);
+            }
+        }
+    }
+}
