@@ -43,6 +43,6 @@ stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"
 hil/run.sh --board qemu-arm64
-stage "readers: pyarrow, DuckDB, polars, Spark open a recording as it is; fastparquet's limit"
+stage "readers: pyarrow, DuckDB, polars, Spark, fastparquet read every sample of each encoding and codec"
 python3 tests/interop.py target/debug/acquire
 stage "all tests passed"

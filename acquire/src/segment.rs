@@ -276,15 +276,16 @@ fn encode_job(
         }
     };
     let uncompressed = body.len();
-    let page = Page::DataPageV2 {
+    // Version 1 data pages: required columns carry no level bytes, so the
+    // body is the encoded values alone, and every reader we check decodes
+    // them (fastparquet 2026.9 misreads INT64 DELTA_BINARY_PACKED in v2
+    // pages, even pyarrow's; README "Readers").
+    let page = Page::DataPage {
         buf: comp.compress(codec, body)?,
         num_values: values as u32,
         encoding,
-        num_nulls: 0,
-        num_rows: values as u32,
-        def_levels_byte_len: 0,
-        rep_levels_byte_len: 0,
-        is_compressed: codec != PageCodec::None,
+        def_level_encoding: Encoding::RLE,
+        rep_level_encoding: Encoding::RLE,
         statistics: None,
     };
     Ok(CompressedPage::new(page, uncompressed))
