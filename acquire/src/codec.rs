@@ -34,12 +34,14 @@ impl Codec {
         }
     }
 
-    /// The concrete codec a run starts with.
+    /// The concrete codec a run starts with. `auto` starts with the
+    /// cheapest, so a board short of CPU loses nothing before the first
+    /// signals arrive, and climbs as they allow.
     pub fn first_level(self) -> PageCodec {
         match self {
-            Codec::None => PageCodec::None,
+            Codec::None | Codec::Auto => PageCodec::None,
             Codec::Lz4 => PageCodec::Lz4,
-            Codec::Zstd | Codec::Auto => PageCodec::Zstd(1),
+            Codec::Zstd => PageCodec::Zstd(1),
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum Fault {
     StallConsumer(Duration),
     /// The producer's wake-ups jitter by up to this much.
     Jitter(Duration),
+    /// The segment writer is held to this many bytes per second, as by a
+    /// slow or shared disk (the encoder waits as a blocking write would).
+    SlowDisk(u64),
 }
 
 /// A fault and when (after the recording starts) to inject it.
@@ -32,7 +35,7 @@ pub struct PlannedFault {
 impl PlannedFault {
     /// Parses `KIND:ARG@TIME`, e.g. `overrun:5@1s`, `stall-consumer:300ms@2s`.
     pub fn parse(s: &str) -> Result<Self> {
-        let usage = "expected KIND:ARG@TIME with KIND one of overrun (blocks), stall-producer, stall-consumer, jitter (durations), e.g. overrun:5@1s";
+        let usage = "expected KIND:ARG@TIME with KIND one of overrun (blocks), stall-producer, stall-consumer, jitter (durations), slow-disk (bytes per second), e.g. overrun:5@1s, slow-disk:8MiB@0s";
         let (spec, at) = s
             .split_once('@')
             .with_context(|| format!("invalid --fault {s:?}: {usage}"))?;
@@ -53,6 +56,10 @@ impl PlannedFault {
             "stall-producer" => Fault::StallProducer(parse_duration(arg)?),
             "stall-consumer" => Fault::StallConsumer(parse_duration(arg)?),
             "jitter" => Fault::Jitter(parse_duration(arg)?),
+            "slow-disk" => match crate::units::parse_bytes(arg) {
+                Ok(n) if n > 0 => Fault::SlowDisk(n),
+                _ => bail!("--fault {s:?}: slow-disk takes bytes per second above 0, e.g. 8MiB"),
+            },
             _ => bail!("invalid --fault kind {kind:?}: {usage}"),
         };
         Ok(Self { at, fault })
@@ -64,7 +71,7 @@ impl PlannedFault {
             Fault::Overrun(n) => (FAULT_DROP_BLOCKS, n),
             Fault::StallProducer(d) => (FAULT_STALL_US, d.as_micros() as u64),
             Fault::Jitter(d) => (FAULT_JITTER_US, d.as_micros() as u64),
-            Fault::StallConsumer(_) => return None,
+            Fault::StallConsumer(_) | Fault::SlowDisk(_) => return None,
         };
         Some(FaultArgs { kind, _pad: 0, arg })
     }
@@ -82,12 +89,17 @@ mod tests {
         assert_eq!(f.device_args().unwrap().kind, FAULT_DROP_BLOCKS);
         let s = PlannedFault::parse("stall-consumer:300ms@2s").unwrap();
         assert!(s.device_args().is_none());
+        let d = PlannedFault::parse("slow-disk:8MiB@0s").unwrap();
+        assert_eq!(d.fault, Fault::SlowDisk(8 << 20));
+        assert!(d.device_args().is_none());
         for bad in [
             "overrun:5",
             "overrun:x@1s",
             "melt:1@1s",
             "overrun:0@1s",
             "jitter:1q@1s",
+            "slow-disk:0@1s",
+            "slow-disk:fast@1s",
         ] {
             assert!(PlannedFault::parse(bad).is_err(), "{bad}");
         }

@@ -93,6 +93,11 @@ pub struct Counts {
     pub blocks: u64,
     /// Bytes of Parquet written (closed segments).
     pub bytes_written: u64,
+    /// Scans the producer dropped after the last recorded one and before
+    /// the recording's end (its scan limit, or where the producer stopped):
+    /// no later block carries that gap, so it is counted here.
+    #[serde(default)]
+    pub scans_lost_at_end: u64,
 }
 
 /// Versions of every part that touched the data.

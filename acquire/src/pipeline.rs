@@ -184,6 +184,10 @@ pub fn run(
             threads: cfg.encode_threads,
             pool: cfg.pool_chunks,
             rate_hz: layout.rate_hz,
+            slow_disk: cfg.faults.iter().find_map(|f| match f.fault {
+                Fault::SlowDisk(rate) => Some((f.at, rate)),
+                _ => None,
+            }),
         };
         std::thread::Builder::new()
             .name("hsdaq-encode".into())
@@ -202,6 +206,7 @@ pub fn run(
     let base = device.stats();
     device.start()?;
     let started = Instant::now();
+    let mut next_expected = 0;
     let drained = drain(
         device,
         ring,
@@ -211,9 +216,14 @@ pub fn run(
         free_rx,
         &hand,
         &live,
+        &mut next_expected,
     );
     let elapsed = started.elapsed();
     let stop_err = device.stop().err();
+    // Where the stopped producer got to: scans it dropped after the last
+    // block we drained (below the limit) are lost at the end of the run.
+    let produced_to = (ring.control().status.load(Ordering::Acquire) != STATUS_GONE)
+        .then(|| ring.control().next_scan.load(Ordering::Acquire));
     hand.drain_done.store(true, Ordering::Release);
     if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
         t.unpark();
@@ -233,6 +243,14 @@ pub fn run(
             _ => end,
         },
     };
+    if matches!(end, End::Limit | End::Signal) {
+        let to = produced_to
+            .unwrap_or(0)
+            .min(cfg.scan_limit.unwrap_or(u64::MAX));
+        manifest.counts.scans_lost_at_end = to.saturating_sub(next_expected);
+        live.lost
+            .fetch_add(manifest.counts.scans_lost_at_end, Ordering::Relaxed);
+    }
     let s = device.stats();
     manifest.device_counters = crate::manifest::DeviceCounters {
         produced_blocks: s.produced_blocks.saturating_sub(base.produced_blocks),
@@ -264,6 +282,7 @@ fn drain(
     mut free_rx: ChunkCons,
     hand: &Handoff,
     live: &Live,
+    next_expected: &mut u64,
 ) -> Result<End> {
     let block_bytes = layout.block_bytes as u64;
     let segment_scans =
@@ -282,6 +301,8 @@ fn drain(
     let mut faults = faults.into_iter().peekable();
     let start = Instant::now();
     let mut stopping = false;
+    let limit = cfg.scan_limit.unwrap_or(u64::MAX);
+    let mut at_limit = false;
     let end = loop {
         if hand.encoder_failed.load(Ordering::Acquire) {
             break End::Failed("encoder failed".into());
@@ -290,6 +311,18 @@ fn drain(
             // Stop the producer, then drain what it already published.
             device.stop()?;
             stopping = true;
+        }
+        if !stopping
+            && limit != u64::MAX
+            && ring.control().status.load(Ordering::Acquire) != STATUS_GONE
+            && ring.control().next_scan.load(Ordering::Acquire) >= limit
+        {
+            // The producer has passed the end of the recording while we
+            // catch up: stop it, so it neither spends CPU nor drops blocks
+            // nobody asked for; what it published is still drained.
+            device.stop()?;
+            stopping = true;
+            at_limit = true;
         }
         while let Some(f) = faults.next_if(|f| start.elapsed() >= f.at) {
             match (f.fault, f.device_args()) {
@@ -300,7 +333,7 @@ fn drain(
         }
         let Some(pos) = cur.peek(block_bytes)? else {
             if stopping {
-                break End::Signal;
+                break if at_limit { End::Limit } else { End::Signal };
             }
             let status = ring.control().status.load(Ordering::Acquire);
             if status == STATUS_GONE {
@@ -354,7 +387,6 @@ fn drain(
             );
         }
         let mut scans = h.scans as u64;
-        let limit = cfg.scan_limit.unwrap_or(u64::MAX);
         if h.first_scan >= limit {
             cur.release(block_bytes);
             break End::Limit;
@@ -385,6 +417,7 @@ fn drain(
         chunk.blocks.push(rec);
         cur.release(block_bytes);
         st.expected = Some(h.first_scan + h.scans as u64);
+        *next_expected = h.first_scan + scans;
         if h.lost_before > 0 {
             live.lost.fetch_add(h.lost_before, Ordering::Relaxed);
             live.gaps.fetch_add(1, Ordering::Relaxed);
@@ -443,6 +476,30 @@ struct EncodeSettings {
     threads: usize,
     pool: usize,
     rate_hz: u64,
+    /// `--fault slow-disk`: from when, bytes per second.
+    slow_disk: Option<(Duration, u64)>,
+}
+
+/// Holds the writer to a byte rate (the `slow-disk` fault): waits as long
+/// as a disk of that speed would still be busy with what was written.
+struct Throttle {
+    start: Instant,
+    from: Duration,
+    rate: u64,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn wrote(&mut self, bytes: u64) {
+        if self.start.elapsed() < self.from {
+            return;
+        }
+        self.bytes += bytes;
+        let due = self.from + Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
 }
 
 /// A sealed segment on its way to the committer, with the codec history
@@ -499,6 +556,12 @@ fn encode_chunks(
     let mut encoder = PageEncoder::new(set.threads);
     let mut adapt = Adapt::new(set.codec.first_level());
     let mut busy = 0.0;
+    let mut throttle = set.slow_disk.map(|(from, rate)| Throttle {
+        start: Instant::now(),
+        from,
+        rate,
+        bytes: 0,
+    });
     let r = (|| -> Result<()> {
         loop {
             // Load `done` before popping: the drain pushes its last chunk
@@ -534,12 +597,16 @@ fn encode_chunks(
                     backlog,
                 });
             }
-            let t = Instant::now();
             let w = writer.as_mut().expect("open");
-            w.write_chunk(&chunk, &mut encoder, adapt.current())
+            let before = w.bytes_written();
+            let encoding = w
+                .write_chunk(&chunk, &mut encoder, adapt.current())
                 .with_context(|| format!("writing {name}"))?;
+            if let Some(t) = throttle.as_mut() {
+                t.wrote(w.bytes_written() - before);
+            }
             let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
-            busy = t.elapsed().as_secs_f64() / covers.max(1e-9);
+            busy = encoding.as_secs_f64() / covers.max(1e-9);
             chunk.clear();
             let _ = free_tx.try_push(chunk);
         }

@@ -82,8 +82,10 @@ pub struct Summary {
     pub error: Option<String>,
     /// Scans recorded.
     pub scans_recorded: u64,
-    /// Scans lost in recorded gaps.
+    /// Scans lost: in recorded gaps and at the end.
     pub scans_lost: u64,
+    /// Of those, scans dropped after the last recorded one (no gap row).
+    pub scans_lost_at_end: u64,
     /// Gaps.
     pub gaps: u64,
     /// First gaps (at_seq, lost).
@@ -290,7 +292,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         status: status.into(),
         error,
         scans_recorded: m.counts.scans_recorded,
-        scans_lost: m.counts.scans_lost,
+        scans_lost: m.counts.scans_lost + m.counts.scans_lost_at_end,
+        scans_lost_at_end: m.counts.scans_lost_at_end,
         gaps: m.counts.gaps,
         first_gaps: m.gaps.iter().take(10).copied().collect(),
         segments: m.segments.len(),
@@ -336,11 +339,21 @@ impl Summary {
             self.bytes_written as f64 / 1e6,
             self.run_dir
         );
+        // The producer may drop blocks past the end of the recording while
+        // the recorder catches up; those were never asked for.
+        let beyond = self
+            .device_counters
+            .dropped_scans
+            .saturating_sub(self.scans_lost);
         println!(
-            "ring: max fill {:.1}%; producer dropped {} blocks ({} scans) in {} overruns",
+            "ring: max fill {:.1}%; producer dropped {} blocks ({} scans{}) in {} overruns",
             self.ring_fill_max_percent,
             self.device_counters.dropped_blocks,
             self.device_counters.dropped_scans,
+            match beyond {
+                0 => String::new(),
+                n => format!(", {n} of them after the recording's end"),
+            },
             self.device_counters.overruns
         );
         if self.scans_lost > 0 {
@@ -349,8 +362,12 @@ impl Summary {
                 .iter()
                 .map(|g| format!("{} before seq {}", g.lost, g.at_seq))
                 .collect();
+            let end = match self.scans_lost_at_end {
+                0 => String::new(),
+                n => format!("; {n} after the last recorded scan"),
+            };
             println!(
-                "LOST {} scans in {} gaps: {}{}",
+                "LOST {} scans in {} gaps: {}{}{end}",
                 self.scans_lost,
                 self.gaps,
                 list.join(", "),

@@ -365,15 +365,16 @@ impl SegmentWriter {
 
     /// Writes a chunk as one row group: every page encoded and compressed
     /// with `codec` on the encoder's cores, then written in column order.
+    /// Returns the time spent encoding (not writing): `auto`'s busy signal.
     pub fn write_chunk(
         &mut self,
         chunk: &Chunk,
         encoder: &mut PageEncoder,
         codec: PageCodec,
-    ) -> Result<()> {
+    ) -> Result<std::time::Duration> {
         let rows = chunk.rows();
         if rows == 0 {
-            return Ok(());
+            return Ok(std::time::Duration::ZERO);
         }
         for b in &chunk.blocks {
             if b.lost_before > 0 {
@@ -400,7 +401,9 @@ impl SegmentWriter {
                 ));
             }
         }
+        let t = std::time::Instant::now();
         let mut pages = encoder.run(chunk, &jobs, self.encoding, codec)?.into_iter();
+        let encoding_time = t.elapsed();
         let schema = self.samples.schema_descr();
         let descrs: Vec<_> = (0..schema.num_columns())
             .map(|i| schema.column(i))
@@ -427,7 +430,12 @@ impl SegmentWriter {
         if self.block_buf.len() >= BLOCK_TABLE_FLUSH {
             self.flush_blocks()?;
         }
-        Ok(())
+        Ok(encoding_time)
+    }
+
+    /// Bytes of the samples file so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.samples.bytes_written() as u64
     }
     fn flush_blocks(&mut self) -> Result<()> {
         if self.block_buf.is_empty() {
