@@ -240,7 +240,12 @@ impl PageEncoder {
             let helpers: Vec<_> = rest
                 .iter_mut()
                 .take(workers - 1)
-                .map(|c| s.spawn(|| work(c)))
+                .map(|c| {
+                    s.spawn(|| {
+                        crate::pipeline::yield_to_drain();
+                        work(c)
+                    })
+                })
                 .collect();
             let mut all = work(first)?;
             for h in helpers {

@@ -114,7 +114,10 @@ impl Device for SimDevice {
         knobs.stop.store(false, Ordering::Relaxed);
         let t = std::thread::Builder::new()
             .name("hsdaq-sim".into())
-            .spawn(move || produce(ring, config, &knobs))
+            .spawn(move || {
+                crate::pipeline::short_slices();
+                produce(ring, config, &knobs)
+            })
             .context("cannot start the simulator thread")?;
         self.thread = Some(t);
         Ok(())
