@@ -1,9 +1,10 @@
 //! The recording pipeline: a drain thread reads ring blocks in place and
 //! transposes them into recycled column chunks; an encoder thread turns
 //! chunks into Parquet row groups (its pages encoded on every core) and
-//! rotates segments; a committer thread makes each finished segment
-//! durable (fsync, rename, manifest), so a slow fsync never stops the
-//! encoder while there is room in the pool. Chunks travel
+//! hands them to a writer thread, which writes them, rotates segments and
+//! makes each finished one durable (fsync, rename, manifest): a slow write
+//! or fsync never stops the encoder while there is room in the pool.
+//! Chunks travel
 //! through two `ringbuf` SPSC queues (full → encoder, empty → drain), so
 //! memory is a fixed pool and a slow disk never stalls the drain: the drain
 //! only stops reading when the whole pool is in flight, and then the
@@ -25,7 +26,7 @@ use crate::device::Device;
 use crate::faults::{Fault, PlannedFault};
 use crate::manifest::{CodecChange, Manifest, MAX_MANIFEST_GAPS};
 use crate::ring::{read_header, RingMap};
-use crate::segment::{PageEncoder, Sealed, SegmentFormat, SegmentWriter};
+use crate::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
 use crate::units::monotonic_ns;
 
 /// Live counters, read by the progress display.
@@ -556,10 +557,18 @@ impl Throttle {
     }
 }
 
-/// A sealed segment on its way to the committer, with the codec history
-/// up to it.
-type ToCommit = (Sealed, Vec<CodecChange>);
+/// An encoded row group on its way to the writer, with the codec change
+/// it starts, if any.
+type ToWrite = (RowGroup, Option<CodecChange>);
 
+/// Row groups encoded ahead of the writer: encoding the next one overlaps
+/// writing this one, and memory stays bounded.
+const WRITE_QUEUE: usize = 2;
+
+/// The encoder side: encodes chunks into row groups on every core and
+/// hands them to a writer thread, which writes, seals and commits the
+/// segments. A slow disk or fsync backs up through the queue into the
+/// pool, where the producer's drop counter accounts for it.
 fn encode(
     full_rx: ChunkCons,
     free_tx: ChunkProd,
@@ -568,51 +577,90 @@ fn encode(
     set: &EncodeSettings,
     manifest: Manifest,
 ) -> EncodeResult {
-    // One segment may wait while the next is encoded: memory stays bounded
-    // and a disk that cannot keep up still backs up into the pool, where
-    // the producer's drop counter accounts for it.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ToCommit>(1);
-    let committer = {
-        let (m, dir) = (manifest.clone(), set.dir.clone());
-        std::thread::scope(|s| {
-            let c = std::thread::Builder::new()
-                .name("hsdaq-commit".into())
-                .spawn_scoped(s, move || {
-                    yield_to_drain();
-                    commit(rx, m, live, &dir)
-                });
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return Err(Box::new((manifest.clone(), e.into()))),
-            };
-            let encoded = encode_chunks(full_rx, free_tx, hand, set, manifest.clone(), tx);
-            let committed = c.join().expect("committer panicked");
-            Ok((encoded, committed))
-        })
-    };
-    let (encoded, committed) = committer?;
-    match (encoded, committed) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ToWrite>(WRITE_QUEUE);
+    let joined = std::thread::scope(|s| {
+        let m = manifest.clone();
+        let w = std::thread::Builder::new()
+            .name("hsdaq-write".into())
+            .spawn_scoped(s, move || {
+                yield_to_drain();
+                write(rx, m, live, set)
+            });
+        let w = match w {
+            Ok(w) => w,
+            Err(e) => return Err(Box::new((manifest.clone(), e.into()))),
+        };
+        let encoded = encode_chunks(full_rx, free_tx, hand, set, tx);
+        let written = w.join().expect("writer panicked");
+        Ok((encoded, written))
+    });
+    let (encoded, written) = joined?;
+    match (encoded, written) {
         (Ok(()), Ok(m)) => Ok(m),
         (Err(e), Ok(m)) => Err(Box::new((m, e))),
-        // The committer's failure is the cause when both failed.
+        // The writer's failure is the cause when both failed.
         (_, Err(b)) => Err(b),
     }
 }
 
-/// The encoder loop: chunks in, row groups out, segments sealed and handed
-/// to the committer.
+/// The encoder loop: chunks in, row groups out (and chunks back to the
+/// pool as soon as they are encoded).
 fn encode_chunks(
     mut full_rx: ChunkCons,
     mut free_tx: ChunkProd,
     hand: &Handoff,
     set: &EncodeSettings,
-    mut base: Manifest,
-    tx: std::sync::mpsc::SyncSender<ToCommit>,
+    tx: std::sync::mpsc::SyncSender<ToWrite>,
 ) -> Result<()> {
-    let mut writer: Option<SegmentWriter> = None;
     let mut encoder = PageEncoder::new(set.threads);
     let mut adapt = Adapt::new(set.codec.first_level());
     let mut busy = 0.0;
+    let mut first = true;
+    loop {
+        // Load `done` before popping: the drain pushes its last chunk
+        // before it sets `done`, so "done and empty" means finished.
+        let done = hand.drain_done.load(Ordering::Acquire);
+        let Some(mut chunk) = full_rx.try_pop() else {
+            if done {
+                return Ok(());
+            }
+            std::thread::park_timeout(Duration::from_millis(5));
+            continue;
+        };
+        let backlog = full_rx.occupied_len();
+        let changed = match set.codec {
+            Codec::Auto => adapt.observe(backlog, set.pool, busy),
+            _ => None,
+        };
+        let change = (changed.is_some() || first).then(|| CodecChange {
+            at_seq: chunk.blocks[0].first_seq as i64,
+            segment: chunk.segment,
+            codec: adapt.current().label().into(),
+            backlog,
+        });
+        first = false;
+        let rg = encoder
+            .encode(&chunk, set.format.encoding(), adapt.current())
+            .with_context(|| format!("encoding {}", crate::segment::segment_name(chunk.segment)))?;
+        let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
+        busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9);
+        chunk.clear();
+        let _ = free_tx.try_push(chunk);
+        tx.send((rg, change))
+            .map_err(|_| anyhow::anyhow!("the segment writer stopped"))?;
+    }
+}
+
+/// The writer loop: writes row groups into segments; when a segment ends,
+/// seals it and makes it durable and visible, then records it in the
+/// manifest (written atomically after every segment).
+fn write(
+    rx: std::sync::mpsc::Receiver<ToWrite>,
+    mut manifest: Manifest,
+    live: &Live,
+    set: &EncodeSettings,
+) -> EncodeResult {
+    let mut writer: Option<SegmentWriter> = None;
     let mut throttle = set.slow_disk.map(|(from, rate)| Throttle {
         start: Instant::now(),
         from,
@@ -620,102 +668,60 @@ fn encode_chunks(
         bytes: 0,
     });
     let r = (|| -> Result<()> {
-        loop {
-            // Load `done` before popping: the drain pushes its last chunk
-            // before it sets `done`, so "done and empty" means finished.
-            let done = hand.drain_done.load(Ordering::Acquire);
-            let Some(mut chunk) = full_rx.try_pop() else {
-                if done {
-                    break;
-                }
-                std::thread::park_timeout(Duration::from_millis(5));
-                continue;
-            };
-            if writer.as_ref().is_some_and(|w| w.index() != chunk.segment) {
+        for (rg, change) in rx {
+            if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
                 let w = writer.take().expect("open");
-                seal(w, &base, &tx)?;
+                close_segment(w, &mut manifest, live, &set.dir)?;
             }
-            let name = crate::segment::segment_name(chunk.segment);
+            manifest.compression_changes.extend(change);
+            let name = crate::segment::segment_name(rg.segment);
             if writer.is_none() {
-                let w = SegmentWriter::create(&set.dir, chunk.segment, &set.format)
+                let w = SegmentWriter::create(&set.dir, rg.segment, &set.format)
                     .with_context(|| format!("creating {name}"))?;
                 writer = Some(w);
             }
-            let backlog = full_rx.occupied_len();
-            let changed = match set.codec {
-                Codec::Auto => adapt.observe(backlog, set.pool, busy),
-                _ => None,
-            };
-            if changed.is_some() || base.compression_changes.is_empty() {
-                base.compression_changes.push(CodecChange {
-                    at_seq: chunk.blocks[0].first_seq as i64,
-                    segment: chunk.segment,
-                    codec: adapt.current().label().into(),
-                    backlog,
-                });
-            }
             let w = writer.as_mut().expect("open");
             let before = w.bytes_written();
-            let encoding = w
-                .write_chunk(&chunk, &mut encoder, adapt.current())
+            w.write_row_group(rg)
                 .with_context(|| format!("writing {name}"))?;
             if let Some(t) = throttle.as_mut() {
                 t.wrote(w.bytes_written() - before);
             }
-            let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
-            busy = encoding.as_secs_f64() / covers.max(1e-9);
-            chunk.clear();
-            let _ = free_tx.try_push(chunk);
         }
         if let Some(w) = writer.take() {
-            seal(w, &base, &tx)?;
+            close_segment(w, &mut manifest, live, &set.dir)?;
         }
         Ok(())
     })();
-    if r.is_err() {
-        if let Some(w) = writer.take() {
-            w.abandon();
+    match r {
+        Ok(()) => Ok(manifest),
+        Err(e) => {
+            if let Some(w) = writer.take() {
+                w.abandon();
+            }
+            Err(Box::new((manifest, e)))
         }
     }
-    r
 }
 
-/// Seals a segment and queues it for the committer (an empty one is removed).
-fn seal(
+/// Seals a segment, makes it durable and visible, and records it (an empty
+/// one is removed).
+fn close_segment(
     w: SegmentWriter,
-    base: &Manifest,
-    tx: &std::sync::mpsc::SyncSender<ToCommit>,
+    manifest: &mut Manifest,
+    live: &Live,
+    dir: &std::path::Path,
 ) -> Result<()> {
     if w.rows() == 0 {
         w.abandon();
         return Ok(());
     }
     let name = crate::segment::segment_name(w.index());
-    let sealed = w.seal(base).with_context(|| format!("closing {name}"))?;
-    tx.send((sealed, base.compression_changes.clone()))
-        .map_err(|_| anyhow::anyhow!("closing {name}: the segment committer stopped"))
-}
-
-/// The committer loop: makes each sealed segment durable and visible, then
-/// records it in the manifest (written atomically after every segment).
-fn commit(
-    rx: std::sync::mpsc::Receiver<ToCommit>,
-    mut manifest: Manifest,
-    live: &Live,
-    dir: &std::path::Path,
-) -> EncodeResult {
-    for (sealed, changes) in rx {
-        let name = sealed.info().file.clone();
-        manifest.compression_changes = changes;
-        let r = sealed
-            .commit()
-            .with_context(|| format!("closing {name}"))
-            .and_then(|info| record_segment(info, &mut manifest, live, dir));
-        if let Err(e) = r {
-            return Err(Box::new((manifest, e)));
-        }
-    }
-    Ok(manifest)
+    let info = w
+        .seal(manifest)
+        .and_then(|sealed| sealed.commit())
+        .with_context(|| format!("closing {name}"))?;
+    record_segment(info, manifest, live, dir)
 }
 
 fn record_segment(

@@ -144,6 +144,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
             layout,
             paced: !plan.unpaced,
             overflow,
+            replay: false,
         })?));
     }
     let dev = CharDevice::open(Path::new(&plan.device))?;

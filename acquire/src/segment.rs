@@ -60,6 +60,11 @@ fn column(name: &str, t: PhysicalType, logical: Option<LogicalType>) -> Arc<Type
 }
 
 impl SegmentFormat {
+    /// Encoding of the channel columns.
+    pub fn encoding(&self) -> ChannelEncoding {
+        self.encoding
+    }
+
     /// Builds the schema for `names` channels of `format`.
     pub fn new(names: &[String], format: hsdaq_abi::Format, encoding: ChannelEncoding) -> Self {
         let int16 = Some(LogicalType::Integer {
@@ -296,6 +301,58 @@ fn encode_job(
     Ok(CompressedPage::new(page, uncompressed))
 }
 
+/// A chunk encoded: every page of one row group, ready to be written.
+pub struct RowGroup {
+    /// Segment the rows belong to.
+    pub segment: u64,
+    /// The blocks the rows came from.
+    pub blocks: Vec<BlockRec>,
+    /// `seq`, `t_ns`, then each channel's pages.
+    pub pages: Vec<CompressedPage>,
+    /// Rows.
+    pub rows: usize,
+    /// Codec of every page.
+    pub codec: PageCodec,
+    /// Time the encoders took: `auto`'s busy signal.
+    pub encoding_time: std::time::Duration,
+}
+
+impl PageEncoder {
+    /// Encodes and compresses every page of `chunk` (on all the encoder's
+    /// cores) with `enc` for the channels and `codec`.
+    pub fn encode(
+        &mut self,
+        chunk: &Chunk,
+        enc: ChannelEncoding,
+        codec: PageCodec,
+    ) -> std::io::Result<RowGroup> {
+        let rows = chunk.rows();
+        let mut jobs = vec![Job::Seq, Job::Time];
+        for c in 0..chunk.columns.len() {
+            for start in (0..rows).step_by(pages::PAGE_VALUES) {
+                jobs.push(Job::Channel(
+                    c,
+                    start..(start + pages::PAGE_VALUES).min(rows),
+                ));
+            }
+        }
+        let t = std::time::Instant::now();
+        let pages = if rows == 0 {
+            Vec::new()
+        } else {
+            self.run(chunk, &jobs, enc, codec)?
+        };
+        Ok(RowGroup {
+            segment: chunk.segment,
+            blocks: chunk.blocks.clone(),
+            pages,
+            rows,
+            codec,
+            encoding_time: t.elapsed(),
+        })
+    }
+}
+
 /// Rows of the block table buffered before they become a row group.
 const BLOCK_TABLE_FLUSH: usize = 64 * 1024;
 
@@ -303,7 +360,6 @@ const BLOCK_TABLE_FLUSH: usize = 64 * 1024;
 pub struct SegmentWriter {
     index: u64,
     dir: PathBuf,
-    encoding: ChannelEncoding,
     samples: ParquetFile,
     blocks: ParquetFile,
     block_buf: Vec<BlockRec>,
@@ -350,7 +406,6 @@ impl SegmentWriter {
         Ok(Self {
             index,
             dir: dir.to_path_buf(),
-            encoding: fmt.encoding,
             samples,
             blocks,
             block_buf: Vec::new(),
@@ -368,20 +423,20 @@ impl SegmentWriter {
         self.index
     }
 
-    /// Writes a chunk as one row group: every page encoded and compressed
-    /// with `codec` on the encoder's cores, then written in column order.
-    /// Returns the time spent encoding (not writing): `auto`'s busy signal.
-    pub fn write_chunk(
-        &mut self,
-        chunk: &Chunk,
-        encoder: &mut PageEncoder,
-        codec: PageCodec,
-    ) -> Result<std::time::Duration> {
-        let rows = chunk.rows();
+    /// Writes an encoded row group (its pages in column order) and records
+    /// its blocks and gaps.
+    pub fn write_row_group(&mut self, rg: RowGroup) -> Result<()> {
+        let RowGroup {
+            blocks,
+            pages,
+            rows,
+            codec,
+            ..
+        } = rg;
         if rows == 0 {
-            return Ok(std::time::Duration::ZERO);
+            return Ok(());
         }
-        for b in &chunk.blocks {
+        for b in &blocks {
             if b.lost_before > 0 {
                 self.gaps.push(Gap {
                     at_seq: b.first_seq as i64,
@@ -390,30 +445,19 @@ impl SegmentWriter {
                 self.lost += b.lost_before;
             }
         }
-        let (head, tail) = (chunk.blocks[0], *chunk.blocks.last().expect("blocks"));
+        let (head, tail) = (blocks[0], *blocks.last().expect("blocks"));
         let first = head.first_seq as i64;
         let last = (tail.first_seq + tail.scans as u64) as i64 - 1;
         self.first_seq.get_or_insert(first);
         self.last_seq = last;
         self.rows += rows as u64;
 
-        let mut jobs = vec![Job::Seq, Job::Time];
-        for c in 0..chunk.columns.len() {
-            for start in (0..rows).step_by(pages::PAGE_VALUES) {
-                jobs.push(Job::Channel(
-                    c,
-                    start..(start + pages::PAGE_VALUES).min(rows),
-                ));
-            }
-        }
-        let t = std::time::Instant::now();
-        let mut pages = encoder.run(chunk, &jobs, self.encoding, codec)?.into_iter();
-        let encoding_time = t.elapsed();
+        let mut pages = pages.into_iter();
         let schema = self.samples.schema_descr();
         let descrs: Vec<_> = (0..schema.num_columns())
             .map(|i| schema.column(i))
             .collect();
-        let mut rg = self.samples.next_row_group()?;
+        let mut w = self.samples.next_row_group()?;
         // seq and t_ns: one page each, with min/max for readers' pruning.
         let last_t = tail.times().last().expect("scans");
         let stats = [
@@ -422,20 +466,20 @@ impl SegmentWriter {
         ];
         for (descr, s) in descrs.iter().zip(stats) {
             let page = pages.next().expect("mono page");
-            append_pages(&mut rg, descr.clone(), vec![page], rows, codec, Some(s))?;
+            append_pages(&mut w, descr.clone(), vec![page], rows, codec, Some(s))?;
         }
         let per_channel = rows.div_ceil(pages::PAGE_VALUES);
         for descr in &descrs[2..] {
             let col: Vec<_> = pages.by_ref().take(per_channel).collect();
-            append_pages(&mut rg, descr.clone(), col, rows, codec, None)?;
+            append_pages(&mut w, descr.clone(), col, rows, codec, None)?;
         }
-        rg.close()?;
-        self.blocks_written += chunk.blocks.len() as u64;
-        self.block_buf.extend_from_slice(&chunk.blocks);
+        w.close()?;
+        self.blocks_written += blocks.len() as u64;
+        self.block_buf.extend_from_slice(&blocks);
         if self.block_buf.len() >= BLOCK_TABLE_FLUSH {
             self.flush_blocks()?;
         }
-        Ok(encoding_time)
+        Ok(())
     }
 
     /// Bytes of the samples file so far.

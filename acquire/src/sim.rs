@@ -35,6 +35,12 @@ pub struct SimConfig {
     pub paced: bool,
     /// Full-ring policy.
     pub overflow: Overflow,
+    /// Benchmarks only: write the waveform on the first pass over the ring
+    /// and afterwards only fresh block headers, so the payloads replay the
+    /// first ring's samples (not the reference waveform of their scan
+    /// numbers: such a recording does not verify). Measures the recorder
+    /// without the cost of computing a waveform on the same cores.
+    pub replay: bool,
 }
 
 #[derive(Default)]
@@ -310,13 +316,16 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
                     _reserved: 0,
                 };
                 write_header(slot, &header);
-                fill_payload(
-                    &mut slot[BLOCK_HEADER_BYTES..],
-                    l.format,
-                    l.channels,
-                    next_scan,
-                    bs,
-                );
+                let first_pass = block_seq < l.slots();
+                if !config.replay || first_pass {
+                    fill_payload(
+                        &mut slot[BLOCK_HEADER_BYTES..],
+                        l.format,
+                        l.channels,
+                        next_scan,
+                        bs,
+                    );
+                }
                 cursor.publish(block_bytes);
                 block_seq += 1;
                 pending_lost = 0;
