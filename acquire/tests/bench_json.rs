@@ -1,0 +1,74 @@
+//! `acquire bench --json` prints one object with the limits, the encoding
+//! comparison, the stages and the efficiency per codec (README
+//! "Benchmarks"). A short run checks the shape and that every figure was
+//! measured; the figures themselves are read by people, not asserted.
+
+use std::process::Command;
+
+#[test]
+fn bench_json_has_limits_stages_and_efficiency() {
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_acquire"))
+        .args(["bench", "--json", "--seconds", "0.3", "--runs", "1"])
+        .args([
+            "--disk-bytes",
+            "8MiB",
+            "--paced-rate",
+            "1M",
+            "--paced-seconds",
+            "0.5",
+        ])
+        .args(["--tmpfs", "none", "--dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    let positive = |x: &serde_json::Value| x.as_f64().is_some_and(|f| f > 0.0);
+    let l = &v["limits"];
+    assert!(
+        positive(&l["memcpy"]) && positive(&l["disk_write"]) && positive(&l["disk_write_buffered"]),
+        "{l}"
+    );
+    let codecs: Vec<&str> = l["codecs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["codec"].as_str().unwrap())
+        .collect();
+    assert_eq!(codecs, ["none", "lz4_raw", "zstd(1)"]);
+    for c in l["codecs"].as_array().unwrap() {
+        assert!(
+            positive(&c["single_core"]) && positive(&c["all_cores"]) && positive(&c["size_ratio"]),
+            "{c}"
+        );
+    }
+    // Both channel encodings × 4 codecs × 2 signals.
+    let enc = v["encodings"].as_array().unwrap();
+    assert_eq!(enc.len(), 16);
+    assert!(enc
+        .iter()
+        .all(|e| positive(&e["bits_per_value"]) && positive(&e["mb_per_s"])));
+    let stages = v["stages"].as_array().unwrap();
+    let named = |n: &str| {
+        stages
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().contains(n))
+            .unwrap_or_else(|| panic!("no stage {n}"))
+    };
+    for codec in codecs {
+        let s = named(&format!("full pipeline, {codec}, replay → disk"));
+        assert!(positive(&s["mb_per_s"]) && positive(&s["rss_mib"]), "{s}");
+    }
+    let paced = named("paced 1 M scans/s");
+    assert_eq!(
+        paced["lost"].as_u64(),
+        Some(0),
+        "1 M scans/s is far below any limit: {paced}"
+    );
+    assert!(positive(&paced["latency_p99_us"]), "{paced}");
+    let eff = v["efficiency"].as_array().unwrap();
+    assert_eq!(eff.len(), 3);
+    assert!(eff.iter().all(|e| positive(&e["disk"])));
+}
