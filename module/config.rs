@@ -197,7 +197,7 @@ fn layout_of(
 }
 
 /// The property or module parameter behind a layout rule.
-fn setting_name(firmware: bool, e: LayoutError) -> (&'static str, &'static str) {
+pub(crate) fn setting_name(firmware: bool, e: LayoutError) -> (&'static str, &'static str) {
     match (firmware, e) {
         (true, LayoutError::Rate) => ("property", "hsdaq,rate-hz"),
         (true, LayoutError::Channels) => ("property", "hsdaq,channels"),

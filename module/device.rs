@@ -16,7 +16,8 @@ use kernel::{
 use kernel::page::PAGE_SIZE;
 
 use crate::abi::ioctl::{DeviceInfo, INFO_FIRMWARE_NODE, INFO_RESERVED_MEMORY};
-use crate::abi::layout::{fill_name, name_bytes, CONTROL_BYTES};
+use crate::abi::layout::{fill_name, name_bytes, LayoutError, CONTROL_BYTES};
+use crate::config::setting_name;
 use crate::chardev::Consumer;
 use crate::config::Config;
 use crate::reserved::ReservedMem;
@@ -147,9 +148,12 @@ impl HsdaqDevice {
         let control_bytes = CONTROL_BYTES.max(PAGE_SIZE);
         let l = config.layout;
         if l.data_size % PAGE_SIZE as u64 != 0 {
+            let (kind, name) = setting_name(config.from_firmware, LayoutError::DataSize);
             dev_err!(
                 dev,
-                "property 'hsdaq,buffer-bytes' = {}: not a multiple of the {} B page size\n",
+                "{} '{}' = {}: not a multiple of the {} B page size\n",
+                kind,
+                name,
                 l.data_size,
                 PAGE_SIZE
             );

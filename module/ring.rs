@@ -30,10 +30,13 @@ use kernel::{
 
 use crate::abi::{
     format::Format,
-    ioctl::{DeviceInfo, Stats},
-    layout::{BlockHeader, ControlPage, StreamLayout, BLOCK_HEADER_BYTES, CONTROL_MAGIC},
+    ioctl::{DeviceInfo, Stats, INFO_FIRMWARE_NODE},
+    layout::{
+        BlockHeader, ControlPage, LayoutError, StreamLayout, BLOCK_HEADER_BYTES, CONTROL_MAGIC,
+    },
     waveform,
 };
+use crate::config::setting_name;
 use crate::reserved::ReservedMem;
 
 /// The contiguous buffer of one device.
@@ -75,9 +78,13 @@ impl Ring {
         // No allocator WARN for a size a user asked for: the dev_err below says it.
         let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
             |_| {
+                let firmware = info.flags & INFO_FIRMWARE_NODE != 0;
+                let (kind, name) = setting_name(firmware, LayoutError::DataSize);
                 dev_err!(
                     dev,
-                    "property 'hsdaq,buffer-bytes' = {}: cannot allocate {} contiguous bytes\n",
+                    "{} '{}' = {}: cannot allocate {} contiguous bytes (a smaller buffer, or a 'memory-region', will do)\n",
+                    kind,
+                    name,
                     layout.data_size,
                     len
                 );

@@ -105,6 +105,10 @@ struct RecordArgs {
     /// Encoding of the channel columns. Default delta.
     #[arg(long, value_enum)]
     encoding: Option<ChannelEncoding>,
+    /// Cores the page encoders use (default: all); fewer leaves the rest to
+    /// the drain, the producer and other work on the board.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    encoders: Option<u16>,
     /// Board profile (TOML).
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -343,6 +347,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
             .compression
             .or(p.record.compression)
             .unwrap_or(record::DEFAULT_CODEC),
+        encoders: a.encoders.map(usize::from),
         encoding: a
             .encoding
             .or(p.record.encoding)
@@ -387,6 +392,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         segment: SegmentPolicy::Bytes(1),
         codec: Codec::None,
         encoding: record::DEFAULT_ENCODING,
+        encoders: None,
         allow_loss: false,
         faults: Vec::new(),
         unpaced: false,

@@ -59,6 +59,8 @@ pub struct RecordPlan {
     pub codec: Codec,
     /// Encoding of the channel columns.
     pub encoding: ChannelEncoding,
+    /// Cores the page encoders use (`None`: all).
+    pub encoders: Option<usize>,
     /// Exit 0 despite losses.
     pub allow_loss: bool,
     /// Faults to inject.
@@ -256,7 +258,9 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         dir: plan.out.clone(),
         format: SegmentFormat::new(&names, layout.format, plan.encoding),
         codec: plan.codec,
-        encode_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        encode_threads: plan
+            .encoders
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let live = Arc::new(Live::default());
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes());

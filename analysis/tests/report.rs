@@ -25,6 +25,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
         segment: SegmentPolicy::parse("500ms").unwrap(),
         codec: Codec::Zstd,
         encoding: hsdaq_acquire::record::DEFAULT_ENCODING,
+        encoders: None,
         allow_loss: true,
         faults: faults
             .iter()

@@ -19,7 +19,9 @@ guest() {
     insmod /lib/modules/hsdaq.ko rate_hz=100000000 channels=64 sample_bits=32 waveform=1 block_bytes=65536 buffer_bytes=2097152
     hsdaq-hil-guest readbench --device /dev/hsdaq0 --seconds 3 >/host/readbench-64k.json
     rmmod hsdaq
-    insmod /lib/modules/hsdaq.ko rate_hz=4000000 channels=4 block_bytes=65536 buffer_bytes=8388608
+    # A 32 MiB ring (from the kernel's CMA pool) absorbs the encoder's bursts
+    # on the guest's two emulated CPUs.
+    insmod /lib/modules/hsdaq.ko rate_hz=4000000 channels=4 block_bytes=65536 buffer_bytes=33554432
     acquire record --device /dev/hsdaq0 --out /tmp/run --duration 10s --compression none --segment 2s \
         --allow-loss --json >/host/record.json
     cp -r /tmp/run /host/run
@@ -28,7 +30,7 @@ guest() {
     # Where the guest stops keeping up: 6 M and 8 M scans/s for 5 s each
     # (figures only; losses are allowed and reported).
     for rate in 6000000 8000000; do
-        insmod /lib/modules/hsdaq.ko rate_hz=$rate channels=4 block_bytes=65536 buffer_bytes=8388608
+        insmod /lib/modules/hsdaq.ko rate_hz=$rate channels=4 block_bytes=65536 buffer_bytes=33554432
         acquire record --device /dev/hsdaq0 --out /tmp/knee-$rate --duration 5s --compression none \
             --allow-loss --json >/host/knee-$rate.json
         cp /tmp/knee-$rate/manifest.json /host/knee-$rate.manifest.json

@@ -57,13 +57,18 @@ fn stats(file: &File) -> std::io::Result<Stats> {
     Ok(s)
 }
 
-fn check(h: &BlockHeader, expect_seq: &mut u64) -> std::io::Result<()> {
-    if h.magic != BLOCK_MAGIC || h.block_seq != *expect_seq {
+/// Checks a block's magic and that its sequence number follows the last
+/// one. ABI 2 never moves counters backwards, so a restarted stream's
+/// first block number is whatever the driver has reached: it is learned
+/// from the first block (`None`), and every later one must follow it.
+fn check(h: &BlockHeader, expect_seq: &mut Option<u64>) -> std::io::Result<()> {
+    let want = expect_seq.unwrap_or(h.block_seq);
+    if h.magic != BLOCK_MAGIC || h.block_seq != want {
         return Err(std::io::Error::other(format!(
-            "bad block: {h:?}, expected seq {expect_seq}"
+            "bad block: {h:?}, expected seq {want}"
         )));
     }
-    *expect_seq += 1;
+    *expect_seq = Some(want + 1);
     Ok(())
 }
 
@@ -90,7 +95,10 @@ fn mmap_pass(file: &File, seconds: f64, touch: bool) -> std::io::Result<Pass> {
     // SAFETY: the control mapping is one page-aligned ControlPage.
     let cp = unsafe { &*(control.ptr as *const ControlPage) };
     restart(file)?;
-    let (mut tail, mut seq, mut sum) = (0u64, 0u64, 0u64);
+    // Counters never move backwards (ABI 2): START discarded what was
+    // unread, so the stream resumes at the driver's tail.
+    let first = cp.tail.load(Ordering::Acquire);
+    let (mut tail, mut seq, mut sum) = (first, None, 0u64);
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     while Instant::now() < end {
@@ -125,8 +133,8 @@ fn mmap_pass(file: &File, seconds: f64, touch: bool) -> std::io::Result<Pass> {
     let s = stats(file)?;
     dev::ioctl(file, IOC_STOP, 0).map_err(io_err)?;
     Ok(Pass {
-        bytes: tail,
-        blocks: tail / block,
+        bytes: tail - first,
+        blocks: (tail - first) / block,
         seconds,
         dropped_blocks: s.dropped_blocks,
         checksum: sum,
@@ -138,7 +146,7 @@ fn read_pass(mut file: &File, seconds: f64) -> std::io::Result<Pass> {
     let block = info.block_bytes as usize;
     let mut buf = vec![0u8; block * 64];
     restart(file)?;
-    let (mut bytes, mut seq) = (0u64, 0u64);
+    let (mut bytes, mut seq) = (0u64, None);
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     while Instant::now() < end {
