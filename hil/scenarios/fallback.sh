@@ -10,8 +10,8 @@ guest() {
     insmod /lib/modules/hsdaq.ko rate_hz=0 channels=4
     test ! -e /dev/hsdaq0
     rmmod hsdaq
-    # A ring larger than one contiguous allocation can be (no CMA here).
-    insmod /lib/modules/hsdaq.ko rate_hz=1000 channels=4 buffer_bytes=67108864
+    # A ring larger than any contiguous allocation here (buddy 4 MiB, CMA 64 MiB).
+    insmod /lib/modules/hsdaq.ko rate_hz=1000 channels=4 buffer_bytes=268435456
     test ! -e /dev/hsdaq0
     rmmod hsdaq
     insmod /lib/modules/hsdaq.ko rate_hz=200000 channels=4 sample_bits=16
@@ -27,8 +27,8 @@ guest() {
 check() {
     expect "rate_hz=0 was refused by probe, naming the parameter" \
         grep -q "hsdaq hsdaq.0: parameter 'rate_hz' = 0" "$SHARE/dmesg.log"
-    expect "a 64 MiB ring was refused by probe, naming the parameter and the allocation" \
-        grep -q "hsdaq hsdaq.0: parameter 'buffer_bytes' = 67108864: cannot allocate" "$SHARE/dmesg.log"
+    expect "a 256 MiB ring was refused by probe, naming the parameter and the allocation" \
+        grep -q "hsdaq hsdaq.0: parameter 'buffer_bytes' = 268435456: cannot allocate" "$SHARE/dmesg.log"
     expect "the driver bound its own virtual device hsdaq.0" grep -qx 'hsdaq.0' "$SHARE/bound.txt"
     expect_info "$SHARE/info.json" "probe took the module parameters (200 kHz x 4 ch i16)" \
         '.layout.rate_hz == 200000 and .layout.channels == 4 and .layout.format == "i16" and .device.properties."settings-from" == "module-parameters"'
