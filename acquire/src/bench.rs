@@ -32,14 +32,14 @@ use hsdaq_abi::{BlockHeader, Format};
 use serde::Serialize;
 
 use crate::chunk::{BlockRec, Chunk, Column};
-use crate::codec::{Codec, Compressor, PageCodec};
-use crate::direct::DirectWriter;
-use crate::pages::{channel_page, ChannelEncoding, PAGE_VALUES};
 use crate::pipeline::{Live, PipelineConfig};
 use crate::record::{chunk_rows, DEFAULT_ENCODING};
 use crate::ring::{read_header, write_header};
-use crate::segment::SegmentFormat;
-use crate::sim::{fill_payload, Overflow, SimConfig, SimDevice};
+use crate::sink::codec::{Codec, Compressor, PageCodec};
+use crate::sink::direct::DirectWriter;
+use crate::sink::pages::{channel_page, ChannelEncoding, PAGE_VALUES};
+use crate::sink::segment::SegmentFormat;
+use crate::source::sim::{fill_payload, Overflow, SimConfig, SimDevice};
 
 /// Bench settings.
 #[derive(Clone, Debug)]

@@ -1,23 +1,29 @@
 //! hsdaq acquire: drain the sample ring in place and record it to Parquet.
 //!
 //! The ring may be produced by the kernel driver (`/dev/hsdaqN`, mapped with
-//! memmap2) or by the in-process simulator; one consumer reads both.
+//! memmap2) or by the in-process simulator; one consumer reads both. The
+//! modules follow the data path, and imports run one way, down this list:
+//! the CLI (`main.rs`) → `record`, `bench`, `verify` → `pipeline` (drain,
+//! `chunk`s, encoder and writer threads) → `sink` (Parquet pages, codecs,
+//! segment files) and `source` (kernel device, simulator, faults) → `ring`
+//! → the ABI crate.
 
-pub mod bench;
-pub mod chardev;
+// Sources of ring blocks.
+pub mod ring;
+pub mod source;
+
+// The recording pipeline and the Parquet sink.
 pub mod chunk;
-pub mod codec;
-pub mod device;
-pub mod direct;
-pub mod faults;
-pub mod manifest;
-pub mod pages;
 pub mod pipeline;
+pub mod sink;
+
+// What the recorder writes beside the samples, and reads back.
+pub mod manifest;
+pub mod verify;
+
+// Commands and their settings.
+pub mod bench;
 pub mod profile;
 pub mod progress;
 pub mod record;
-pub mod ring;
-pub mod segment;
-pub mod sim;
 pub mod units;
-pub mod verify;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use hsdaq_abi::Format;
-use hsdaq_acquire::codec::Codec;
-use hsdaq_acquire::device::{source_name, status_name};
-use hsdaq_acquire::faults::PlannedFault;
-use hsdaq_acquire::pages::ChannelEncoding;
 use hsdaq_acquire::profile::Profile;
 use hsdaq_acquire::record::{self, RecordPlan};
+use hsdaq_acquire::sink::codec::Codec;
+use hsdaq_acquire::sink::pages::ChannelEncoding;
+use hsdaq_acquire::source::faults::PlannedFault;
+use hsdaq_acquire::source::{source_name, status_name};
 use hsdaq_acquire::units::{
     parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy, UsageError,
 };

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::device::DeviceDescription;
+use crate::source::DeviceDescription;
 
 /// Key of the run manifest in a segment's key-value metadata.
 pub const KV_MANIFEST: &str = "hsdaq.manifest";

@@ -21,12 +21,12 @@ use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::HeapRb;
 
 use crate::chunk::{BlockRec, Chunk};
-use crate::codec::{Adapt, Codec};
-use crate::device::Device;
-use crate::faults::{Fault, PlannedFault};
 use crate::manifest::{CodecChange, Manifest, MAX_MANIFEST_GAPS};
 use crate::ring::{read_header, RingMap};
-use crate::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
+use crate::sink::codec::{Adapt, Codec};
+use crate::sink::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
+use crate::source::faults::{Fault, PlannedFault};
+use crate::source::Device;
 use crate::units::monotonic_ns;
 
 /// Live counters, read by the progress display.
@@ -239,7 +239,7 @@ pub fn run(
         Err(b) => (b.0, Some(b.1)),
     };
     let end = match (drained, enc_err) {
-        (_, Some(e)) => End::Failed(crate::segment::explain_write_error(&e)),
+        (_, Some(e)) => End::Failed(crate::sink::segment::explain_write_error(&e)),
         (Err(e), None) => End::Failed(format!("{e:#}")),
         (Ok(end), None) => match stop_err {
             Some(e) if end != End::Signal => End::Failed(format!("{e:#}")),
@@ -348,7 +348,7 @@ fn drain(
             {
                 bail!(
                     "the device stopped producing (status {})",
-                    crate::device::status_name(status)
+                    crate::source::status_name(status)
                 );
             }
             device.wait(Duration::from_millis(50))?;
@@ -641,7 +641,12 @@ fn encode_chunks(
         first = false;
         let rg = encoder
             .encode(&chunk, set.format.encoding(), adapt.current())
-            .with_context(|| format!("encoding {}", crate::segment::segment_name(chunk.segment)))?;
+            .with_context(|| {
+                format!(
+                    "encoding {}",
+                    crate::sink::segment::segment_name(chunk.segment)
+                )
+            })?;
         let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
         busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9);
         chunk.clear();
@@ -674,7 +679,7 @@ fn write(
                 close_segment(w, &mut manifest, live, &set.dir)?;
             }
             manifest.compression_changes.extend(change);
-            let name = crate::segment::segment_name(rg.segment);
+            let name = crate::sink::segment::segment_name(rg.segment);
             if writer.is_none() {
                 let w = SegmentWriter::create(&set.dir, rg.segment, &set.format)
                     .with_context(|| format!("creating {name}"))?;
@@ -716,7 +721,7 @@ fn close_segment(
         w.abandon();
         return Ok(());
     }
-    let name = crate::segment::segment_name(w.index());
+    let name = crate::sink::segment::segment_name(w.index());
     let info = w
         .seal(manifest)
         .and_then(|sealed| sealed.commit())

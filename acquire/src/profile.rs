@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::codec::Codec;
 use crate::manifest::ChannelInfo;
-use crate::pages::ChannelEncoding;
+use crate::sink::codec::Codec;
+use crate::sink::pages::ChannelEncoding;
 
 /// A board profile, e.g. `boards/qemu-x86_64/acquire.toml`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

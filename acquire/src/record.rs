@@ -11,16 +11,16 @@ use hsdaq_abi::layout::StreamLayout;
 use hsdaq_abi::Format;
 use serde::Serialize;
 
-use crate::chardev::CharDevice;
-use crate::codec::Codec;
-use crate::device::Device;
-use crate::faults::PlannedFault;
 use crate::manifest::{uname, Counts, Manifest, StreamInfo, Versions};
-use crate::pages::ChannelEncoding;
 use crate::pipeline::{End, Live, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
-use crate::segment::SegmentFormat;
-use crate::sim::{Overflow, SimConfig, SimDevice};
+use crate::sink::codec::Codec;
+use crate::sink::pages::ChannelEncoding;
+use crate::sink::segment::SegmentFormat;
+use crate::source::chardev::CharDevice;
+use crate::source::faults::PlannedFault;
+use crate::source::sim::{Overflow, SimConfig, SimDevice};
+use crate::source::Device;
 use crate::units::SegmentPolicy;
 
 /// Chunks in the recorder's pool: one filling, one encoding, the rest absorb

@@ -13,8 +13,8 @@ use hsdaq_abi::layout::*;
 use hsdaq_abi::{waveform, Format};
 use memmap2::MmapMut;
 
-use crate::device::{Device, DeviceDescription};
 use crate::ring::{write_header, RingMap};
+use crate::source::{Device, DeviceDescription};
 use crate::units::monotonic_ns;
 
 /// What the producer does when the ring is full.

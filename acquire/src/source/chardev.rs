@@ -11,8 +11,8 @@ use hsdaq_abi::ioctl::*;
 use hsdaq_abi::layout::{name_bytes, ABI_MAJOR, CONTROL_BYTES};
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::device::{source_name, Device, DeviceDescription};
 use crate::ring::RingMap;
+use crate::source::{source_name, Device, DeviceDescription};
 
 /// An open `/dev/hsdaqN`.
 pub struct CharDevice {

@@ -1,10 +1,13 @@
 //! Parquet segment files: one row group per column chunk, written as
-//! `*.partial` and renamed only once complete, so a killed recorder never
-//! leaves a file that looks whole but is not.
+//! `*.partial` and renamed only once complete and synced, so a killed
+//! recorder never leaves a file that looks whole but is not.
 //!
 //! Columns: `seq` (i64 sample index, DELTA_BINARY_PACKED), `t_ns` (i64
 //! CLOCK_MONOTONIC, DELTA_BINARY_PACKED), then one INT32 column per channel
-//! (BYTE_STREAM_SPLIT; logical type INT(16) for i16 streams). Dictionaries
+//! (DELTA_BINARY_PACKED or BYTE_STREAM_SPLIT; logical type INT(16) for i16
+//! streams). A row group is encoded by [`PageEncoder::encode`] (on every
+//! core) into a [`RowGroup`], then written by [`SegmentWriter`]; a full
+//! segment is [`SegmentWriter::seal`]ed and [`Sealed::commit`]ted. Dictionaries
 //! and per-page statistics are off: they cost per-value work and never pay
 //! for noisy sample data. Each segment has a companion block table in
 //! `blocks/` (one row per ring block: arrival time, loss, ring fill).
@@ -29,10 +32,10 @@ use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, Type};
 
 pub use crate::chunk::{BlockRec, Chunk};
-use crate::codec::{Compressor, PageCodec};
-use crate::direct::DirectWriter;
 use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
-use crate::pages::{self, ChannelEncoding};
+use crate::sink::codec::{Compressor, PageCodec};
+use crate::sink::direct::DirectWriter;
+use crate::sink::pages::{self, ChannelEncoding};
 
 /// Bytes buffered in user space before a `write(2)`: the parquet crate
 /// copies column chunks in 8 KiB pieces, and a syscall per piece costs

@@ -1,5 +1,11 @@
-//! What the recorder needs from a sample source: a mapped ring plus a few
-//! controls. Implemented by the simulator and by the kernel char device.
+//! Sample sources: what the recorder needs from one (a mapped ring plus a
+//! few controls, the `Device` trait below), implemented by the kernel char
+//! device (`chardev`) and the in-process simulator (`sim`); `faults` plans
+//! losses on purpose.
+
+pub mod chardev;
+pub mod faults;
+pub mod sim;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
