@@ -17,8 +17,9 @@ pub mod chunk;
 pub mod pipeline;
 pub mod sink;
 
-// What the recorder writes beside the samples, and reads back.
-pub mod manifest;
+// What the recorder writes beside the samples (defined in `hsdaq-format`,
+// which `analysis` shares), and reads back.
+pub use hsdaq_format::manifest;
 pub mod verify;
 
 // Commands and their settings.

@@ -15,7 +15,8 @@ use hsdaq_acquire::sink::pages::ChannelEncoding;
 use hsdaq_acquire::source::faults::PlannedFault;
 use hsdaq_acquire::source::{source_name, status_name};
 use hsdaq_acquire::units::{
-    parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy, UsageError,
+    parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy,
+    SegmentPolicyExt, UsageError,
 };
 use hsdaq_acquire::{bench, verify};
 

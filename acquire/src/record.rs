@@ -11,7 +11,7 @@ use hsdaq_abi::layout::StreamLayout;
 use hsdaq_abi::Format;
 use serde::Serialize;
 
-use crate::manifest::{uname, Counts, Manifest, StreamInfo, Versions};
+use crate::manifest::{Counts, Manifest, StreamInfo, Versions};
 use crate::pipeline::{End, Live, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
 use crate::sink::codec::Codec;
@@ -21,7 +21,8 @@ use crate::source::chardev::CharDevice;
 use crate::source::faults::PlannedFault;
 use crate::source::sim::{Overflow, SimConfig, SimDevice};
 use crate::source::Device;
-use crate::units::SegmentPolicy;
+use crate::units::uname;
+use crate::units::{SegmentPolicy, SegmentPolicyExt};
 
 /// Chunks in the recorder's pool: one filling, one encoding, the rest absorb
 /// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32).

@@ -50,19 +50,19 @@ pub fn parse_rate(s: &str) -> Result<u64> {
     Ok(r)
 }
 
-/// When to close a segment and open the next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SegmentPolicy {
-    /// After this much stream time (by scan count at the nominal rate).
-    Duration(#[serde(with = "humantime_serde_compat")] Duration),
-    /// After this many bytes of sample data.
-    Bytes(u64),
+pub use hsdaq_format::manifest::SegmentPolicy;
+
+/// Parses and applies `--segment`.
+pub trait SegmentPolicyExt: Sized {
+    /// Parses `1s` / `500ms` (time) or `256MiB` (sample bytes).
+    fn parse(s: &str) -> Result<Self>;
+    /// Scans per segment for a stream of `rate` scans/s and `scan_bytes`;
+    /// a usage error naming `--segment` when that is beyond a recording.
+    fn scans(&self, rate: u64, scan_bytes: usize) -> Result<u64>;
 }
 
-impl SegmentPolicy {
-    /// Parses `1s` / `500ms` (time) or `256MiB` (sample bytes).
-    pub fn parse(s: &str) -> Result<Self> {
+impl SegmentPolicyExt for SegmentPolicy {
+    fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
         let is_size = t.ends_with('B') || t.chars().all(|c| c.is_ascii_digit());
         let p = if is_size {
@@ -81,9 +81,7 @@ impl SegmentPolicy {
         }
     }
 
-    /// Scans per segment for a stream of `rate` scans/s and `scan_bytes`;
-    /// a usage error naming `--segment` when that is beyond a recording.
-    pub fn scans(&self, rate: u64, scan_bytes: usize) -> Result<u64> {
+    fn scans(&self, rate: u64, scan_bytes: usize) -> Result<u64> {
         match *self {
             SegmentPolicy::Duration(d) => scans_in(d, rate, "--segment"),
             SegmentPolicy::Bytes(b) => Ok((b / scan_bytes as u64).max(1)),
@@ -143,17 +141,23 @@ pub fn parse_scan_count(s: &str) -> Result<u64> {
     Ok(n)
 }
 
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+/// `uname -r` and the host name.
+pub fn uname() -> (String, String) {
+    // SAFETY: utsname is plain old data; uname fills it with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (String::new(), String::new());
     }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s: String = serde::Deserialize::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
+    let s = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (s(&u.release), s(&u.nodename))
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock the kernel stamps blocks with.

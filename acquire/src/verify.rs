@@ -3,7 +3,7 @@
 //! timestamps strictly increase. Names the first bad sample.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hsdaq_abi::{waveform, Format};
@@ -13,7 +13,8 @@ use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
 use serde::Serialize;
 
-use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
+use crate::manifest::{Gap, Manifest};
+pub use hsdaq_format::run::{run_files, segment_metadata, structure};
 
 /// What `verify` found.
 #[derive(Debug, Default, Serialize)]
@@ -39,114 +40,6 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.first_error.is_none() && !self.files.is_empty()
     }
-}
-
-/// Segment files of a run folder in order, plus the partial ones.
-pub fn run_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut done = Vec::new();
-    let mut partial = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let p = e?.path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("segment-") && name.ends_with(".parquet") {
-            done.push(p);
-        } else if name.starts_with("segment-") && name.ends_with(".parquet.partial") {
-            partial.push(p);
-        }
-    }
-    done.sort();
-    partial.sort();
-    Ok((done, partial))
-}
-
-/// Reads a segment's embedded manifest and segment record.
-pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
-    let r = SerializedFileReader::try_from(
-        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    )
-    .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
-    let kv = r
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
-    let m = get(KV_MANIFEST)
-        .with_context(|| format!("{} has no {KV_MANIFEST} metadata", path.display()))?;
-    let s = get(KV_SEGMENT)
-        .with_context(|| format!("{} has no {KV_SEGMENT} metadata", path.display()))?;
-    Ok((serde_json::from_str(&m)?, serde_json::from_str(&s)?))
-}
-
-/// Damage to a run folder's structure, found from the segments' own records
-/// and the manifest without reading a sample: holes and overlaps in `seq`
-/// that no recorded gap explains (a deleted or duplicated segment), segments
-/// the manifest lists but the folder lacks, and an unreadable manifest.
-/// `verify` and `analysis report` both use it, so they agree on what is
-/// damaged. Returns the damage (empty when the structure is sound) and the
-/// segments whose record could be read, each read once here.
-pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf, Manifest)>) {
-    let mut damage = Vec::new();
-    let mut readable = Vec::new();
-    let name = |p: &Path| {
-        p.file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    };
-    match Manifest::read(dir) {
-        Ok(m) => {
-            for s in &m.segments {
-                if !dir.join(&s.file).exists() {
-                    damage.push(format!(
-                        "{} is listed in manifest.json ({} scans from seq {}) but missing",
-                        s.file, s.rows, s.first_seq
-                    ));
-                }
-            }
-        }
-        Err(e) => damage.push(format!(
-            "manifest.json cannot be read ({e:#}): the run's own record of what was recorded is lost"
-        )),
-    }
-    let mut next: Option<(i64, String)> = None;
-    for f in segments {
-        let seg = match segment_metadata(f) {
-            Ok((m, seg)) => {
-                readable.push((f.clone(), m));
-                seg
-            }
-            Err(e) => {
-                damage.push(format!("{}: {e:#}", name(f)));
-                next = None;
-                continue;
-            }
-        };
-        let lost_before = seg
-            .gaps
-            .iter()
-            .find(|g| g.at_seq == seg.first_seq)
-            .map_or(0, |g| g.lost as i64);
-        let (expect, after) = next.clone().unwrap_or((0, "the start of the run".into()));
-        let at = seg.first_seq - lost_before;
-        if at > expect {
-            damage.push(format!(
-                "hole: scans {expect}..{} ({} scans) are missing between {after} and {}, and no gap is recorded there (a deleted segment?)",
-                at - 1,
-                at - expect,
-                name(f)
-            ));
-        } else if at < expect {
-            damage.push(format!(
-                "overlap: {} starts at seq {} but {after} already holds scans up to {} ({} scans twice: a duplicated segment?)",
-                name(f),
-                seg.first_seq,
-                expect - 1,
-                expect - at
-            ));
-        }
-        next = Some((seg.last_seq + 1, name(f)));
-    }
-    (damage, readable)
 }
 
 /// Verifies a run folder or one segment file. A folder's `manifest.json`

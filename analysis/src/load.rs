@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use hsdaq_acquire::manifest::Manifest;
-use hsdaq_acquire::verify::{run_files, segment_metadata, structure};
+use hsdaq_format::manifest::Manifest;
+use hsdaq_format::run::{run_files, segment_metadata, structure};
 use polars::prelude::*;
 
 /// One recording to analyse.

@@ -212,7 +212,7 @@ fn preview(
     names: &[String],
     seq_min: i64,
     seq_max: i64,
-    m: &hsdaq_acquire::manifest::Manifest,
+    m: &hsdaq_format::manifest::Manifest,
 ) -> Result<Vec<Vec<(f64, f64, f64)>>> {
     let span = (seq_max - seq_min + 1).max(1);
     let bucket = (span + PREVIEW_BINS - 1) / PREVIEW_BINS;

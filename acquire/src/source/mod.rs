@@ -7,31 +7,14 @@ pub mod chardev;
 pub mod faults;
 pub mod sim;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
 use hsdaq_abi::ioctl::{FaultArgs, Stats};
-use serde::{Deserialize, Serialize};
 
 use crate::ring::RingMap;
 
-/// Identity and settings of a device, copied into every manifest.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct DeviceDescription {
-    /// `sim` or the device node path.
-    pub path: String,
-    /// Device name from the control page.
-    pub name: String,
-    /// Compatible string that bound the device (empty for the simulator).
-    pub compatible: String,
-    /// `simulator`, `virtual` or `hardware`.
-    pub source: String,
-    /// Firmware-node or simulator properties in force.
-    pub properties: BTreeMap<String, serde_json::Value>,
-    /// Kernel module version, when a kernel device.
-    pub module_version: Option<String>,
-}
+pub use hsdaq_format::manifest::DeviceDescription;
 
 /// A sample source whose ring the recorder drains.
 pub trait Device: Send {

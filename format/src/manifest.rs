@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::source::DeviceDescription;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Key of the run manifest in a segment's key-value metadata.
 pub const KV_MANIFEST: &str = "hsdaq.manifest";
@@ -150,7 +151,7 @@ pub struct Manifest {
     #[serde(default = "default_channel_encoding")]
     pub channel_encoding: String,
     /// Segment policy.
-    pub segment_policy: crate::units::SegmentPolicy,
+    pub segment_policy: SegmentPolicy,
     /// Totals.
     pub counts: Counts,
     /// Device counters at the end (dropped blocks/scans, overruns).
@@ -179,6 +180,33 @@ pub struct CodecChange {
     pub codec: String,
     /// Chunks waiting for the encoder when it was chosen (of the pool).
     pub backlog: usize,
+}
+
+/// Identity and settings of a device, copied into every manifest.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeviceDescription {
+    /// `sim` or the device node path.
+    pub path: String,
+    /// Device name from the control page.
+    pub name: String,
+    /// Compatible string that bound the device (empty for the simulator).
+    pub compatible: String,
+    /// `simulator`, `virtual` or `hardware`.
+    pub source: String,
+    /// Firmware-node or simulator properties in force.
+    pub properties: BTreeMap<String, serde_json::Value>,
+    /// Kernel module version, when a kernel device.
+    pub module_version: Option<String>,
+}
+
+/// When to close a segment and open the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentPolicy {
+    /// After this much stream time (by scan count at the nominal rate).
+    Duration(#[serde(with = "humantime_serde_compat")] Duration),
+    /// After this many bytes of sample data.
+    Bytes(u64),
 }
 
 /// The producer's own counters, as read from the control page.
@@ -226,21 +254,15 @@ impl Manifest {
     }
 }
 
-/// `uname -r` and the host name.
-pub fn uname() -> (String, String) {
-    // SAFETY: utsname is plain old data; uname fills it with NUL-terminated strings.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (String::new(), String::new());
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
     }
-    let s = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (s(&u.release), s(&u.nodename))
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
 }
