@@ -164,6 +164,110 @@ pub struct BenchReport {
     pub stages: Vec<Stage>,
     /// Per codec.
     pub efficiency: Vec<Efficiency>,
+    /// The project's targets against this run's figures.
+    pub targets: Vec<Target>,
+}
+
+/// One target of the throughput issue, judged on this run.
+#[derive(Debug, Serialize, Clone)]
+pub struct Target {
+    /// What is targeted.
+    pub name: String,
+    /// The target value.
+    pub want: f64,
+    /// This run's figure.
+    pub got: f64,
+    /// `met`, `missed`, or `limit` (the target is above a limit measured
+    /// in this run, so no recorder could meet it here).
+    pub status: String,
+}
+
+impl Target {
+    /// `higher`: whether more is better.
+    fn judge(name: String, want: f64, got: f64, higher: bool, limit: Option<f64>) -> Self {
+        let met = if higher { got >= want } else { got <= want };
+        let status = match (met, limit) {
+            (true, _) => "met",
+            (false, Some(l)) if higher && want > l => "limit",
+            _ => "missed",
+        };
+        Self {
+            name,
+            want,
+            got,
+            status: status.into(),
+        }
+    }
+}
+
+/// The targets: sample MB/s to tmpfs per codec, efficiency ≥ 0.8, block
+/// latency p99 < 1 ms at the paced rate, resident memory ≤ 256 MiB.
+fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<Target> {
+    let mut t = Vec::new();
+    for (codec, want) in [("none", 1000.0), ("lz4_raw", 600.0), ("zstd(1)", 400.0)] {
+        let c = limits.codecs.iter().find(|c| c.codec == codec);
+        let write = limits.tmpfs_write.or(Some(limits.disk_write));
+        let limit = c.zip(write).map(|(c, w)| c.all_cores.min(w / c.size_ratio));
+        if let Some(s) = stages.iter().find(|s| {
+            s.name
+                .starts_with(&format!("full pipeline, {codec}, replay → tmpfs"))
+        }) {
+            t.push(Target::judge(
+                format!("{codec} to tmpfs, MB/s"),
+                want,
+                s.mb_per_s,
+                true,
+                limit,
+            ));
+        }
+        if let Some(e) = efficiency.iter().find(|e| e.codec == codec) {
+            t.push(Target::judge(
+                format!("{codec} efficiency to disk"),
+                0.8,
+                e.disk,
+                true,
+                None,
+            ));
+            if let Some(x) = e.tmpfs {
+                t.push(Target::judge(
+                    format!("{codec} efficiency to tmpfs"),
+                    0.8,
+                    x,
+                    true,
+                    None,
+                ));
+            }
+        }
+    }
+    for s in stages {
+        if let (true, Some(p99)) = (s.name.starts_with("paced"), s.latency_p99_us) {
+            t.push(Target::judge(
+                format!("{}: block latency p99, µs", s.name),
+                1000.0,
+                p99,
+                false,
+                None,
+            ));
+        }
+        if let (true, Some(lost)) = (s.name.starts_with("sustained"), s.lost) {
+            t.push(Target::judge(
+                format!("{}: scans lost", s.name),
+                0.0,
+                lost as f64,
+                false,
+                None,
+            ));
+        }
+    }
+    let rss = stages.iter().filter_map(|s| s.rss_mib).fold(0.0, f64::max);
+    t.push(Target::judge(
+        "peak resident set, MiB".into(),
+        256.0,
+        rss,
+        false,
+        None,
+    ));
+    t
 }
 
 const CODECS: [Codec; 3] = [Codec::None, Codec::Lz4, Codec::Zstd];
@@ -799,7 +903,9 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             &mut progress,
         );
     }
+    let targets = targets(&limits, &stages, &efficiency);
     Ok(BenchReport {
+        targets,
         shape: format!("{} × {}", cfg.channels, cfg.format.name()),
         cores: cores(),
         runs: cfg.runs,
@@ -871,6 +977,13 @@ impl BenchReport {
                 opt(e.tmpfs, 2),
                 e.disk,
                 e.bound
+            );
+        }
+        println!("\ntargets:");
+        for t in &self.targets {
+            println!(
+                "  {:<52} want {:>8.1}  got {:>8.1}  {}",
+                t.name, t.want, t.got, t.status
             );
         }
     }

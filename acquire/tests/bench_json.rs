@@ -71,4 +71,11 @@ fn bench_json_has_limits_stages_and_efficiency() {
     let eff = v["efficiency"].as_array().unwrap();
     assert_eq!(eff.len(), 3);
     assert!(eff.iter().all(|e| positive(&e["disk"])));
+    let targets = v["targets"].as_array().unwrap();
+    assert!(targets
+        .iter()
+        .any(|t| t["name"].as_str().unwrap().contains("latency p99")));
+    assert!(targets
+        .iter()
+        .all(|t| ["met", "missed", "limit"].contains(&t["status"].as_str().unwrap())));
 }
