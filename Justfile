@@ -21,9 +21,13 @@ verify run:
 report out +paths:
     cargo run --release -q -p hsdaq-analysis -- report {{paths}} --out {{out}}
 
-# Stage-by-stage throughput and memory against memcpy.
+# This machine's limits, the encodings, the pipeline per codec and its efficiency (median of 3).
 bench *flags:
     cargo run --release -q -p hsdaq-acquire -- bench {{flags}}
+
+# The headline: 60 s recordings to DIR at rising rates; the highest loss-free one is the answer.
+bench-sustain dir="." rates="25M,35M,45M":
+    cargo run --release -q -p hsdaq-acquire -- bench --dir {{dir}} --runs 1 --sustain {{rates}} --sustain-seconds 60
 
 # List board profiles.
 boards:
