@@ -180,6 +180,9 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
             m.counts.gaps,
         ),
     };
+    // Scans dropped after the last recorded one have no gap row: the
+    // manifest counts them (`scans_lost_at_end`).
+    let lost = lost + m.counts.scans_lost_at_end;
     Ok(RunMetrics {
         label: run.label.clone(),
         path: run.path.display().to_string(),

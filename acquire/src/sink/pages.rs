@@ -170,25 +170,8 @@ pub fn dbp_int32<T: Copy + Into<i32>>(values: &[T], out: &mut Vec<u8>) {
             min = min.min(delta);
             *d = delta as u32;
         }
-        deltas[len..].fill(min as u32);
         uleb(out, zigzag(min as i64));
-        let mut widths = [0u8; DBP_MINIBLOCKS];
-        let minis = len.div_ceil(DBP_MINI);
-        for (m, w) in widths.iter_mut().enumerate().take(minis) {
-            let mut hi = 0u32;
-            for d in &mut deltas[m * DBP_MINI..(m + 1) * DBP_MINI] {
-                *d = d.wrapping_sub(min as u32);
-                hi |= *d;
-            }
-            *w = (32 - hi.leading_zeros()) as u8;
-        }
-        out.extend_from_slice(&widths);
-        for (m, &w) in widths.iter().enumerate().take(minis) {
-            let mini: &[u32; DBP_MINI] = deltas[m * DBP_MINI..(m + 1) * DBP_MINI]
-                .try_into()
-                .expect("miniblock");
-            pack32(mini, w, out);
-        }
+        block_body(&mut deltas, len, min as u32, out);
         start = end;
     }
 }
@@ -256,28 +239,71 @@ pub fn dbp_int64(count: usize, mut next: impl FnMut(&mut [i64]) -> Option<i64>, 
             *d = delta as u64;
         }
         values[0] = values[len];
-        deltas[len..].fill(min as u64);
         uleb(out, zigzag(min));
-        let minis = len.div_ceil(DBP_MINI);
-        let mut widths = [0u8; DBP_MINIBLOCKS];
-        for (m, width) in widths.iter_mut().enumerate().take(minis) {
-            let mut hi = 0u64;
-            for d in &mut deltas[m * DBP_MINI..(m + 1) * DBP_MINI] {
-                *d = d.wrapping_sub(min as u64);
-                hi |= *d;
-            }
-            *width = (64 - hi.leading_zeros()) as u8;
+        block_body(&mut deltas, len, min as u64, out);
+    }
+}
+
+/// A delta word: u32 for INT32 columns, u64 for INT64 ones.
+trait Word: Copy + Eq + std::ops::BitOr<Output = Self> {
+    const BITS: u32;
+    fn sub(self, min: Self) -> Self;
+    fn leading_zeros(self) -> u32;
+    /// Packs one miniblock of `width`-bit values.
+    fn pack(mini: &[Self; DBP_MINI], width: u8, out: &mut Vec<u8>);
+}
+
+impl Word for u32 {
+    const BITS: u32 = 32;
+    fn sub(self, min: Self) -> Self {
+        self.wrapping_sub(min)
+    }
+    fn leading_zeros(self) -> u32 {
+        u32::leading_zeros(self)
+    }
+    fn pack(mini: &[u32; DBP_MINI], width: u8, out: &mut Vec<u8>) {
+        pack32(mini, width, out);
+    }
+}
+
+impl Word for u64 {
+    const BITS: u32 = 64;
+    fn sub(self, min: Self) -> Self {
+        self.wrapping_sub(min)
+    }
+    fn leading_zeros(self) -> u32 {
+        u64::leading_zeros(self)
+    }
+    fn pack(mini: &[u64; DBP_MINI], width: u8, out: &mut Vec<u8>) {
+        if width <= 32 {
+            pack32(&std::array::from_fn(|i| mini[i] as u32), width, out);
+        } else {
+            pack_wide(mini, width, out);
         }
-        out.extend_from_slice(&widths);
-        for (m, &w) in widths.iter().enumerate().take(minis) {
-            let mini = &deltas[m * DBP_MINI..(m + 1) * DBP_MINI];
-            if w <= 32 {
-                let narrow: [u32; DBP_MINI] = std::array::from_fn(|i| mini[i] as u32);
-                pack32(&narrow, w, out);
-            } else {
-                pack_wide(mini, w, out);
-            }
-        }
+    }
+}
+
+/// The rest of a block after its minimum delta: the `len` deltas (the
+/// tail padded with `min`, so it packs as zeros) less `min`, the four
+/// miniblock bit widths, then the packed miniblocks that hold values.
+fn block_body<W: Word>(deltas: &mut [W; DBP_BLOCK], len: usize, min: W, out: &mut Vec<u8>) {
+    deltas[len..].fill(min);
+    let minis = len.div_ceil(DBP_MINI);
+    let mut widths = [0u8; DBP_MINIBLOCKS];
+    for (m, w) in widths.iter_mut().enumerate().take(minis) {
+        let mini = &mut deltas[m * DBP_MINI..(m + 1) * DBP_MINI];
+        let hi = mini.iter_mut().fold(min.sub(min), |hi, d| {
+            *d = d.sub(min);
+            hi | *d
+        });
+        *w = (W::BITS - hi.leading_zeros()) as u8;
+    }
+    out.extend_from_slice(&widths);
+    for (m, &w) in widths.iter().enumerate().take(minis) {
+        let mini = deltas[m * DBP_MINI..(m + 1) * DBP_MINI]
+            .try_into()
+            .expect("miniblock");
+        W::pack(mini, w, out);
     }
 }
 

@@ -62,6 +62,15 @@ fn column(name: &str, t: PhysicalType, logical: Option<LogicalType>) -> Arc<Type
     )
 }
 
+fn group(name: &str, fields: Vec<Arc<Type>>) -> Arc<Type> {
+    Arc::new(
+        Type::group_type_builder(name)
+            .with_fields(fields)
+            .build()
+            .expect("valid schema"),
+    )
+}
+
 impl SegmentFormat {
     /// Encoding of the channel columns.
     pub fn encoding(&self) -> ChannelEncoding {
@@ -86,12 +95,7 @@ impl SegmentFormat {
             };
             fields.push(column(n, PhysicalType::INT32, logical));
         }
-        let samples_schema = Arc::new(
-            Type::group_type_builder("hsdaq")
-                .with_fields(fields)
-                .build()
-                .expect("valid schema"),
-        );
+        let samples_schema = group("hsdaq", fields);
         // Pages are built by `pages`; these properties only shape the file
         // (format version, created_by) since no value goes through the
         // crate's column writers.
@@ -109,12 +113,7 @@ impl SegmentFormat {
             column("lost_before", PhysicalType::INT64, None),
             column("ring_fill_permille", PhysicalType::INT32, None),
         ];
-        let blocks_schema = Arc::new(
-            Type::group_type_builder("hsdaq_blocks")
-                .with_fields(block_fields)
-                .build()
-                .expect("valid schema"),
-        );
+        let blocks_schema = group("hsdaq_blocks", block_fields);
         let blocks_props = WriterProperties::builder()
             .set_compression(PageCodec::Zstd(1).parquet())
             .set_dictionary_enabled(false)
