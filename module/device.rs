@@ -17,8 +17,8 @@ use kernel::page::PAGE_SIZE;
 
 use crate::abi::ioctl::{DeviceInfo, INFO_FIRMWARE_NODE, INFO_RESERVED_MEMORY};
 use crate::abi::layout::{fill_name, name_bytes, LayoutError, CONTROL_BYTES};
-use crate::config::setting_name;
 use crate::chardev::Consumer;
+use crate::config::setting_name;
 use crate::config::Config;
 use crate::reserved::ReservedMem;
 use crate::ring::Ring;
