@@ -20,6 +20,7 @@ pub mod sink;
 // What the recorder writes beside the samples (defined in `hsdaq-format`,
 // which `analysis` shares), and reads back.
 pub use hsdaq_format::manifest;
+pub mod recover;
 pub mod verify;
 
 // Commands and their settings.

@@ -44,6 +44,15 @@ enum Cmd {
         #[arg(long)]
         trust_segments: bool,
     },
+    /// Rebuild a run's manifest.json from its closed segments after the
+    /// recorder stopped without closing it (killed, power cut).
+    Recover {
+        /// The run folder.
+        dir: PathBuf,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a device's ABI version, layout and counters.
     Info {
         #[command(flatten)]
@@ -275,6 +284,9 @@ fn run(cli: Cli) -> Result<i32> {
                 for p in &r.partial_skipped {
                     eprintln!("acquire: verify: skipped unfinished segment {p}");
                 }
+                if let Some(h) = &r.hint {
+                    eprintln!("acquire: verify: {h}");
+                }
                 match &r.first_error {
                     None => println!(
                         "OK: {} files, {} rows, {} values match the reference waveform; {} gaps ({} scans lost) match the recorded gaps; t_ns strictly increasing",
@@ -289,6 +301,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if r.ok() { 0 } else { 1 })
         }
+        Cmd::Recover { dir, json } => cmd_recover(&dir, json),
         Cmd::Info { shape, json } => cmd_info(shape, json),
         Cmd::Bench(b) => {
             b.validate()?;
@@ -377,6 +390,36 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         summary.print_text();
     }
     Ok(code)
+}
+
+fn cmd_recover(dir: &std::path::Path, json: bool) -> Result<i32> {
+    let r = hsdaq_acquire::recover::recover(dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let was = r.previous_status.as_deref().unwrap_or("missing");
+        if r.rewritten {
+            println!(
+                "recovered {}: manifest.json (was {was}) rebuilt from {} closed segments ({} not listed before): {} scans, {} lost in recorded gaps",
+                r.run_dir, r.segments, r.segments_added, r.scans_recorded, r.scans_lost
+            );
+        } else {
+            println!(
+                "{}: the run was closed (manifest status {was}); manifest.json left as it is, {} closed segments",
+                r.run_dir, r.segments
+            );
+        }
+        for p in &r.partial {
+            println!("left in place: {} ({} bytes): {}", p.file, p.bytes, p.why);
+        }
+        for u in &r.unreadable {
+            eprintln!("acquire: recover: unreadable segment, not in the manifest: {u}");
+        }
+        for d in &r.damage {
+            eprintln!("acquire: recover: still damaged: {d}");
+        }
+    }
+    Ok(if r.ok() { 0 } else { 1 })
 }
 
 fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {

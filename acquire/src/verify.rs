@@ -33,6 +33,8 @@ pub struct VerifyReport {
     pub partial_skipped: Vec<String>,
     /// The first problem, if any.
     pub first_error: Option<String>,
+    /// What to do about a run the recorder did not close.
+    pub hint: Option<String>,
 }
 
 impl VerifyReport {
@@ -40,6 +42,27 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.first_error.is_none() && !self.files.is_empty()
     }
+}
+
+/// For a run the recorder never closed (its manifest still says
+/// `recording`, or an unfinished segment is left): what to run.
+fn crash_hint(dir: &Path, report: &VerifyReport) -> Option<String> {
+    let status = Manifest::read(dir).map(|m| m.status).ok();
+    let open = status.as_deref() == Some("recording");
+    let recovered = status.as_deref() == Some(crate::recover::STATUS_RECOVERED);
+    if recovered || (!open && report.partial_skipped.is_empty()) {
+        return None;
+    }
+    let why = if open {
+        "its manifest.json still says 'recording' (the recorder was killed or lost power)"
+    } else {
+        "an unfinished segment is left"
+    };
+    Some(format!(
+        "{} was not closed: {why}; `acquire recover {}` rebuilds manifest.json from the closed segments and says what the unfinished ones held",
+        dir.display(),
+        dir.display()
+    ))
 }
 
 /// Verifies a run folder or one segment file. A folder's `manifest.json`
@@ -65,7 +88,8 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
             report.files = done.iter().map(|p| p.display().to_string()).collect();
             report.first_error = Some(if first.starts_with("manifest.json cannot be read") {
                 format!(
-                    "{}: {first}; to check the segments on their own records, run `acquire verify --trust-segments {}`",
+                    "{}: {first}; to check the segments on their own records, run `acquire verify --trust-segments {}`, or rebuild it with `acquire recover {}`",
+                    path.display(),
                     path.display(),
                     path.display()
                 )
@@ -88,9 +112,12 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
             break;
         }
     }
+    if path.is_dir() {
+        report.hint = crash_hint(path, &report);
+    }
     if report.first_error.is_none() && path.is_dir() {
         if let Ok(m) = Manifest::read(path) {
-            if m.status == "complete"
+            if (m.status == "complete" || m.status == crate::recover::STATUS_RECOVERED)
                 && (m.counts.scans_recorded != report.rows || m.counts.scans_lost != report.lost)
             {
                 report.first_error = Some(format!(

@@ -171,6 +171,78 @@ fn sigkill_leaves_every_closed_segment_readable() {
     let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
     assert_eq!(Manifest::read(&run_dir).unwrap().status, "recording");
+    let o = run(&["verify", s(&run_dir)]);
+    assert!(
+        text(&o).contains(&format!("acquire recover {}", run_dir.display())),
+        "verify says what to do with a run that was not closed: {}",
+        text(&o)
+    );
+
+    // `acquire recover` rebuilds the manifest from the closed segments.
+    let o = run(&["recover", "--json", s(&run_dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["rewritten"], true);
+    assert_eq!(rep["previous_status"], "recording");
+    let m = Manifest::read(&run_dir).unwrap();
+    assert_eq!(m.status, "recovered");
+    assert_eq!(m.segments.len(), closed);
+    assert_eq!(
+        m.counts.scans_recorded, r.rows,
+        "the rebuilt totals are the files'"
+    );
+    assert!(m.error.as_deref().unwrap().contains("acquire recover"));
+    let again = verify(&run_dir, false).unwrap();
+    assert!(again.ok() && again.hint.is_none(), "{:?}", again);
+    // Idempotent: a second recover rewrites nothing.
+    let o = run(&["recover", "--json", s(&run_dir)]);
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["rewritten"], false, "{rep}");
+
+    // With manifest.json lost, the segments' embedded copies rebuild it.
+    std::fs::remove_file(run_dir.join("manifest.json")).unwrap();
+    assert!(!verify(&run_dir, false).unwrap().ok());
+    let o = run(&["recover", s(&run_dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("was missing"), "{}", text(&o));
+    let m2 = Manifest::read(&run_dir).unwrap();
+    assert_eq!((m2.segments.len(), m2.counts), (closed, m.counts));
+    assert!(verify(&run_dir, false).unwrap().ok());
+}
+
+#[test]
+fn recover_leaves_a_closed_run_alone_and_reports_damage() {
+    let d = tmp();
+    let run_dir = d.path().join("run");
+    let o = run(&[
+        "record",
+        "--rate",
+        "100k",
+        "--samples",
+        "300000",
+        "--segment",
+        "1s",
+        "--out",
+        s(&run_dir),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read(run_dir.join("manifest.json")).unwrap();
+    let o = run(&["recover", s(&run_dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(run_dir.join("manifest.json")).unwrap(),
+        before
+    );
+    // A deleted segment of a closed run is damage, not a crash: reported,
+    // never written away.
+    std::fs::remove_file(run_dir.join("segment-000001.parquet")).unwrap();
+    let o = run(&["recover", s(&run_dir)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("still damaged"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(run_dir.join("manifest.json")).unwrap(),
+        before
+    );
 }
 
 #[test]
