@@ -21,7 +21,7 @@ use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::HeapRb;
 
 use crate::chunk::{BlockRec, Chunk};
-use crate::manifest::{CodecChange, Manifest, MAX_MANIFEST_GAPS};
+use crate::manifest::{CodecChange, Manifest};
 use crate::ring::{read_header, RingMap};
 use crate::sink::codec::{Adapt, Codec};
 use crate::sink::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
@@ -735,21 +735,9 @@ fn record_segment(
     live: &Live,
     dir: &std::path::Path,
 ) -> Result<()> {
-    let c = &mut manifest.counts;
-    c.scans_recorded += info.rows;
-    c.scans_lost += info.lost;
-    c.gaps += info.gaps.len() as u64;
-    c.blocks += info.blocks;
-    c.bytes_written += info.bytes;
-    for g in &info.gaps {
-        if manifest.gaps.len() < MAX_MANIFEST_GAPS {
-            manifest.gaps.push(*g);
-        } else {
-            manifest.gaps_not_listed += 1;
-        }
-    }
-    live.bytes_written.fetch_add(info.bytes, Ordering::Relaxed);
+    let bytes = info.bytes;
+    manifest.add_segment(info);
+    live.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
-    manifest.segments.push(info);
     manifest.write(dir).context("updating manifest.json")
 }

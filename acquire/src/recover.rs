@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::manifest::{Counts, Manifest, SegmentInfo, MAX_MANIFEST_GAPS};
+use crate::manifest::{Counts, Manifest, SegmentInfo};
 use crate::verify::{run_files, segment_metadata, structure};
 
 /// Status of a manifest rebuilt by `recover`.
@@ -147,23 +147,6 @@ fn rebuild(
 ) -> Manifest {
     let segments: Vec<SegmentInfo> = records.iter().map(|(_, i)| i.clone()).collect();
     let mut m = base;
-    let mut counts = Counts::default();
-    let mut gaps = Vec::new();
-    let mut not_listed = 0;
-    for s in &segments {
-        counts.scans_recorded += s.rows;
-        counts.scans_lost += s.lost;
-        counts.gaps += s.gaps.len() as u64;
-        counts.blocks += s.blocks;
-        counts.bytes_written += s.bytes;
-        for g in &s.gaps {
-            if gaps.len() < MAX_MANIFEST_GAPS {
-                gaps.push(*g);
-            } else {
-                not_listed += 1;
-            }
-        }
-    }
     if let Some((newest, _)) = records.last() {
         if newest.compression_changes.len() > m.compression_changes.len() {
             m.compression_changes = newest.compression_changes.clone();
@@ -177,9 +160,12 @@ fn rebuild(
         segments.len()
     ));
     m.status = STATUS_RECOVERED.into();
-    m.counts = counts;
-    m.gaps = gaps;
-    m.gaps_not_listed = not_listed;
-    m.segments = segments;
+    m.counts = Counts::default();
+    m.gaps.clear();
+    m.gaps_not_listed = 0;
+    m.segments.clear();
+    for s in segments {
+        m.add_segment(s);
+    }
     m
 }

@@ -244,6 +244,26 @@ impl Manifest {
             .with_context(|| format!("{} is not an hsdaq manifest", p.display()))
     }
 
+    /// Adds a closed segment: its record, its scans, losses, blocks and
+    /// bytes to the totals, its gaps to the list (up to
+    /// [`MAX_MANIFEST_GAPS`]; beyond, only counted).
+    pub fn add_segment(&mut self, info: SegmentInfo) {
+        let c = &mut self.counts;
+        c.scans_recorded += info.rows;
+        c.scans_lost += info.lost;
+        c.gaps += info.gaps.len() as u64;
+        c.blocks += info.blocks;
+        c.bytes_written += info.bytes;
+        for g in &info.gaps {
+            if self.gaps.len() < MAX_MANIFEST_GAPS {
+                self.gaps.push(*g);
+            } else {
+                self.gaps_not_listed += 1;
+            }
+        }
+        self.segments.push(info);
+    }
+
     /// The manifest as stored in a segment: without the segment list, which
     /// grows with the run (the segment's own record is stored beside it).
     pub fn for_segment(&self) -> Manifest {
