@@ -35,9 +35,10 @@ use crate::chunk::{BlockRec, Chunk, Column};
 use crate::pipeline::{Live, PipelineConfig};
 use crate::record::{chunk_rows, DEFAULT_ENCODING};
 use crate::ring::{read_header, write_header};
+use crate::sched::available_cores;
 use crate::sink::codec::{Codec, Compressor, PageCodec};
 use crate::sink::direct::DirectWriter;
-use crate::sink::pages::{channel_page, ChannelEncoding, PAGE_VALUES};
+use crate::sink::pages::{channel_page, page_ranges, ChannelEncoding};
 use crate::sink::segment::SegmentFormat;
 use crate::source::sim::{fill_payload, Overflow, SimConfig, SimDevice};
 
@@ -272,10 +273,6 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
 
 const CODECS: [Codec; 3] = [Codec::None, Codec::Lz4, Codec::Zstd];
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn layout(cfg: &BenchConfig, rate_hz: u64) -> StreamLayout {
     StreamLayout {
         channels: cfg.channels,
@@ -299,7 +296,9 @@ pub fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `runs` figures from `f`.
+fn median_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut v: Vec<f64> = (0..runs.max(1)).map(|_| f()).collect();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -434,12 +433,11 @@ fn encode_pages(
     codec: PageCodec,
     comp: &mut Compressor,
 ) -> u64 {
-    let rows = chunk.rows();
     let mut out = 0u64;
     for col in &chunk.columns {
-        for start in (0..rows).step_by(PAGE_VALUES) {
-            let mut body = Vec::with_capacity(PAGE_VALUES * 2);
-            channel_page(col, start..(start + PAGE_VALUES).min(rows), enc, &mut body);
+        for range in page_ranges(chunk.rows()) {
+            let mut body = Vec::new();
+            channel_page(col, range, enc, &mut body);
             out += comp
                 .compress(codec, body)
                 .expect("in-memory compression")
@@ -580,7 +578,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         dir: dir.clone(),
         format: SegmentFormat::new(&names, l.format, DEFAULT_ENCODING),
         codec,
-        encode_threads: cores(),
+        encode_threads: available_cores(),
     };
     let live = Arc::new(Live::default());
     let timer = {
@@ -604,7 +602,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
     let sample = m.counts.scans_recorded * l.scan_bytes() as u64;
     Ok(Run {
         mb_per_s: sample as f64 / wall / 1e6,
-        lost: m.counts.scans_lost.max(m.device_counters.dropped_scans),
+        lost: m.counts.lost().max(m.device_counters.dropped_scans),
         size_ratio: m.counts.bytes_written as f64 / sample.max(1) as f64,
         rss_mib: rss,
         // Unpaced, blocks wait in a full ring by design: no latency figure.
@@ -663,15 +661,11 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     progress("memcpy of the sample bytes");
     let image = ring_image(&l);
     let mut dst = vec![0u8; image.len()];
-    limits.memcpy = median(
-        (0..cfg.runs)
-            .map(|_| {
-                timed(quick, image.len() as u64, || {
-                    dst.copy_from_slice(std::hint::black_box(&image))
-                }) / 1e6
-            })
-            .collect(),
-    );
+    limits.memcpy = median_of(cfg.runs, || {
+        timed(quick, image.len() as u64, || {
+            dst.copy_from_slice(std::hint::black_box(&image))
+        }) / 1e6
+    });
     drop(dst);
 
     progress(&format!(
@@ -680,21 +674,16 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         cfg.dir.display()
     ));
     if let Some(t) = &cfg.tmpfs {
-        limits.tmpfs_write = Some(median(
-            (0..cfg.runs)
-                .map(|_| disk_write(t, cfg.disk_bytes.min(512 << 20), true))
-                .collect::<Result<_>>()?,
-        ));
+        let bytes = cfg.disk_bytes.min(512 << 20);
+        let write = || Ok((disk_write(t, bytes, true)?, ()));
+        limits.tmpfs_write = Some(median_run(cfg.runs, write)?.0);
     }
     for (direct, out) in [
         (true, &mut limits.disk_write),
         (false, &mut limits.disk_write_buffered),
     ] {
-        *out = median(
-            (0..cfg.runs)
-                .map(|_| disk_write(&cfg.dir, cfg.disk_bytes, direct))
-                .collect::<Result<_>>()?,
-        );
+        let write = || Ok((disk_write(&cfg.dir, cfg.disk_bytes, direct)?, ()));
+        *out = median_run(cfg.runs, write)?.0;
     }
 
     progress("encodings × codecs on the reference and a noisy signal, one core");
@@ -716,16 +705,14 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                     codec: codec.label().into(),
                     signal: signal.into(),
                     bits_per_value: bytes as f64 * 8.0 / values,
-                    mb_per_s: median(
-                        (0..cfg.runs)
-                            .map(|_| codec_speed(chunk, enc, codec, 1, quick / 2.0))
-                            .collect(),
-                    ),
+                    mb_per_s: median_of(cfg.runs, || {
+                        codec_speed(chunk, enc, codec, 1, quick / 2.0)
+                    }),
                 });
             }
         }
     }
-    progress(&format!("codecs on {} cores", cores()));
+    progress(&format!("codecs on {} cores", available_cores()));
     for codec in CODECS {
         let level = codec.first_level();
         let single = encodings
@@ -739,11 +726,15 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         limits.codecs.push(CodecLimit {
             codec: codec.label().into(),
             single_core: single.mb_per_s,
-            all_cores: median(
-                (0..cfg.runs)
-                    .map(|_| codec_speed(&reference, DEFAULT_ENCODING, level, cores(), quick))
-                    .collect(),
-            ),
+            all_cores: median_of(cfg.runs, || {
+                codec_speed(
+                    &reference,
+                    DEFAULT_ENCODING,
+                    level,
+                    available_cores(),
+                    quick,
+                )
+            }),
             size_ratio: single.bits_per_value / 8.0 / cfg.format.bytes() as f64,
         });
     }
@@ -768,22 +759,18 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     let mut slot = vec![0u8; l.block_bytes as usize];
     let mut first = 0u64;
     let payload = l.block_scans() as u64 * l.scan_bytes() as u64;
-    let mb = median(
-        (0..cfg.runs)
-            .map(|_| {
-                timed(quick, payload, || {
-                    fill_payload(
-                        &mut slot[BLOCK_HEADER_BYTES..],
-                        l.format,
-                        l.channels,
-                        first,
-                        l.block_scans(),
-                    );
-                    first += l.block_scans() as u64;
-                }) / 1e6
-            })
-            .collect(),
-    );
+    let mb = median_of(cfg.runs, || {
+        timed(quick, payload, || {
+            fill_payload(
+                &mut slot[BLOCK_HEADER_BYTES..],
+                l.format,
+                l.channels,
+                first,
+                l.block_scans(),
+            );
+            first += l.block_scans() as u64;
+        }) / 1e6
+    });
     stage(
         "simulator waveform (source)".into(),
         mb,
@@ -793,21 +780,17 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
 
     let rows = chunk_rows(&l);
     let mut chunk = Chunk::with_capacity(l.channels as usize, l.format, rows);
-    let mb = median(
-        (0..cfg.runs)
-            .map(|_| {
-                timed(quick, image.len() as u64, || {
-                    for slot in image.chunks_exact(l.block_bytes as usize) {
-                        let h = read_header(slot, &l).expect("valid block");
-                        if chunk.rows() + h.scans as usize > rows {
-                            chunk.clear();
-                        }
-                        chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
-                    }
-                }) / 1e6
-            })
-            .collect(),
-    );
+    let mb = median_of(cfg.runs, || {
+        timed(quick, image.len() as u64, || {
+            for slot in image.chunks_exact(l.block_bytes as usize) {
+                let h = read_header(slot, &l).expect("valid block");
+                if chunk.rows() + h.scans as usize > rows {
+                    chunk.clear();
+                }
+                chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
+            }
+        }) / 1e6
+    });
     drop((chunk, image));
     stage("drain + transpose".into(), mb, None, &mut progress);
 
@@ -907,7 +890,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     Ok(BenchReport {
         targets,
         shape: format!("{} × {}", cfg.channels, cfg.format.name()),
-        cores: cores(),
+        cores: available_cores(),
         runs: cfg.runs,
         encoding: DEFAULT_ENCODING.label().into(),
         limits,

@@ -29,15 +29,25 @@ pub struct BlockRec {
 }
 
 impl BlockRec {
-    /// The `seq` value of every scan of the block, in order.
-    pub fn seqs(&self) -> impl Iterator<Item = i64> + '_ {
-        (0..self.scans as i64).map(|i| self.first_seq as i64 + i)
+    /// The `seq` value of the block's scan `i`.
+    pub fn seq_of(&self, i: u64) -> i64 {
+        (self.first_seq + i) as i64
     }
 
-    /// The `t_ns` value of every scan of the block, in order (the nominal
-    /// time of scan `i` is `t_ns + i·period`, period in ns × 2^16).
+    /// The `t_ns` value of the block's scan `i`: its nominal time,
+    /// `t_ns + i·period` with the period in ns × 2^16.
+    pub fn time_of(&self, i: u64) -> i64 {
+        (self.t_ns + ((i * self.period_q16) >> 16)) as i64
+    }
+
+    /// The `seq` value of every scan of the block, in order.
+    pub fn seqs(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.scans as u64).map(|i| self.seq_of(i))
+    }
+
+    /// The `t_ns` value of every scan of the block, in order.
     pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
-        (0..self.scans as u64).map(|i| (self.t_ns + ((i * self.period_q16) >> 16)) as i64)
+        (0..self.scans as u64).map(|i| self.time_of(i))
     }
 }
 

@@ -6,10 +6,11 @@
 //! the CLI (`main.rs`) → `record`, `bench`, `verify` → `pipeline` (drain,
 //! `chunk`s, encoder and writer threads) → `sink` (Parquet pages, codecs,
 //! segment files) and `source` (kernel device, simulator, faults) → `ring`
-//! → the ABI crate.
+//! and `sched` (how each thread asks to be scheduled) → the ABI crate.
 
-// Sources of ring blocks.
+// Sources of ring blocks, and the scheduling every stage's threads ask for.
 pub mod ring;
+pub mod sched;
 pub mod source;
 
 // The recording pipeline and the Parquet sink.

@@ -193,7 +193,7 @@ pub fn run(
         std::thread::Builder::new()
             .name("hsdaq-encode".into())
             .spawn(move || {
-                yield_to_drain();
+                crate::sched::yield_to_drain();
                 *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
                 let r = encode(full_rx, free_tx, &hand, &live, &settings, manifest);
                 if r.is_err() {
@@ -206,7 +206,7 @@ pub fn run(
     // The driver's counters only grow (ABI v2) and do not move while the
     // producer is stopped: this recording's share is the difference from here.
     let base = device.stats();
-    short_slices();
+    crate::sched::short_slices();
     device.start()?;
     let started = Instant::now();
     let mut next_expected = 0;
@@ -408,7 +408,7 @@ fn drain(
             arrival_ns: monotonic_ns(),
             ring_fill_permille: fill,
         };
-        let last_scan_ns = h.timestamp_ns + (((h.scans.max(1) - 1) as u64 * h.period_ns_q16) >> 16);
+        let last_scan_ns = rec.time_of(h.scans.max(1) as u64 - 1) as u64;
         live.latency
             .record(rec.arrival_ns.saturating_sub(last_scan_ns));
         let chunk = match st.chunk.as_mut() {
@@ -443,58 +443,6 @@ fn drain(
         send(full_tx, c, hand)?;
     }
     Ok(end)
-}
-
-/// Nice value of the encoder and committer threads: they have a pool of
-/// chunks of slack, the drain has only the ring. When all cores are busy
-/// encoding, a waking drain thread then runs at once instead of waiting for
-/// a time slice (block latency p99 at 10 M scans/s: 3.5 ms → see README).
-const ENCODER_NICE: libc::c_int = 10;
-
-/// Lowers the calling thread's priority to [`ENCODER_NICE`] (Linux nice
-/// values are per thread). Best effort: a failure leaves it as it was.
-pub fn yield_to_drain() {
-    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS
-    // and our own thread id only changes this thread's nice value.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, ENCODER_NICE);
-    }
-}
-
-/// Asks the scheduler for short time slices for the calling thread (the
-/// drain, the simulator's producer): since Linux 6.12 a fair-class thread
-/// with a slice shorter than the running one preempts it when it wakes, so
-/// a drain that sleeps between blocks runs as soon as a block is due rather
-/// than after an encoder's slice. Best effort: older kernels ignore it or
-/// refuse it, and nothing else changes.
-pub fn short_slices() {
-    /// `struct sched_attr`, version 0 (48 bytes), from the Linux UAPI.
-    #[repr(C)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: libc::SCHED_OTHER as u32,
-        flags: 0,
-        nice: 0,
-        priority: 0,
-        // The shortest slice the kernel accepts (100 µs).
-        runtime: 100_000,
-        deadline: 0,
-        period: 0,
-    };
-    // SAFETY: sched_setattr(pid 0 = this thread, &attr, flags 0) reads
-    // `attr.size` bytes of a valid, initialised struct laid out as the UAPI.
-    unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
 }
 
 /// Takes an empty chunk, waiting while all are in flight.
@@ -583,7 +531,7 @@ fn encode(
         let w = std::thread::Builder::new()
             .name("hsdaq-write".into())
             .spawn_scoped(s, move || {
-                yield_to_drain();
+                crate::sched::yield_to_drain();
                 write(rx, m, live, set)
             });
         let w = match w {

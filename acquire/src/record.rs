@@ -259,9 +259,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         dir: plan.out.clone(),
         format: SegmentFormat::new(&names, layout.format, plan.encoding),
         codec: plan.codec,
-        encode_threads: plan
-            .encoders
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
     };
     let live = Arc::new(Live::default());
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes());
@@ -298,7 +296,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         status: status.into(),
         error,
         scans_recorded: m.counts.scans_recorded,
-        scans_lost: m.counts.scans_lost + m.counts.scans_lost_at_end,
+        scans_lost: m.counts.lost(),
         scans_lost_at_end: m.counts.scans_lost_at_end,
         gaps: m.counts.gaps,
         first_gaps: m.gaps.iter().take(10).copied().collect(),

@@ -101,6 +101,13 @@ pub struct Counts {
     pub scans_lost_at_end: u64,
 }
 
+impl Counts {
+    /// Every scan lost: in recorded gaps and after the last recorded one.
+    pub fn lost(&self) -> u64 {
+        self.scans_lost + self.scans_lost_at_end
+    }
+}
+
 /// Versions of every part that touched the data.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Versions {

@@ -35,6 +35,8 @@
 //! so files stay standard (pyarrow, DuckDB, polars and Spark read them in
 //! the tests).
 
+use parquet::basic::Encoding;
+
 use crate::chunk::{BlockRec, Column};
 
 #[cfg(target_endian = "big")]
@@ -78,7 +80,13 @@ impl ChannelEncoding {
     }
 }
 
-use parquet::basic::Encoding;
+/// The row ranges of a column chunk's pages: [`PAGE_VALUES`] rows each,
+/// the last one shorter.
+pub fn page_ranges(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..rows)
+        .step_by(PAGE_VALUES)
+        .map(move |start| start..(start + PAGE_VALUES).min(rows))
+}
 
 /// Writes the body of one channel page: rows `range` of `col`.
 pub fn channel_page(
@@ -88,6 +96,8 @@ pub fn channel_page(
     out: &mut Vec<u8>,
 ) {
     out.clear();
+    // Bit-packed deltas of 16-bit samples take about two bytes a value.
+    out.reserve(range.len() * 2);
     match (enc, col) {
         (ChannelEncoding::Delta, Column::I16(v)) => dbp_int32(&v[range], out),
         (ChannelEncoding::Delta, Column::I32(v)) => dbp_int32(&v[range], out),
@@ -247,7 +257,8 @@ pub fn dbp_int64(count: usize, mut next: impl FnMut(&mut [i64]) -> Option<i64>, 
 /// A delta word: u32 for INT32 columns, u64 for INT64 ones.
 trait Word: Copy + Eq + std::ops::BitOr<Output = Self> {
     const BITS: u32;
-    fn sub(self, min: Self) -> Self;
+    const ZERO: Self;
+    fn wrapping_sub(self, min: Self) -> Self;
     fn leading_zeros(self) -> u32;
     /// Packs one miniblock of `width`-bit values.
     fn pack(mini: &[Self; DBP_MINI], width: u8, out: &mut Vec<u8>);
@@ -255,7 +266,8 @@ trait Word: Copy + Eq + std::ops::BitOr<Output = Self> {
 
 impl Word for u32 {
     const BITS: u32 = 32;
-    fn sub(self, min: Self) -> Self {
+    const ZERO: Self = 0;
+    fn wrapping_sub(self, min: Self) -> Self {
         self.wrapping_sub(min)
     }
     fn leading_zeros(self) -> u32 {
@@ -268,7 +280,8 @@ impl Word for u32 {
 
 impl Word for u64 {
     const BITS: u32 = 64;
-    fn sub(self, min: Self) -> Self {
+    const ZERO: Self = 0;
+    fn wrapping_sub(self, min: Self) -> Self {
         self.wrapping_sub(min)
     }
     fn leading_zeros(self) -> u32 {
@@ -292,8 +305,8 @@ fn block_body<W: Word>(deltas: &mut [W; DBP_BLOCK], len: usize, min: W, out: &mu
     let mut widths = [0u8; DBP_MINIBLOCKS];
     for (m, w) in widths.iter_mut().enumerate().take(minis) {
         let mini = &mut deltas[m * DBP_MINI..(m + 1) * DBP_MINI];
-        let hi = mini.iter_mut().fold(min.sub(min), |hi, d| {
-            *d = d.sub(min);
+        let hi = mini.iter_mut().fold(W::ZERO, |hi, d| {
+            *d = d.wrapping_sub(min);
             hi | *d
         });
         *w = (W::BITS - hi.leading_zeros()) as u8;
@@ -356,20 +369,22 @@ impl<'a> MonoCursor<'a> {
         }
         let last = self.scan + n - 1;
         let (value, step) = if self.time {
-            (
-                (b.t_ns + ((last * b.period_q16) >> 16)) as i64,
-                (b.period_q16 >> 16) as i64,
-            )
+            (b.time_of(last), (b.period_q16 >> 16) as i64)
         } else {
-            ((b.first_seq + last) as i64, 1)
+            (b.seq_of(last), 1)
         };
         out[out.len() - 1] = value;
+        self.advance(n);
+        Some(step)
+    }
+
+    /// Moves past `n` scans of the current block.
+    fn advance(&mut self, n: u64) {
         self.scan += n;
-        if self.scan == b.scans as u64 {
+        if self.scan == self.blocks[self.block].scans as u64 {
             self.block += 1;
             self.scan = 0;
         }
-        Some(step)
     }
 
     /// Fills `out` with the next values (there must be enough).
@@ -378,22 +393,17 @@ impl<'a> MonoCursor<'a> {
             let b = &self.blocks[self.block];
             let n = ((b.scans as u64 - self.scan) as usize).min(out.len());
             let (now, rest) = out.split_at_mut(n);
+            let at = |k: usize| self.scan + k as u64;
             if self.time {
-                for (k, v) in now.iter_mut().enumerate() {
-                    let i = self.scan + k as u64;
-                    *v = (b.t_ns + ((i * b.period_q16) >> 16)) as i64;
-                }
+                now.iter_mut()
+                    .enumerate()
+                    .for_each(|(k, v)| *v = b.time_of(at(k)));
             } else {
-                let first = (b.first_seq + self.scan) as i64;
-                for (k, v) in now.iter_mut().enumerate() {
-                    *v = first + k as i64;
-                }
+                now.iter_mut()
+                    .enumerate()
+                    .for_each(|(k, v)| *v = b.seq_of(at(k)));
             }
-            self.scan += n as u64;
-            if self.scan == b.scans as u64 {
-                self.block += 1;
-                self.scan = 0;
-            }
+            self.advance(n as u64);
             out = rest;
         }
     }

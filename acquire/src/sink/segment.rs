@@ -202,6 +202,22 @@ enum Job {
     Channel(usize, std::ops::Range<usize>),
 }
 
+/// A chunk encoded: every page of one row group, ready to be written.
+pub struct RowGroup {
+    /// Segment the rows belong to.
+    pub segment: u64,
+    /// The blocks the rows came from.
+    pub blocks: Vec<BlockRec>,
+    /// `seq`, `t_ns`, then each channel's pages.
+    pub pages: Vec<CompressedPage>,
+    /// Rows.
+    pub rows: usize,
+    /// Codec of every page.
+    pub codec: PageCodec,
+    /// Time the encoders took: `auto`'s busy signal.
+    pub encoding_time: std::time::Duration,
+}
+
 /// The page encoders of a run: one compressor per worker, kept across row
 /// groups and segments so zstd contexts are made once.
 pub struct PageEncoder {
@@ -216,9 +232,33 @@ impl PageEncoder {
         }
     }
 
-    /// Encodes on every core of the machine.
-    pub fn all_cores() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    /// Encodes and compresses every page of `chunk` (on all the encoder's
+    /// cores) with `enc` for the channels and `codec`.
+    pub fn encode(
+        &mut self,
+        chunk: &Chunk,
+        enc: ChannelEncoding,
+        codec: PageCodec,
+    ) -> std::io::Result<RowGroup> {
+        let rows = chunk.rows();
+        let mut jobs = vec![Job::Seq, Job::Time];
+        for c in 0..chunk.columns.len() {
+            jobs.extend(pages::page_ranges(rows).map(|r| Job::Channel(c, r)));
+        }
+        let t = std::time::Instant::now();
+        let pages = if rows == 0 {
+            Vec::new()
+        } else {
+            self.run(chunk, &jobs, enc, codec)?
+        };
+        Ok(RowGroup {
+            segment: chunk.segment,
+            blocks: chunk.blocks.clone(),
+            pages,
+            rows,
+            codec,
+            encoding_time: t.elapsed(),
+        })
     }
 
     /// Encodes every job of a row group, spread over the workers, and
@@ -249,7 +289,7 @@ impl PageEncoder {
                 .take(workers - 1)
                 .map(|c| {
                     s.spawn(|| {
-                        crate::pipeline::yield_to_drain();
+                        crate::sched::yield_to_drain();
                         work(c)
                     })
                 })
@@ -265,7 +305,7 @@ impl PageEncoder {
     }
 }
 
-/// Builds one compressed DataPageV2.
+/// Builds one compressed data page.
 fn encode_job(
     chunk: &Chunk,
     job: &Job,
@@ -282,7 +322,6 @@ fn encode_job(
             (rows, Encoding::DELTA_BINARY_PACKED)
         }
         Job::Channel(c, range) => {
-            body.reserve(range.len() * 2);
             pages::channel_page(&chunk.columns[*c], range.clone(), enc, &mut body);
             (range.len(), enc.parquet())
         }
@@ -301,58 +340,6 @@ fn encode_job(
         statistics: None,
     };
     Ok(CompressedPage::new(page, uncompressed))
-}
-
-/// A chunk encoded: every page of one row group, ready to be written.
-pub struct RowGroup {
-    /// Segment the rows belong to.
-    pub segment: u64,
-    /// The blocks the rows came from.
-    pub blocks: Vec<BlockRec>,
-    /// `seq`, `t_ns`, then each channel's pages.
-    pub pages: Vec<CompressedPage>,
-    /// Rows.
-    pub rows: usize,
-    /// Codec of every page.
-    pub codec: PageCodec,
-    /// Time the encoders took: `auto`'s busy signal.
-    pub encoding_time: std::time::Duration,
-}
-
-impl PageEncoder {
-    /// Encodes and compresses every page of `chunk` (on all the encoder's
-    /// cores) with `enc` for the channels and `codec`.
-    pub fn encode(
-        &mut self,
-        chunk: &Chunk,
-        enc: ChannelEncoding,
-        codec: PageCodec,
-    ) -> std::io::Result<RowGroup> {
-        let rows = chunk.rows();
-        let mut jobs = vec![Job::Seq, Job::Time];
-        for c in 0..chunk.columns.len() {
-            for start in (0..rows).step_by(pages::PAGE_VALUES) {
-                jobs.push(Job::Channel(
-                    c,
-                    start..(start + pages::PAGE_VALUES).min(rows),
-                ));
-            }
-        }
-        let t = std::time::Instant::now();
-        let pages = if rows == 0 {
-            Vec::new()
-        } else {
-            self.run(chunk, &jobs, enc, codec)?
-        };
-        Ok(RowGroup {
-            segment: chunk.segment,
-            blocks: chunk.blocks.clone(),
-            pages,
-            rows,
-            codec,
-            encoding_time: t.elapsed(),
-        })
-    }
 }
 
 /// Rows of the block table buffered before they become a row group.
@@ -448,8 +435,8 @@ impl SegmentWriter {
             }
         }
         let (head, tail) = (blocks[0], *blocks.last().expect("blocks"));
-        let first = head.first_seq as i64;
-        let last = (tail.first_seq + tail.scans as u64) as i64 - 1;
+        let first = head.seq_of(0);
+        let last = tail.seq_of(tail.scans as u64 - 1);
         self.first_seq.get_or_insert(first);
         self.last_seq = last;
         self.rows += rows as u64;
@@ -461,16 +448,16 @@ impl SegmentWriter {
             .collect();
         let mut w = self.samples.next_row_group()?;
         // seq and t_ns: one page each, with min/max for readers' pruning.
-        let last_t = tail.times().last().expect("scans");
+        let last_t = tail.time_of(tail.scans as u64 - 1);
         let stats = [
             Statistics::int64(Some(first), Some(last), None, Some(0), false),
-            Statistics::int64(Some(head.t_ns as i64), Some(last_t), None, Some(0), false),
+            Statistics::int64(Some(head.time_of(0)), Some(last_t), None, Some(0), false),
         ];
         for (descr, s) in descrs.iter().zip(stats) {
             let page = pages.next().expect("mono page");
             append_pages(&mut w, descr.clone(), vec![page], rows, codec, Some(s))?;
         }
-        let per_channel = rows.div_ceil(pages::PAGE_VALUES);
+        let per_channel = pages::page_ranges(rows).count();
         for descr in &descrs[2..] {
             let col: Vec<_> = pages.by_ref().take(per_channel).collect();
             append_pages(&mut w, descr.clone(), col, rows, codec, None)?;

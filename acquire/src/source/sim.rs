@@ -121,7 +121,7 @@ impl Device for SimDevice {
         let t = std::thread::Builder::new()
             .name("hsdaq-sim".into())
             .spawn(move || {
-                crate::pipeline::short_slices();
+                crate::sched::short_slices();
                 produce(ring, config, &knobs)
             })
             .context("cannot start the simulator thread")?;
