@@ -283,17 +283,10 @@ fn layout(cfg: &BenchConfig, rate_hz: u64) -> StreamLayout {
     }
 }
 
-/// Current and peak resident set in MiB, from /proc/self/status.
+/// Current and peak resident set in MiB.
 pub fn rss_mib() -> (f64, f64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let (rss, peak) = crate::health::memory();
+    (rss as f64 / 1048576.0, peak as f64 / 1048576.0)
 }
 
 /// The median of `runs` figures from `f`.
@@ -579,6 +572,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         format: SegmentFormat::new(&names, l.format, DEFAULT_ENCODING),
         codec,
         encode_threads: available_cores(),
+        log_segments: false,
     };
     let live = Arc::new(Live::default());
     let timer = {

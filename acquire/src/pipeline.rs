@@ -25,6 +25,7 @@ use crate::manifest::{CodecChange, Manifest};
 use crate::ring::{read_header, RingMap};
 use crate::sink::codec::{Adapt, Codec};
 use crate::sink::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
+use crate::sink::{Checkpoint, Hook};
 use crate::source::faults::{Fault, PlannedFault};
 use crate::source::Device;
 use crate::units::monotonic_ns;
@@ -46,6 +47,9 @@ pub struct Live {
     pub bytes_written: AtomicU64,
     /// Closed segments.
     pub segments: AtomicU64,
+    /// Chunks drained but not yet written (encoder and writer queues),
+    /// when the drain last took an empty one: how far the disk is behind.
+    pub backlog: AtomicU32,
     /// CLOCK_MONOTONIC ns of scan 0, read from the control page when the
     /// first block arrives (a kernel device's mapping is gone after unbind).
     pub start_ns: AtomicU64,
@@ -119,6 +123,8 @@ pub struct PipelineConfig {
     pub codec: Codec,
     /// Cores the page encoders use.
     pub encode_threads: usize,
+    /// Print a line per durable segment.
+    pub log_segments: bool,
 }
 
 /// Why the drain ended.
@@ -189,6 +195,11 @@ pub fn run(
                 Fault::SlowDisk(rate) => Some((f.at, rate)),
                 _ => None,
             }),
+            power_cut: cfg.faults.iter().find_map(|f| match f.fault {
+                Fault::PowerCut(c) => Some((c, Instant::now() + f.at)),
+                _ => None,
+            }),
+            log_segments: cfg.log_segments,
         };
         std::thread::Builder::new()
             .name("hsdaq-encode".into())
@@ -413,7 +424,12 @@ fn drain(
             .record(rec.arrival_ns.saturating_sub(last_scan_ns));
         let chunk = match st.chunk.as_mut() {
             Some(c) => c,
-            None => st.chunk.insert(take_free(&mut free_rx, hand)?),
+            None => {
+                let c = take_free(&mut free_rx, hand)?;
+                let waiting = cfg.pool_chunks.saturating_sub(free_rx.occupied_len() + 1);
+                live.backlog.store(waiting as u32, Ordering::Relaxed);
+                st.chunk.insert(c)
+            }
         };
         chunk.segment = st.segment;
         chunk.transpose(&slot[BLOCK_HEADER_BYTES..], scans as usize);
@@ -481,6 +497,10 @@ struct EncodeSettings {
     rate_hz: u64,
     /// `--fault slow-disk`: from when, bytes per second.
     slow_disk: Option<(Duration, u64)>,
+    /// `--fault powercut`: where, and from when after the start.
+    power_cut: Option<(Checkpoint, Instant)>,
+    /// Print a line per durable segment (plain progress on a non-terminal).
+    log_segments: bool,
 }
 
 /// Holds the writer to a byte rate (the `slow-disk` fault): waits as long
@@ -614,6 +634,8 @@ fn write(
     set: &EncodeSettings,
 ) -> EncodeResult {
     let mut writer: Option<SegmentWriter> = None;
+    let cut = set.power_cut;
+    let at: Hook = &move |c| crate::source::faults::power_cut_at(cut, c);
     let mut throttle = set.slow_disk.map(|(from, rate)| Throttle {
         start: Instant::now(),
         from,
@@ -624,7 +646,7 @@ fn write(
         for (rg, change) in rx {
             if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
                 let w = writer.take().expect("open");
-                close_segment(w, &mut manifest, live, &set.dir)?;
+                close_segment(w, &mut manifest, live, set, at)?;
             }
             manifest.compression_changes.extend(change);
             let name = crate::sink::segment::segment_name(rg.segment);
@@ -637,12 +659,13 @@ fn write(
             let before = w.bytes_written();
             w.write_row_group(rg)
                 .with_context(|| format!("writing {name}"))?;
+            at(Checkpoint::Write);
             if let Some(t) = throttle.as_mut() {
                 t.wrote(w.bytes_written() - before);
             }
         }
         if let Some(w) = writer.take() {
-            close_segment(w, &mut manifest, live, &set.dir)?;
+            close_segment(w, &mut manifest, live, set, at)?;
         }
         Ok(())
     })();
@@ -658,34 +681,40 @@ fn write(
 }
 
 /// Seals a segment, makes it durable and visible, and records it (an empty
-/// one is removed).
+/// one is removed); with `log_segments`, says so on stderr once durable.
 fn close_segment(
     w: SegmentWriter,
     manifest: &mut Manifest,
     live: &Live,
-    dir: &std::path::Path,
+    set: &EncodeSettings,
+    at: Hook,
 ) -> Result<()> {
     if w.rows() == 0 {
         w.abandon();
         return Ok(());
     }
     let name = crate::sink::segment::segment_name(w.index());
-    let info = w
+    let t0 = Instant::now();
+    let mut info = w
         .seal(manifest)
-        .and_then(|sealed| sealed.commit())
+        .and_then(|sealed| {
+            at(Checkpoint::Seal);
+            sealed.commit(at)
+        })
         .with_context(|| format!("closing {name}"))?;
-    record_segment(info, manifest, live, dir)
-}
-
-fn record_segment(
-    info: crate::manifest::SegmentInfo,
-    manifest: &mut Manifest,
-    live: &Live,
-    dir: &std::path::Path,
-) -> Result<()> {
-    let bytes = info.bytes;
+    info.close_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+    let (bytes, rows, close_ms) = (info.bytes, info.rows, info.close_ms.unwrap_or(0.0));
     manifest.add_segment(info);
     live.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
-    manifest.write(dir).context("updating manifest.json")
+    manifest
+        .write_with(&set.dir, || at(Checkpoint::Manifest))
+        .context("updating manifest.json")?;
+    if set.log_segments {
+        eprintln!(
+            "acquire: {name} durable: {rows} scans, {:.1} MB, closed in {close_ms:.0} ms",
+            bytes as f64 / 1e6
+        );
+    }
+    Ok(())
 }

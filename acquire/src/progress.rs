@@ -16,11 +16,12 @@ pub struct Progress {
     last_plain: Instant,
     started: Instant,
     scan_bytes: u64,
+    pool_chunks: usize,
 }
 
 impl Progress {
     /// Chooses the display for stderr.
-    pub fn new(json: bool, scan_bytes: usize) -> Self {
+    pub fn new(json: bool, scan_bytes: usize, pool_chunks: usize) -> Self {
         let tty = std::io::stderr().is_terminal();
         let bar = (tty && !json).then(|| {
             let b = ProgressBar::new_spinner();
@@ -37,6 +38,7 @@ impl Progress {
             last_plain: Instant::now(),
             started: Instant::now(),
             scan_bytes: scan_bytes as u64,
+            pool_chunks,
         }
     }
 
@@ -45,11 +47,13 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let scans = live.scans.load(Relaxed);
         let msg = format!(
-            "{:.2} M scans ({:.1} MB/s), {:.1} MB written in {} segments, ring {:.1}% (max {:.1}%), lost {} in {} gaps",
+            "{:.2} M scans ({:.1} MB/s), {:.1} MB written in {} segments, backlog {}/{} chunks, ring {:.1}% (max {:.1}%), lost {} in {} gaps",
             scans as f64 / 1e6,
             scans as f64 * self.scan_bytes as f64 / secs / 1e6,
             live.bytes_written.load(Relaxed) as f64 / 1e6,
             live.segments.load(Relaxed),
+            live.backlog.load(Relaxed),
+            self.pool_chunks,
             live.ring_fill_permille.load(Relaxed) as f64 / 10.0,
             live.ring_fill_max_permille.load(Relaxed) as f64 / 10.0,
             live.lost.load(Relaxed),

@@ -11,7 +11,7 @@ use hsdaq_abi::layout::StreamLayout;
 use hsdaq_abi::Format;
 use serde::Serialize;
 
-use crate::manifest::{Counts, Manifest, StreamInfo, Versions};
+use crate::manifest::{sync_dir, Counts, Manifest, StreamInfo, Versions};
 use crate::pipeline::{End, Live, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
 use crate::sink::codec::Codec;
@@ -181,7 +181,14 @@ fn prepare_dir(out: &Path) -> Result<()> {
         );
     }
     std::fs::create_dir_all(out.join("blocks"))
-        .with_context(|| format!("cannot create run folder {}", out.display()))
+        .with_context(|| format!("cannot create run folder {}", out.display()))?;
+    // The new folders' names are durable before any segment relies on them.
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(parent)?;
+    sync_dir(out)
 }
 
 /// Runs `record`; returns the summary and the process exit status.
@@ -260,9 +267,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         format: SegmentFormat::new(&names, layout.format, plan.encoding),
         codec: plan.codec,
         encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
+        log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let live = Arc::new(Live::default());
-    let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes());
+    let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), POOL_CHUNKS);
+    let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         let live2 = live.clone();
@@ -273,6 +282,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         });
         while !done.load(Ordering::Acquire) {
             progress.update(&live);
+            health.tick(&live);
             std::thread::sleep(Duration::from_millis(100));
         }
         h.join().map_err(|_| anyhow::anyhow!("pipeline panicked"))?

@@ -79,6 +79,11 @@ pub struct SegmentInfo {
     pub blocks: u64,
     /// File size.
     pub bytes: u64,
+    /// Milliseconds the recorder spent closing the segment (footer, fsync
+    /// of file and folder, rename): what a slow disk shows first. Set in
+    /// `manifest.json` only (the segment's own record is sealed before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_ms: Option<f64>,
 }
 
 /// Totals of the run so far.
@@ -230,8 +235,16 @@ pub struct DeviceCounters {
 }
 
 impl Manifest {
-    /// Writes `manifest.json` atomically (temporary file, fsync, rename).
+    /// Writes `manifest.json` atomically and durably: temporary file,
+    /// fsync, rename, fsync of the folder (without the last, a power cut
+    /// can bring back the previous manifest after the call returned).
     pub fn write(&self, dir: &Path) -> Result<()> {
+        self.write_with(dir, || {})
+    }
+
+    /// [`Manifest::write`], calling `before_rename` once the temporary file
+    /// is durable and not yet renamed (the power-cut test's checkpoint).
+    pub fn write_with(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<()> {
         let tmp = dir.join("manifest.json.partial");
         let mut f = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -239,8 +252,9 @@ impl Manifest {
         f.write_all(b"\n")
             .and_then(|_| f.sync_all())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
+        before_rename();
         std::fs::rename(&tmp, dir.join("manifest.json")).context("cannot rename manifest.json")?;
-        Ok(())
+        sync_dir(dir)
     }
 
     /// Reads a run folder's manifest.
@@ -292,4 +306,11 @@ mod humantime_serde_compat {
         let s: String = serde::Deserialize::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Makes a folder's entries (creations, renames) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync folder {}", dir.display()))
 }

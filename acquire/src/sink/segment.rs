@@ -32,10 +32,11 @@ use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, Type};
 
 pub use crate::chunk::{BlockRec, Chunk};
-use crate::manifest::{Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
+use crate::manifest::{sync_dir, Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
 use crate::sink::codec::{Compressor, PageCodec};
 use crate::sink::direct::DirectWriter;
 use crate::sink::pages::{self, ChannelEncoding};
+use crate::sink::{Checkpoint, Hook};
 
 /// Bytes buffered in user space before a `write(2)`: the parquet crate
 /// copies column chunks in 8 KiB pieces, and a syscall per piece costs
@@ -540,6 +541,7 @@ impl SegmentWriter {
             gaps: std::mem::take(&mut self.gaps),
             blocks: self.blocks_written,
             bytes: 0,
+            close_ms: None,
         };
         let m = serde_json::to_string(&manifest.for_segment())?;
         let s = serde_json::to_string(&info)?;
@@ -583,8 +585,9 @@ impl Sealed {
 
     /// Makes the segment durable, then visible: both files are fsynced
     /// before they are renamed, and the folders after, so a name without
-    /// `.partial` always means data on the disk.
-    pub fn commit(self) -> Result<SegmentInfo> {
+    /// `.partial` always means data on the disk. `at` is called at each
+    /// [`Checkpoint`] on the way.
+    pub fn commit(self, at: Hook) -> Result<SegmentInfo> {
         let name = &self.info.file;
         let finals = [self.dir.join(name), self.dir.join("blocks").join(name)];
         let r = (|| -> Result<u64> {
@@ -592,15 +595,17 @@ impl Sealed {
                 f.sync_all()
                     .with_context(|| format!("cannot sync {}", partial(p).display()))?;
             }
+            at(Checkpoint::Sync);
             // The block table first: a visible segment always has its table.
-            for p in finals.iter().rev() {
+            for (i, p) in finals.iter().rev().enumerate() {
                 std::fs::rename(partial(p), p)
                     .with_context(|| format!("cannot rename {}", partial(p).display()))?;
+                if i == 0 {
+                    at(Checkpoint::Rename);
+                }
             }
             for d in [self.dir.join("blocks"), self.dir.clone()] {
-                File::open(&d)
-                    .and_then(|f| f.sync_all())
-                    .with_context(|| format!("cannot sync folder {}", d.display()))?;
+                sync_dir(&d)?;
             }
             Ok(self.files[0].metadata()?.len())
         })();

@@ -5,7 +5,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use hsdaq_abi::ioctl::{FaultArgs, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
 
+use crate::sink::Checkpoint;
 use crate::units::parse_duration;
+
+/// The environment variable that must be `1` for `--fault powercut`.
+pub const POWERCUT_ENV: &str = "HSDAQ_POWERCUT";
 
 /// One fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +25,10 @@ pub enum Fault {
     /// The segment writer is held to this many bytes per second, as by a
     /// slow or shared disk (the encoder waits as a blocking write would).
     SlowDisk(u64),
+    /// The machine loses power (sysrq `b`: immediate reboot, no sync) when
+    /// the writer first reaches this checkpoint: for the power-cut test in a
+    /// virtual machine, refused unless `HSDAQ_POWERCUT=1`.
+    PowerCut(Checkpoint),
 }
 
 /// A fault and when (after the recording starts) to inject it.
@@ -35,7 +43,7 @@ pub struct PlannedFault {
 impl PlannedFault {
     /// Parses `KIND:ARG@TIME`, e.g. `overrun:5@1s`, `stall-consumer:300ms@2s`.
     pub fn parse(s: &str) -> Result<Self> {
-        let usage = "expected KIND:ARG@TIME with KIND one of overrun (blocks), stall-producer, stall-consumer, jitter (durations), slow-disk (bytes per second), e.g. overrun:5@1s, slow-disk:8MiB@0s";
+        let usage = "expected KIND:ARG@TIME with KIND one of overrun (blocks), stall-producer, stall-consumer, jitter (durations), slow-disk (bytes per second), powercut (write, seal, sync, rename, manifest; needs HSDAQ_POWERCUT=1), e.g. overrun:5@1s, slow-disk:8MiB@0s, powercut:rename@2s";
         let (spec, at) = s
             .split_once('@')
             .with_context(|| format!("invalid --fault {s:?}: {usage}"))?;
@@ -60,6 +68,16 @@ impl PlannedFault {
                 Ok(n) if n > 0 => Fault::SlowDisk(n),
                 _ => bail!("--fault {s:?}: slow-disk takes bytes per second above 0, e.g. 8MiB"),
             },
+            "powercut" => {
+                let c = Checkpoint::ALL
+                    .into_iter()
+                    .find(|c| c.name() == arg)
+                    .with_context(|| format!("--fault {s:?}: powercut takes one of write, seal, sync, rename, manifest"))?;
+                if std::env::var(POWERCUT_ENV).as_deref() != Ok("1") {
+                    bail!("--fault {s:?} reboots this machine at once, without syncing any disk (a power cut for a test VM); set {POWERCUT_ENV}=1 to confirm");
+                }
+                Fault::PowerCut(c)
+            }
             _ => bail!("invalid --fault kind {kind:?}: {usage}"),
         };
         Ok(Self { at, fault })
@@ -71,10 +89,27 @@ impl PlannedFault {
             Fault::Overrun(n) => (FAULT_DROP_BLOCKS, n),
             Fault::StallProducer(d) => (FAULT_STALL_US, d.as_micros() as u64),
             Fault::Jitter(d) => (FAULT_JITTER_US, d.as_micros() as u64),
-            Fault::StallConsumer(_) | Fault::SlowDisk(_) => return None,
+            Fault::StallConsumer(_) | Fault::SlowDisk(_) | Fault::PowerCut(_) => return None,
         };
         Some(FaultArgs { kind, _pad: 0, arg })
     }
+}
+
+/// Cuts the power (sysrq `b`) if `cut` names checkpoint `c` and its time
+/// has come; otherwise returns at once.
+pub fn power_cut_at(cut: Option<(Checkpoint, std::time::Instant)>, c: Checkpoint) {
+    let Some((point, from)) = cut else { return };
+    if point != c || std::time::Instant::now() < from {
+        return;
+    }
+    eprintln!(
+        "acquire: --fault powercut: cutting the power at {}",
+        c.name()
+    );
+    // Written in one call: the kernel reboots inside this write.
+    let r = std::fs::write("/proc/sysrq-trigger", b"b");
+    eprintln!("acquire: --fault powercut failed ({r:?}); is /proc/sysrq-trigger writable?");
+    std::process::abort();
 }
 
 #[cfg(test)]
@@ -100,6 +135,8 @@ mod tests {
             "jitter:1q@1s",
             "slow-disk:0@1s",
             "slow-disk:fast@1s",
+            "powercut:later@1s",
+            "powercut:rename@1s", // HSDAQ_POWERCUT is not set in tests
         ] {
             assert!(PlannedFault::parse(bad).is_err(), "{bad}");
         }
