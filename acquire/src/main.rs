@@ -409,6 +409,9 @@ fn cmd_recover(dir: &std::path::Path, json: bool) -> Result<i32> {
                 r.run_dir, r.segments
             );
         }
+        for s in &r.salvaged {
+            println!("completed: {s} (sealed and synced, stopped before its rename)");
+        }
         for p in &r.partial {
             println!("left in place: {} ({} bytes): {}", p.file, p.bytes, p.why);
         }

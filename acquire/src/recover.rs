@@ -21,10 +21,11 @@ use crate::verify::{run_files, segment_metadata, structure};
 /// Status of a manifest rebuilt by `recover`.
 pub const STATUS_RECOVERED: &str = "recovered";
 
-/// Why a `.partial` segment cannot be salvaged.
-pub const PARTIAL_WHY: &str = "no Parquet footer: the recorder stopped while writing it, and a \
-Parquet file's row groups can only be found through its footer; left in place (verify and \
-analysis ignore *.partial files)";
+/// Why a `.partial` segment whose block table was not renamed is left.
+pub const PARTIAL_WHY: &str = "not confirmed durable: the recorder renames a segment's block \
+table only after both files are fsynced, and this one's was not, so its bytes may be torn \
+(a file still being written has no Parquet footer, and a Parquet file's row groups can only \
+be found through its footer); left in place (verify and analysis ignore *.partial files)";
 
 /// An unfinished file left in place.
 #[derive(Debug, Serialize)]
@@ -54,6 +55,9 @@ pub struct RecoverReport {
     pub scans_recorded: u64,
     /// Scans lost in their recorded gaps.
     pub scans_lost: u64,
+    /// Segments found complete under their `.partial` name (the recorder
+    /// stopped between its renames) and renamed, as the recorder would have.
+    pub salvaged: Vec<String>,
     /// Unfinished files, left in place.
     pub partial: Vec<PartialFile>,
     /// Closed segments whose record cannot be read (not in the manifest).
@@ -74,8 +78,19 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
     if !dir.is_dir() {
         bail!("{} is not a run folder", dir.display());
     }
-    let (done, partial_paths) = run_files(dir)?;
     let previous = Manifest::read(dir).ok();
+    let unclosed = previous.as_ref().is_none_or(|m| m.status == "recording");
+    let mut salvaged = Vec::new();
+    if unclosed {
+        for p in run_files(dir)?.1 {
+            match salvage(dir, &p) {
+                Ok(Some(name)) => salvaged.push(name),
+                Ok(None) => {}
+                Err(e) => eprintln!("acquire: recover: {} not salvaged: {e:#}", p.display()),
+            }
+        }
+    }
+    let (done, partial_paths) = run_files(dir)?;
     let mut unreadable = Vec::new();
     let mut records: Vec<(Manifest, SegmentInfo)> = Vec::new();
     for f in &done {
@@ -101,7 +116,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
     // report (below), not a crash to repair.
     let rebuilt = match &previous {
         Some(p) if p.status != "recording" => p.clone(),
-        _ => rebuild(base, &records, previous.as_ref()),
+        _ => rebuild(base, &records, previous.as_ref(), salvaged.len()),
     };
     let known = previous.as_ref().map_or(0, |m| m.segments.len());
     let rewritten = previous.as_ref() != Some(&rebuilt);
@@ -131,6 +146,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
         segments_added: rebuilt.segments.len().saturating_sub(known),
         scans_recorded: rebuilt.counts.scans_recorded,
         scans_lost: rebuilt.counts.scans_lost,
+        salvaged,
         partial,
         unreadable,
         damage,
@@ -144,8 +160,21 @@ fn rebuild(
     base: Manifest,
     records: &[(Manifest, SegmentInfo)],
     previous: Option<&Manifest>,
+    salvaged: usize,
 ) -> Manifest {
-    let segments: Vec<SegmentInfo> = records.iter().map(|(_, i)| i.clone()).collect();
+    // Close times are known only to the manifest the recorder wrote.
+    let close_ms = |i: &SegmentInfo| {
+        previous
+            .and_then(|p| p.segments.iter().find(|s| s.index == i.index))
+            .and_then(|s| s.close_ms)
+    };
+    let segments: Vec<SegmentInfo> = records
+        .iter()
+        .map(|(_, i)| SegmentInfo {
+            close_ms: close_ms(i),
+            ..i.clone()
+        })
+        .collect();
     let mut m = base;
     if let Some((newest, _)) = records.last() {
         if newest.compression_changes.len() > m.compression_changes.len() {
@@ -155,8 +184,9 @@ fn rebuild(
     let was = previous.map_or("missing".to_string(), |p| format!("'{}'", p.status));
     m.error = Some(format!(
         "the recorder stopped without closing the run (manifest.json was {was}); rebuilt by \
-         `acquire recover` from {} closed segments; scans after the last one, and the producer's \
-         final counters, are not known",
+         `acquire recover` from {} closed segments ({salvaged} of them completed from their \
+         `.partial` names); scans after the last one, and the producer's final counters, are not \
+         known",
         segments.len()
     ));
     m.status = STATUS_RECOVERED.into();
@@ -168,4 +198,64 @@ fn rebuild(
         m.add_segment(s);
     }
     m
+}
+
+/// Completes the commit of a segment the recorder stopped between renames:
+/// its block table already has its final name, which the recorder gives it
+/// only after both files were fsynced, so the samples file is whole. It is
+/// still checked (footer, record, every row decoded) before it is renamed.
+/// Returns the segment's name, or None when it is not such a segment.
+fn salvage(dir: &Path, partial: &Path) -> Result<Option<String>> {
+    let Some(name) = partial
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".partial"))
+    else {
+        return Ok(None);
+    };
+    let table = dir.join("blocks").join(name);
+    if !table.exists() {
+        return Ok(None);
+    }
+    let (_, info) = segment_metadata(partial)?;
+    let rows = decoded_rows(partial)?;
+    if rows != info.rows {
+        bail!("{rows} rows decode, its record says {}", info.rows);
+    }
+    let target = dir.join(name);
+    std::fs::rename(partial, &target)
+        .with_context(|| format!("cannot rename {}", partial.display()))?;
+    crate::manifest::sync_dir(dir)?;
+    Ok(Some(name.to_string()))
+}
+
+/// Rows of a Parquet file, every page of every column decoded (a torn
+/// page fails here); each column must hold the same number of rows.
+fn decoded_rows(path: &Path) -> Result<u64> {
+    use parquet::column::reader::ColumnReader;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::try_from(std::fs::File::open(path)?)?;
+    let mut total = 0u64;
+    for g in 0..r.num_row_groups() {
+        let rg = r.get_row_group(g)?;
+        let rows = rg.metadata().num_rows() as usize;
+        for c in 0..rg.num_columns() {
+            let n = match rg.get_column_reader(c)? {
+                ColumnReader::Int32ColumnReader(mut cr) => {
+                    let mut v = Vec::with_capacity(rows);
+                    cr.read_records(rows, None, None, &mut v)?.0
+                }
+                ColumnReader::Int64ColumnReader(mut cr) => {
+                    let mut v = Vec::with_capacity(rows);
+                    cr.read_records(rows, None, None, &mut v)?.0
+                }
+                _ => bail!("column {c} has a type the recorder does not write"),
+            };
+            if n != rows {
+                bail!("row group {g} column {c}: {n} of {rows} rows decode");
+            }
+        }
+        total += rows as u64;
+    }
+    Ok(total)
 }

@@ -245,6 +245,78 @@ fn recover_leaves_a_closed_run_alone_and_reports_damage() {
     );
 }
 
+/// The disk after a power cut between a segment's two renames (block table
+/// renamed, samples not; both fsynced): `recover` completes that commit.
+/// If the samples file is torn instead, it is left in place, named.
+#[test]
+fn recover_completes_a_segment_cut_between_its_renames() {
+    let d = tmp();
+    let record = |name: &str| {
+        let dir = d.path().join(name);
+        let o = run(&[
+            "record",
+            "--rate",
+            "100k",
+            "--samples",
+            "300000",
+            "--segment",
+            "1s",
+            "--out",
+            s(&dir),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        // As the cut leaves it: the last segment unrenamed, the manifest
+        // still `recording` and listing the segments before it.
+        let last = dir.join("segment-000002.parquet");
+        std::fs::rename(&last, dir.join("segment-000002.parquet.partial")).unwrap();
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        m["status"] = "recording".into();
+        m["segments"].as_array_mut().unwrap().truncate(2);
+        std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+        dir
+    };
+    let whole = record("whole");
+    let o = run(&["recover", s(&whole), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        r["salvaged"],
+        serde_json::json!(["segment-000002.parquet"]),
+        "{r}"
+    );
+    assert_eq!(r["scans_recorded"], 300000, "{r}");
+    assert_eq!(r["partial"].as_array().unwrap().len(), 0, "{r}");
+    let o = run(&["verify", s(&whole)]);
+    assert!(
+        o.status.success() && text(&o).contains("300000 rows"),
+        "{}",
+        text(&o)
+    );
+
+    let torn = record("torn");
+    let p = torn.join("segment-000002.parquet.partial");
+    let len = std::fs::metadata(&p).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    let o = run(&["recover", s(&torn), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["salvaged"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(
+        r["partial"][0]["file"], "segment-000002.parquet.partial",
+        "{r}"
+    );
+    assert!(text(&o).contains("not salvaged"), "{}", text(&o));
+    assert_eq!(r["segments"], 2, "{r}");
+    let o = run(&["verify", s(&torn)]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
 fn sigint_finishes_the_open_segment_cleanly() {
     let d = tmp();
