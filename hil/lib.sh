@@ -31,6 +31,9 @@ build_userspace() {
     fi
 }
 
+# Host programs copied into the x86_64 initramfs with their libraries.
+GUEST_HOST_TOOLS=(/usr/sbin/e2fsck)
+
 # make_initramfs OUT KO BINDIR: busybox, the module, our binaries (and the
 # shared libraries they load), and an /init that runs the scenario from the
 # 9p share. Prints the archive's path.
@@ -44,8 +47,12 @@ make_initramfs() {
     cp "$ko" "$root/lib/modules/"
     cp "$bindir"/* "$root/bin/"
     if [[ $ARCH == x86_64 ]]; then
-        local lib
-        for lib in $(ldd "$bindir"/* | grep -o '/[^ ]*\.so[^ ]*' | sort -u); do
+        # Host tools the scenarios use in the guest: e2fsck after a power cut.
+        local tool lib
+        for tool in "${GUEST_HOST_TOOLS[@]}"; do
+            cp -L "$(command -v "$tool")" "$root/bin/"
+        done
+        for lib in $(ldd "$root"/bin/* 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u); do
             cp --parents -L "$lib" "$root/"
         done
     fi
@@ -159,11 +166,13 @@ expect_firmware_bound() {
     expect "the driver bound the firmware device $1" grep -qx "$1" "$SHARE/bound.txt"
     expect "no virtual fallback device was created" sh -c "! grep -qx 'hsdaq.0' '$SHARE/bound.txt'"
 }
-# kernel_clean: no oops, BUG, WARN or panic in the guest's kernel log, and
-# no report of the debug kernel's detectors (lockdep, sleeping in atomic,
-# soft lockup, hung task, RCU stall, KFENCE, SLUB, debugobjects).
+# kernel_clean [LOG]: no oops, BUG, WARN or panic in the guest's kernel log
+# (default: the last boot's dmesg.log), and no report of the debug kernel's
+# detectors (lockdep, sleeping in atomic, soft lockup, hung task, RCU stall,
+# KFENCE, SLUB, debugobjects).
+KERNEL_REPORTS='Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UBSAN|rust_panic|panicked|INFO: task .* blocked|rcu: INFO|self-detected stall|ODEBUG:|KFENCE:|Redzone|Poison overwritten|possible recursive locking|circular locking|inconsistent lock state'
 kernel_clean() {
-    ! grep -E 'Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UBSAN|rust_panic|panicked|INFO: task .* blocked|rcu: INFO|self-detected stall|ODEBUG:|KFENCE:|Redzone|Poison overwritten|possible recursive locking|circular locking|inconsistent lock state' "$SHARE/dmesg.log"
+    ! grep -E "$KERNEL_REPORTS" "${1:-$SHARE/dmesg.log}"
 }
 # expect_info FILE DESCRIPTION JQ_TEST: the device as `acquire info --json`
 # (IOC_INFO) describes it passes JQ_TEST. Probe is silent on success
@@ -174,6 +183,12 @@ expect_info() {
 # manifest RUN JQ_FILTER: a value from a recorded run's manifest.
 manifest() { jq -r "$2" "$1/manifest.json"; }
 verify() { "$ACQUIRE_HOST" verify "$1"; }
+
+# boot_guest: boots the scenario's guest once (console appended to
+# serial.log); returns QEMU's exit status (124 or 137: timed out).
+boot_guest() {
+    eval "timeout --foreground -k 5 $TIMEOUT $(qemu_cmd "$SHARE") $(qemu_extra)" </dev/null >>"$DIR/serial.log" 2>&1
+}
 
 # run_scenario NAME: boots one guest and runs the scenario's checks.
 run_scenario() {
@@ -188,21 +203,23 @@ run_scenario() {
     cp -rL "$ROOT/boards" "$SHARE/boards"
     local file=$HIL/scenarios/$NAME.sh
     [[ -f $file ]] || { echo "hil: no scenario $NAME" >&2; return 1; }
-    unset -f guest check qemu_extra dtb
+    unset -f guest check qemu_extra dtb boots
     TIMEOUT=300
     qemu_extra() { :; }
+    # How the guest is booted: once, by default; a scenario may boot it
+    # several times (the power-cut scenario), the last boot's guest.rc counts.
+    boots() { boot_guest; }
     # arm64: the device tree to boot (default: QEMU's virt tree + our overlay).
     dtb() { virt_dtb "$DIR" "$ROOT/dts/overlays/hsdaq-qemu-virt.dtso"; }
     # shellcheck source=/dev/null
     source "$file"
     { echo "set -x"; declare -f guest; echo guest; } >"$SHARE/guest.sh"
-    local extra
-    extra=$(qemu_extra)
     DTB=
     [[ $ARCH == arm64 ]] && DTB=$(dtb)
     local start=$SECONDS rc=0
     echo "hil[$NAME]: booting ($DESCRIPTION; timeout ${TIMEOUT}s)" >&2
-    eval "timeout --foreground -k 5 $TIMEOUT $(qemu_cmd "$SHARE") $extra" </dev/null >"$DIR/serial.log" 2>&1 || rc=$?
+    : >"$DIR/serial.log"
+    boots || rc=$?
     local seconds=$((SECONDS - start))
     if ((rc == 124 || rc == 137)); then
         record no "guest did not finish within ${TIMEOUT}s"

@@ -326,14 +326,7 @@ fn drain(
             device.stop()?;
             stopping = true;
         }
-        if !stopping
-            && limit != u64::MAX
-            && ring.control().status.load(Ordering::Acquire) != STATUS_GONE
-            && ring.control().next_scan.load(Ordering::Acquire) >= limit
-        {
-            // The producer has passed the end of the recording while we
-            // catch up: stop it, so it neither spends CPU nor drops blocks
-            // nobody asked for; what it published is still drained.
+        if !stopping && past_limit(&ring, limit) {
             device.stop()?;
             stopping = true;
             at_limit = true;
@@ -425,7 +418,16 @@ fn drain(
         let chunk = match st.chunk.as_mut() {
             Some(c) => c,
             None => {
-                let c = take_free(&mut free_rx, hand)?;
+                let c = take_free(&mut free_rx, hand, &mut || {
+                    // Waiting on a slow disk: the producer may pass the
+                    // end meanwhile, and must be stopped there too.
+                    if !stopping && past_limit(&ring, limit) {
+                        device.stop()?;
+                        stopping = true;
+                        at_limit = true;
+                    }
+                    Ok(())
+                })?;
                 let waiting = cfg.pool_chunks.saturating_sub(free_rx.occupied_len() + 1);
                 live.backlog.store(waiting as u32, Ordering::Relaxed);
                 st.chunk.insert(c)
@@ -461,8 +463,22 @@ fn drain(
     Ok(end)
 }
 
-/// Takes an empty chunk, waiting while all are in flight.
-fn take_free(free_rx: &mut ChunkCons, hand: &Handoff) -> Result<Chunk> {
+/// True once the producer has passed the end of the recording while the
+/// drain catches up: it is then stopped, so it neither spends CPU nor drops
+/// blocks nobody asked for (what it published is still drained).
+fn past_limit(ring: &RingMap, limit: u64) -> bool {
+    limit != u64::MAX
+        && ring.control().status.load(Ordering::Acquire) != STATUS_GONE
+        && ring.control().next_scan.load(Ordering::Acquire) >= limit
+}
+
+/// Takes an empty chunk, waiting while all are in flight (the writer is
+/// behind); `waiting` runs between polls.
+fn take_free(
+    free_rx: &mut ChunkCons,
+    hand: &Handoff,
+    waiting: &mut dyn FnMut() -> Result<()>,
+) -> Result<Chunk> {
     loop {
         if let Some(c) = free_rx.try_pop() {
             return Ok(c);
@@ -470,6 +486,7 @@ fn take_free(free_rx: &mut ChunkCons, hand: &Handoff) -> Result<Chunk> {
         if hand.encoder_failed.load(Ordering::Acquire) {
             bail!("encoder failed");
         }
+        waiting()?;
         std::thread::park_timeout(Duration::from_micros(500));
     }
 }
