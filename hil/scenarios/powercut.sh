@@ -21,7 +21,9 @@ TIMEOUT=180
 
 # The cut plan cycles through these: the recorder's checkpoints, then
 # random moments chosen by the host.
-POWERCUT_POINTS=(write seal sync rename manifest random random random random random)
+# `done`: the recording finishes, then the power goes at once (its final
+# manifest must already be durable).
+POWERCUT_POINTS=(write seal sync rename manifest done random random random random)
 
 qemu_extra() {
     echo "-drive file=$DIR/disk.img,if=virtio,format=raw"
@@ -54,9 +56,14 @@ guest() {
     fi
     [ -f /host/cut-$k/plan ] || { umount /mnt; return 0; }
     read point at_ms </host/cut-$k/plan
+    touch /host/cut-$k/started
+    if [ "$point" = done ]; then
+        acquire record --device /dev/hsdaq0 --out /mnt/run-$k --duration ${at_ms}ms \
+            --segment 500ms --allow-loss 2>/host/cut-$k/record.log
+        echo b >/proc/sysrq-trigger
+    fi
     fault=
     [ "$point" = random ] || fault="--fault powercut:$point@${at_ms}ms"
-    touch /host/cut-$k/started
     HSDAQ_POWERCUT=1 acquire record --device /dev/hsdaq0 --out /mnt/run-$k --duration 60s \
         --segment 500ms --allow-loss $fault 2>/host/cut-$k/record.log
     echo "the recording ended without a power cut" >/host/cut-$k/no-cut
@@ -109,10 +116,20 @@ check() {
         read -r point at_ms <"$d/plan"
         local what="cut $k ($point, ${at_ms} ms)"
         expect "$what: the recording was cut, not finished" test ! -e "$d/no-cut"
-        if [[ $point != random ]]; then
-            expect "$what: the recorder cut the power at its checkpoint" \
+        case $point in
+        done)
+            expect_eq "$what: a run closed just before the cut stays closed" \
+                "$(jq -r .status "$d/manifest.json")" complete
+            expect_eq "$what: recover leaves it as it is" "$(jq -r .rewritten "$d/recover.json")" false
+            ;;
+        *)
+            [[ $point == random ]] || expect "$what: the recorder cut the power at its checkpoint" \
                 grep -q "cutting the power at $point" "$d/record.log"
-        fi
+            expect "$what: verify on the cut run names the recovery command" \
+                grep -q "acquire recover" "$d/verify-before.log"
+            expect_eq "$what: manifest status" "$(jq -r .status "$d/manifest.json")" recovered
+            ;;
+        esac
         # e2fsck exits 1 after fixing the superblock's free-block and inode
         # counts, which ext4 does not keep current on disk (normal after a
         # crash); 2 and above would mean damage.
@@ -120,11 +137,8 @@ check() {
         fsck_rc=$(cat "$d/fsck.rc" 2>/dev/null || echo missing)
         expect "$what: e2fsck: the filesystem is consistent after journal replay (rc $fsck_rc)" \
             test "$fsck_rc" = 0 -o "$fsck_rc" = 1
-        expect "$what: verify on the cut run names the recovery command" \
-            grep -q "acquire recover" "$d/verify-before.log"
         expect_eq "$what: acquire recover exit status" "$(cat "$d/recover.rc")" 0
         expect_eq "$what: acquire verify exit status after recovery" "$(cat "$d/verify.rc")" 0
-        expect_eq "$what: manifest status" "$(jq -r .status "$d/manifest.json")" recovered
         # Segments the recorder reported durable before the cut, and the
         # rebuilt manifest's: every durable one kept, at most one more.
         local durable recovered extra missing partial
@@ -141,7 +155,7 @@ check() {
         partial=$(grep -c '^segment-.*\.partial$' "$d/files.txt" || true)
         expect "$what: at most one unfinished segment on the disk ($partial left as .partial)" test "$partial" -le 1
         local lost=1
-        [[ $point == manifest ]] && lost=0
+        [[ $point == manifest || $point == done ]] && lost=0
         expect "$what: recover names every .partial it left" \
             test "$(jq '.partial | map(select(.file | startswith("segment-"))) | length' "$d/recover.json")" = "$partial"
         expect "$what: the rebuilt totals are its segments' totals" \
