@@ -29,6 +29,14 @@ bench *flags:
 bench-sustain dir="." rates="25M,35M,45M":
     cargo run --release -q -p hsdaq-acquire -- bench --dir {{dir}} --runs 1 --sustain {{rates}} --sustain-seconds 60
 
+# Soak: SECONDS (default 10 min) at half the loss-free rate to the disk; 0 lost, flat memory and descriptors.
+soak seconds="600" rate="17M":
+    scripts/soak.sh {{seconds}} {{rate}}
+
+# Power cuts in the QEMU guest (ext4 on virtio-blk): N cuts cycling through every segment checkpoint and random moments.
+powercut cuts="40":
+    POWERCUT_CUTS={{cuts}} hil/run.sh --board qemu-x86_64 powercut
+
 # List board profiles.
 boards:
     cargo run --release -q -p hsdaq-acquire -- boards boards

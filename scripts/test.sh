@@ -39,6 +39,9 @@ if ! wait "$kernels"; then
     exit 1
 fi
 grep -E 'cached build|built in' target/kernels.log || true
+# After the kernel builds, which would take the cores the soak measures.
+stage "soak: 60 s at half the loss-free rate to the disk: 0 lost, memory and descriptors flat (just soak: 10 min)"
+scripts/soak.sh 60
 stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"

@@ -3,6 +3,7 @@
 //! report (`summary.json`, text, PNG + SVG plots, `index.html`).
 
 pub mod font;
+pub mod health;
 pub mod load;
 pub mod metrics;
 pub mod plots;

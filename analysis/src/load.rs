@@ -134,23 +134,26 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
 }
 
 fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
-    let frames = files
+    let paths = files
         .iter()
-        .map(|f| {
-            let path = PlRefPath::try_from_path(f)?;
-            // Partition values come from `Run::partitions`; polars' own hive
-            // inference would add columns that differ between runs.
-            let args = ScanArgsParquet {
-                hive_options: HiveOptions {
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            LazyFrame::scan_parquet(path, args)
-        })
+        .map(|f| PlRefPath::try_from_path(f))
         .collect::<PolarsResult<Vec<_>>>()?;
-    Ok(concat(frames, UnionArgs::default())?)
+    // One scan over every file (not a concat of scans, which polars runs
+    // side by side and buffers): the streaming engine then reads them in
+    // order with bounded memory. Partition values come from
+    // `Run::partitions`; polars' own hive inference would add columns
+    // that differ between runs.
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(LazyFrame::scan_parquet_files(
+        paths.into_iter().collect(),
+        args,
+    )?)
 }
 
 impl Run {

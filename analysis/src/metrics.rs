@@ -74,6 +74,8 @@ pub struct RunMetrics {
     pub damage: Vec<String>,
     /// Per-channel statistics.
     pub channels: Vec<ChannelStats>,
+    /// The recorder's memory, descriptors and segment close times.
+    pub health: crate::health::Health,
     /// Throughput timeline: (seconds since start, MB/s, scans/s).
     #[serde(skip)]
     pub throughput: Vec<(f64, f64, f64)>,
@@ -129,7 +131,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     let tot = samples
         .clone()
         .select(aggs)
-        .collect()
+        .collect_with_engine(Engine::Streaming)
         .context("cannot read the samples")?;
     let rows = f64_at(&tot, "rows")? as u64;
     let seq_min = f64_at(&tot, "seq_min")? as i64;
@@ -201,6 +203,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         latency_us,
         damage: run.damage.clone(),
         channels,
+        health: crate::health::read(&run.path, m)?,
         throughput,
         gap_timeline,
         latency_hist,
@@ -234,7 +237,7 @@ fn preview(
         .group_by([col("bin")])
         .agg(aggs)
         .sort(["bin"], Default::default())
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let t = f64_col(&df, "t")?;
     let t0 = t.first().copied().unwrap_or(0.0);
     let mut out = Vec::new();
@@ -259,7 +262,7 @@ fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(
         .clone()
         .select(cols)
         .slice(0, FFT_LEN as IdxSize)
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let mut planner = rustfft::FftPlanner::<f64>::new();
     let mut out = Vec::new();
     for n in names {
@@ -319,7 +322,7 @@ fn block_metrics(
     let a0 = blocks
         .clone()
         .select([col("arrival_ns").min().alias("a0")])
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let a0 = f64_at(&a0, "a0")? as i64;
     let tp = blocks
         .clone()
@@ -331,7 +334,7 @@ fn block_metrics(
         .group_by([col("bin")])
         .agg([col("scans").cast(DataType::Int64).sum().alias("scans")])
         .sort(["bin"], Default::default())
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let bins = f64_col(&tp, "bin")?;
     let scans = f64_col(&tp, "scans")?;
     let per_s = 1e9 / bin_ns as f64;
@@ -351,7 +354,7 @@ fn block_metrics(
         .clone()
         .filter(col("lost_before").gt(lit(0)))
         .select([col("t_ns"), col("lost_before")])
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let gt = f64_col(&gaps, "t_ns")?;
     let gl = f64_col(&gaps, "lost_before")?;
     let gap_timeline: Vec<(f64, u64)> = gt
@@ -382,7 +385,7 @@ fn block_metrics(
                 .alias("p999"),
             col("lat").max().alias("max"),
         ])
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let (lo, p50, p99, p999, max) = (
         f64_at(&q, "min")?,
         f64_at(&q, "p50")?,
@@ -402,7 +405,7 @@ fn block_metrics(
         .group_by([col("b")])
         .agg([len().alias("n")])
         .sort(["b"], Default::default())
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?;
     let hb = f64_col(&h, "b")?;
     let hn = f64_col(&h, "n")?;
     let latency_hist = hb

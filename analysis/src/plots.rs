@@ -16,7 +16,19 @@ pub const PLOTS: &[(&str, &str)] = &[
     ("latency", "Block latency"),
     ("signal", "Signal preview (min/max per bin)"),
     ("spectrum", "Spectrum (first 65536 scans)"),
+    ("health", "Recorder memory and descriptors (health.csv)"),
+    ("close", "Segment close times"),
 ];
+
+/// Whether the run has the data a plot shows (health and close times
+/// come only from runs recorded with them).
+pub fn has(name: &str, m: &RunMetrics) -> bool {
+    match name {
+        "health" => !m.health.samples.is_empty(),
+        "close" => !m.health.close_ms.is_empty(),
+        _ => true,
+    }
+}
 
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
@@ -28,7 +40,7 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 pub fn write_all(m: &RunMetrics, dir: &Path) -> Result<Vec<String>> {
     crate::font::init()?;
     let mut written = Vec::new();
-    for (name, _) in PLOTS {
+    for (name, _) in PLOTS.iter().filter(|p| has(p.0, m)) {
         let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
         {
@@ -72,6 +84,43 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
                 .zip(&m.channels)
                 .map(|(s, c)| (c.name.as_str(), s.clone()))
                 .collect::<Vec<_>>(),
+        ),
+        "health" => {
+            let h = &m.health.samples;
+            line(
+                root,
+                &title,
+                "time since the recorder started (s)",
+                "MiB / count",
+                &[
+                    (
+                        "resident set (MiB)",
+                        h.iter().map(|s| (s.t, s.rss_mib)).collect(),
+                    ),
+                    (
+                        "open file descriptors",
+                        h.iter().map(|s| (s.t, s.fds as f64)).collect(),
+                    ),
+                    (
+                        "backlog (chunks)",
+                        h.iter().map(|s| (s.t, s.backlog as f64)).collect(),
+                    ),
+                ],
+            )
+        }
+        "close" => line(
+            root,
+            &title,
+            "segment",
+            "close time (ms): footer, fsync, rename",
+            &[(
+                "close ms",
+                m.health
+                    .close_ms
+                    .iter()
+                    .map(|&(i, c)| (i as f64, c))
+                    .collect(),
+            )],
         ),
         _ => Ok(()),
     }

@@ -60,6 +60,17 @@ pub fn text(m: &RunMetrics) -> String {
             "  block latency p50 {p50:.0} µs, p99 {p99:.0} µs, max {max:.0} µs"
         );
     }
+    let h = &m.health;
+    if let (Some(a), Some(mx), Some(z)) = (h.rss_mib_settled, h.rss_mib_max, h.rss_mib_last) {
+        let _ = writeln!(
+            s,
+            "  recorder: resident {a:.0} MiB after warm-up, {z:.0} at the end (max {mx:.0}); open files {}",
+            h.fds_range.map_or("?".into(), |(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}..{hi}") })
+        );
+    }
+    if let Some((p50, mx)) = h.close_ms_p50_max {
+        let _ = writeln!(s, "  segment close: median {p50:.1} ms, max {mx:.1} ms");
+    }
     for c in &m.channels {
         let _ = writeln!(
             s,
@@ -91,7 +102,7 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
             )
         }
     );
-    for (name, title) in PLOTS {
+    for (name, title) in PLOTS.iter().filter(|p| crate::plots::has(p.0, m)) {
         let _ = write!(
             h,
             "<h2>{title}</h2><a href=\"{name}.svg\"><img src=\"{name}.png\" alt=\"{title}\"></a>"

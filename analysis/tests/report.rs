@@ -59,7 +59,15 @@ fn report_writes_every_file_with_correct_metrics() {
     make_run(&run, 200_000, &["overrun:3@600ms"]);
     let out = d.path().join("report");
     let s = report(&[&run], &out);
-    for name in ["throughput", "losses", "latency", "signal", "spectrum"] {
+    for name in [
+        "throughput",
+        "losses",
+        "latency",
+        "signal",
+        "spectrum",
+        "health",
+        "close",
+    ] {
         for ext in ["png", "svg"] {
             let p = out.join(format!("{name}.{ext}"));
             let len = std::fs::metadata(&p)
@@ -79,6 +87,17 @@ fn report_writes_every_file_with_correct_metrics() {
     );
     assert_eq!(r["gaps"], 1);
     assert!(m.counts.scans_lost > 0);
+    // The recorder's health.csv and close times reach the report.
+    let h = &r["health"];
+    assert!(h["rss_mib_max"].as_f64().unwrap() > 1.0, "{h}");
+    assert!(h["fds_range"][0].as_u64().unwrap() >= 3, "{h}");
+    let close = h["close_ms_p50_max"][1].as_f64().unwrap();
+    let slowest = m
+        .segments
+        .iter()
+        .filter_map(|s| s.close_ms)
+        .fold(0.0, f64::max);
+    assert_eq!(close, slowest, "{h}");
     // The sine of channel c sits at rate × (64 + 97c) / 65536 Hz.
     for c in 0..3u64 {
         let want = 200_000.0 * (64 + 97 * c) as f64 / 65536.0;
