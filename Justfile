@@ -37,6 +37,11 @@ soak seconds="600" rate="17M":
 powercut cuts="40":
     POWERCUT_CUTS={{cuts}} hil/run.sh --board qemu-x86_64 powercut
 
+# analysis report vs a bare polars scan on the same files (records 10 s at 12.5 M scans/s x 4 ch first: 1 GB of samples).
+bench-analysis run="target/bench-analysis/run":
+    test -f {{run}}/manifest.json || cargo run --release -q -p hsdaq-acquire -- record --rate 12500k --duration 10s --out {{run}}
+    cargo run --release -q -p hsdaq-analysis -- bench {{run}}
+
 # List board profiles.
 boards:
     cargo run --release -q -p hsdaq-acquire -- boards boards

@@ -2,6 +2,7 @@
 //! loss, latency and signal metrics, plot them with plotters and write a
 //! report (`summary.json`, text, PNG + SVG plots, `index.html`).
 
+pub mod bench;
 pub mod font;
 pub mod health;
 pub mod load;

@@ -157,6 +157,20 @@ fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
 }
 
 impl Run {
+    /// Bytes of samples in its segments (rows from each footer's record).
+    pub fn sample_bytes(&self) -> u64 {
+        let width = if self.manifest.stream.format == "i32" {
+            4
+        } else {
+            2
+        };
+        self.segments
+            .iter()
+            .filter_map(|s| segment_metadata(s).ok())
+            .map(|(_, info)| info.rows * self.manifest.stream.channels as u64 * width)
+            .sum()
+    }
+
     /// The samples (`seq`, `t_ns`, channels…), lazily.
     pub fn samples(&self) -> Result<LazyFrame> {
         scan(&self.segments)

@@ -28,6 +28,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Time `report` against a bare polars lazy scan computing the same
+    /// per-column aggregates on the same files (child processes, median).
+    Bench {
+        /// Segment files, run folders, or trees of runs.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Rounds (each runs both).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+        runs: u16,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The benchmark's baseline: a bare polars lazy scan computing min,
+    /// max, mean and std of every column.
+    #[command(hide = true)]
+    Baseline {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,7 +64,35 @@ fn main() -> ExitCode {
 
 /// Writes the report; `Ok(false)` when a run is structurally damaged.
 fn run(cli: Cli) -> Result<bool> {
-    let Cmd::Report { paths, out, json } = cli.cmd;
+    let (paths, out, json) = match cli.cmd {
+        Cmd::Report { paths, out, json } => (paths, out, json),
+        Cmd::Baseline { paths } => {
+            hsdaq_analysis::bench::baseline(&paths)?;
+            return Ok(true);
+        }
+        Cmd::Bench { paths, runs, json } => {
+            let b = hsdaq_analysis::bench::run(&paths, runs as usize)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                let gb = b.sample_bytes as f64 / 1e9;
+                for t in [&b.report, &b.baseline] {
+                    println!(
+                        "{:<55} {:>7.2} s ({:>6.0} MB/s of samples), peak {:>6.0} MiB",
+                        t.name,
+                        t.seconds,
+                        gb * 1e3 / t.seconds,
+                        t.peak_rss_mib
+                    );
+                }
+                println!(
+                    "report / bare scan: {:.2}x the time, on {gb:.2} GB of samples (target <= 2x)",
+                    b.time_ratio
+                );
+            }
+            return Ok(true);
+        }
+    };
     let runs = hsdaq_analysis::load::discover(&paths)?;
     let mut metrics = Vec::new();
     for (i, r) in runs.iter().enumerate() {

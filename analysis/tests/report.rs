@@ -248,3 +248,32 @@ fn report_fails_on_a_flipped_byte_naming_the_run() {
     );
     assert!(err.contains("run"), "{err}");
 }
+
+/// `analysis bench` times the report and the bare polars scan on the same
+/// files, each in its own process, and says how they compare.
+#[test]
+fn bench_compares_report_and_bare_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    make_run(&run, 100_000, &[]);
+    let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
+        .args(["bench", "--runs", "1", "--json"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = hsdaq_acquire::manifest::Manifest::read(&run).unwrap();
+    assert_eq!(
+        b["sample_bytes"],
+        m.counts.scans_recorded * m.stream.channels as u64 * 2
+    );
+    for t in ["report", "baseline"] {
+        assert!(b[t]["seconds"].as_f64().unwrap() > 0.0, "{b}");
+        assert!(b[t]["peak_rss_mib"].as_f64().unwrap() > 1.0, "{b}");
+    }
+    let ratio = b["time_ratio"].as_f64().unwrap();
+    let want =
+        b["report"]["seconds"].as_f64().unwrap() / b["baseline"]["seconds"].as_f64().unwrap();
+    assert!((ratio - want).abs() < 1e-9, "{b}");
+}
