@@ -10,12 +10,22 @@ use crate::load::Run;
 
 /// Points in the decimated signal preview.
 const PREVIEW_BINS: i64 = 1500;
-/// Bins of the throughput timeline.
+/// Most bins of the throughput timeline.
 const THROUGHPUT_BINS: i64 = 200;
+/// Fewest blocks in a throughput bin: blocks arrive whole, so a bin of n
+/// blocks can be off by one block (1/n) from binning alone; 20 keeps that
+/// under 5 %, below anything worth seeing.
+const BLOCKS_PER_BIN: i64 = 20;
 /// Bins of the latency histogram.
 const LATENCY_BINS: usize = 60;
-/// Samples per channel fed to the FFT.
+/// Samples per Welch segment (frequency resolution = rate / FFT_LEN).
 const FFT_LEN: usize = 1 << 16;
+/// Most Welch segments, spread evenly over the whole run.
+const WELCH_SEGMENTS: usize = 16;
+/// Tones labelled per channel.
+const TONES: usize = 3;
+/// Most samples in a channel's zoom window.
+const ZOOM_MAX: usize = 4096;
 
 /// Per-channel statistics in physical units.
 #[derive(Debug, Serialize, Clone)]
@@ -34,6 +44,8 @@ pub struct ChannelStats {
     pub std: f64,
     /// Strongest spectral line (Hz), DC excluded.
     pub peak_hz: f64,
+    /// The strongest tones of the run's averaged spectrum: (Hz, dBFS).
+    pub tones: Vec<(f64, f64)>,
 }
 
 /// Everything the report shows about one run.
@@ -49,6 +61,8 @@ pub struct RunMetrics {
     pub board: Option<String>,
     /// Recording status from the manifest.
     pub status: String,
+    /// Wall-clock start of the recording (RFC 3339).
+    pub start: String,
     /// Nominal scans/s.
     pub rate_hz: u64,
     /// Sample format.
@@ -88,9 +102,17 @@ pub struct RunMetrics {
     /// Decimated preview per channel: (seconds, min, max).
     #[serde(skip)]
     pub preview: Vec<Vec<(f64, f64, f64)>>,
-    /// Spectrum per channel: (Hz, dB).
+    /// Spectrum per channel, Welch average over the whole run: (Hz, dBFS).
     #[serde(skip)]
     pub spectrum: Vec<Vec<(f64, f64)>>,
+    /// Welch segments averaged, and samples in each.
+    pub spectrum_segments: (usize, usize),
+    /// A few periods of each channel from the middle of the run:
+    /// (ms from the window's start, value in the channel's unit).
+    #[serde(skip)]
+    pub zoom: Vec<Vec<(f64, f64)>>,
+    /// Width of a throughput bin, s (a whole number of blocks).
+    pub throughput_bin_s: f64,
 }
 
 fn f64_at(df: &DataFrame, name: &str) -> Result<f64> {
@@ -140,7 +162,13 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     let t_max = f64_at(&tot, "t_max")?;
     let seconds = ((t_max - t_min) / 1e9).max(1.0 / m.stream.rate_hz as f64);
 
-    let spectrum = spectra(&samples, &names, m.stream.rate_hz)?;
+    let full_scale = if m.stream.format == "i32" {
+        2f64.powi(31)
+    } else {
+        32768.0
+    };
+    let (spectrum, spectrum_segments) =
+        welch(&samples, &names, m.stream.rate_hz, rows, full_scale)?;
     let mut channels = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let info = &m.channels[i];
@@ -151,14 +179,8 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
             f64_at(&tot, &format!("{n}_min"))? * a + b,
             f64_at(&tot, &format!("{n}_max"))? * a + b,
         );
-        let peak_hz = spectrum[i]
-            .iter()
-            .skip(1)
-            .fold(
-                (0.0, f64::MIN),
-                |acc, &(f, db)| if db > acc.1 { (f, db) } else { acc },
-            )
-            .0;
+        let tones = tones(&spectrum[i]);
+        let peak_hz = tones.first().map_or(0.0, |t| t.0);
         channels.push(ChannelStats {
             name: n.clone(),
             unit: info.unit.clone(),
@@ -167,21 +189,24 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
             mean: mean * a + b,
             std: var.sqrt() * a.abs(),
             peak_hz,
+            tones,
         });
     }
 
     let preview = preview(&samples, &names, seq_min, seq_max, m)?;
-    let (throughput, gap_timeline, latency_hist, latency_us, lost, gaps) = match run.blocks()? {
-        Some(blocks) => block_metrics(blocks, t_min, seconds, m.stream.rate_hz, scan_bytes)?,
-        None => (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            None,
-            m.counts.scans_lost,
-            m.counts.gaps,
-        ),
-    };
+    let zoom = zoom(&samples, m, rows, &channels)?;
+    let ((throughput, throughput_bin_s), gap_timeline, latency_hist, latency_us, lost, gaps) =
+        match run.blocks()? {
+            Some(blocks) => block_metrics(blocks, t_min, seconds, m, scan_bytes)?,
+            None => (
+                (Vec::new(), 0.0),
+                Vec::new(),
+                Vec::new(),
+                None,
+                m.counts.scans_lost,
+                m.counts.gaps,
+            ),
+        };
     // Scans dropped after the last recorded one have no gap row: the
     // manifest counts them (`scans_lost_at_end`).
     let lost = lost + m.counts.scans_lost_at_end;
@@ -191,6 +216,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         partitions: run.partitions.clone(),
         board: m.board.clone(),
         status: m.status.clone(),
+        start: m.start_wall_clock.clone(),
         rate_hz: m.stream.rate_hz,
         format: m.stream.format.clone(),
         scans: rows,
@@ -209,6 +235,9 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         latency_hist,
         preview,
         spectrum,
+        spectrum_segments,
+        zoom,
+        throughput_bin_s,
     })
 }
 
@@ -255,53 +284,144 @@ fn preview(
     Ok(out)
 }
 
-/// Magnitude spectrum (dB) of the first `FFT_LEN` samples of each channel, Hann-windowed.
-fn spectra(samples: &LazyFrame, names: &[String], rate: u64) -> Result<Vec<Vec<(f64, f64)>>> {
+/// Per channel: (Hz, dBFS) points.
+type Spectra = Vec<Vec<(f64, f64)>>;
+
+/// Amplitude spectrum per channel in dBFS (a full-scale sine reads 0),
+/// Welch's method: Hann-windowed segments of `FFT_LEN` samples spread
+/// evenly over the whole run (each read alone, so memory stays one
+/// segment), power averaged. Returns the spectra and (segments, length).
+fn welch(
+    samples: &LazyFrame,
+    names: &[String],
+    rate: u64,
+    rows: u64,
+    full_scale: f64,
+) -> Result<(Spectra, (usize, usize))> {
+    if rows < 16 {
+        return Ok((vec![Vec::new(); names.len()], (0, 0)));
+    }
+    // The largest power of two that fits, at most FFT_LEN.
+    let len = (1usize << (u64::BITS - 1 - rows.leading_zeros())).min(FFT_LEN);
+    let segs = ((rows as usize / len).clamp(1, WELCH_SEGMENTS)).max(1);
     let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+    let window: Vec<f64> = (0..len)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / len as f64).cos())
+        .collect();
+    let gain: f64 = window.iter().sum();
+    let fft = rustfft::FftPlanner::<f64>::new().plan_fft_forward(len);
+    let mut power = vec![vec![0.0f64; len / 2]; names.len()];
+    for k in 0..segs {
+        let off = if segs == 1 {
+            0
+        } else {
+            k as u64 * (rows - len as u64) / (segs as u64 - 1)
+        };
+        let df = samples
+            .clone()
+            .select(cols.clone())
+            .slice(off as i64, len as IdxSize)
+            .collect_with_engine(Engine::Streaming)?;
+        for (c, n) in names.iter().enumerate() {
+            let x = f64_col(&df, n)?;
+            let mean = x.iter().sum::<f64>() / x.len().max(1) as f64;
+            let mut buf: Vec<Complex<f64>> = x
+                .iter()
+                .zip(&window)
+                .map(|(v, w)| Complex::new((v - mean) * w, 0.0))
+                .collect();
+            buf.resize(len, Complex::new(0.0, 0.0));
+            fft.process(&mut buf);
+            for (p, b) in power[c].iter_mut().zip(&buf) {
+                *p += b.norm_sqr();
+            }
+        }
+    }
+    let out = power
+        .iter()
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .map(|(k, &pw)| {
+                    let amp = 2.0 * (pw / segs as f64).sqrt() / gain / full_scale;
+                    (
+                        k as f64 * rate as f64 / len as f64,
+                        20.0 * amp.max(1e-12).log10(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    Ok((out, (segs, len)))
+}
+
+/// The strongest tones of a spectrum, DC excluded: local maxima at least
+/// 20 dB above the spectrum's median, strongest first, at most `TONES`.
+fn tones(spectrum: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if spectrum.len() < 4 {
+        return Vec::new();
+    }
+    let mut levels: Vec<f64> = spectrum.iter().map(|p| p.1).collect();
+    levels.sort_by(f64::total_cmp);
+    let floor = levels[levels.len() / 2] + 20.0;
+    let mut peaks: Vec<(f64, f64)> = spectrum
+        .windows(3)
+        .skip(1)
+        .filter(|w| w[1].1 > w[0].1 && w[1].1 >= w[2].1 && w[1].1 > floor)
+        .map(|w| w[1])
+        .collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    peaks.truncate(TONES);
+    peaks
+}
+
+/// A few periods of each channel's strongest tone from the middle of the
+/// run (raw samples, in the channel's unit), so the waveform itself shows.
+fn zoom(
+    samples: &LazyFrame,
+    m: &hsdaq_format::manifest::Manifest,
+    rows: u64,
+    channels: &[ChannelStats],
+) -> Result<Vec<Vec<(f64, f64)>>> {
+    let rate = m.stream.rate_hz as f64;
+    let want: Vec<usize> = channels
+        .iter()
+        .map(|c| {
+            let periods = if c.peak_hz > 0.0 {
+                4.0 * rate / c.peak_hz
+            } else {
+                256.0
+            };
+            (periods as usize).clamp(16, ZOOM_MAX)
+        })
+        .collect();
+    let len = want.iter().copied().max().unwrap_or(0).min(rows as usize);
+    if len == 0 {
+        return Ok(vec![Vec::new(); channels.len()]);
+    }
+    let cols: Vec<Expr> = channels.iter().map(|c| col(c.name.as_str())).collect();
     let df = samples
         .clone()
         .select(cols)
-        .slice(0, FFT_LEN as IdxSize)
+        .slice(((rows as usize - len) / 2) as i64, len as IdxSize)
         .collect_with_engine(Engine::Streaming)?;
-    let mut planner = rustfft::FftPlanner::<f64>::new();
-    let mut out = Vec::new();
-    for n in names {
-        let x = f64_col(&df, n)?;
-        // The largest power of two that fits, at most FFT_LEN.
-        if x.len() < 2 {
-            out.push(Vec::new());
-            continue;
-        }
-        let len = (1usize << (usize::BITS - 1 - x.len().leading_zeros())).min(FFT_LEN);
-        let mean = x[..len].iter().sum::<f64>() / len as f64;
-        let mut buf: Vec<Complex<f64>> = x[..len]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / len as f64).cos();
-                Complex::new((v - mean) * w, 0.0)
-            })
-            .collect();
-        planner.plan_fft_forward(len).process(&mut buf);
-        let norm = len as f64 / 4.0;
-        out.push(
-            buf[..len / 2]
-                .iter()
+    channels
+        .iter()
+        .zip(&m.channels)
+        .zip(&want)
+        .map(|((c, info), &n)| {
+            let x = f64_col(&df, &c.name)?;
+            Ok(x.iter()
+                .take(n)
                 .enumerate()
-                .map(|(k, c)| {
-                    (
-                        k as f64 * rate as f64 / len as f64,
-                        20.0 * (c.norm() / norm).max(1e-9).log10(),
-                    )
-                })
-                .collect(),
-        );
-    }
-    Ok(out)
+                .map(|(i, v)| (i as f64 * 1e3 / rate, v * info.scale + info.offset))
+                .collect())
+        })
+        .collect()
 }
 
 type BlockMetrics = (
-    Vec<(f64, f64, f64)>,
+    (Vec<(f64, f64, f64)>, f64),
     Vec<(f64, u64)>,
     Vec<(f64, f64, u64)>,
     Option<(f64, f64, f64)>,
@@ -314,11 +434,16 @@ fn block_metrics(
     blocks: LazyFrame,
     t_min: f64,
     seconds: f64,
-    rate: u64,
+    m: &hsdaq_format::manifest::Manifest,
     scan_bytes: f64,
 ) -> Result<BlockMetrics> {
+    let rate = m.stream.rate_hz;
     let period_ns = 1e9 / rate as f64;
-    let bin_ns = ((seconds * 1e9 / THROUGHPUT_BINS as f64) as i64).max(10_000_000);
+    // Bins of whole blocks, at least BLOCKS_PER_BIN, at most THROUGHPUT_BINS.
+    let block_ns = (m.stream.block_scans as f64 * period_ns).max(1.0);
+    let blocks_per_bin =
+        ((seconds * 1e9 / THROUGHPUT_BINS as f64 / block_ns).ceil() as i64).max(BLOCKS_PER_BIN);
+    let bin_ns = ((blocks_per_bin as f64 * block_ns) as i64).max(1);
     let a0 = blocks
         .clone()
         .select([col("arrival_ns").min().alias("a0")])
@@ -338,12 +463,20 @@ fn block_metrics(
     let bins = f64_col(&tp, "bin")?;
     let scans = f64_col(&tp, "scans")?;
     let per_s = 1e9 / bin_ns as f64;
+    // The last bin is cut short by the end of the run: its rate would be a
+    // drop that did not happen, so it is left out (unless it is the only one).
+    let keep = if bins.len() > 1 {
+        bins.len() - 1
+    } else {
+        bins.len()
+    };
     let throughput = bins
         .iter()
         .zip(&scans)
+        .take(keep)
         .map(|(&b, &s)| {
             (
-                b * bin_ns as f64 / 1e9,
+                (b + 0.5) * bin_ns as f64 / 1e9,
                 s * per_s * scan_bytes / 1e6,
                 s * per_s,
             )
@@ -415,7 +548,7 @@ fn block_metrics(
         .collect();
     let count = gap_timeline.len() as u64;
     Ok((
-        throughput,
+        (throughput, bin_ns as f64 / 1e9),
         gap_timeline,
         latency_hist,
         (!p50.is_nan()).then_some((p50, p99, max)),

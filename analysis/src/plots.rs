@@ -5,17 +5,23 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::metrics::RunMetrics;
 
 const SIZE: (u32, u32) = (1000, 480);
+/// Height of one channel's row in the stacked signal and spectrum plots.
+const ROW: u32 = 190;
 /// Plot names, in report order, with their titles.
 pub const PLOTS: &[(&str, &str)] = &[
     ("throughput", "Throughput over time"),
     ("losses", "Losses and gaps"),
     ("latency", "Block latency"),
-    ("signal", "Signal preview (min/max per bin)"),
-    ("spectrum", "Spectrum (first 65536 scans)"),
+    (
+        "signal",
+        "Signal: whole run (min/max envelope) and a few periods",
+    ),
+    ("spectrum", "Spectrum (Welch average over the whole run)"),
     ("health", "Recorder memory and descriptors (health.csv)"),
     ("close", "Segment close times"),
 ];
@@ -43,13 +49,14 @@ pub fn write_all(m: &RunMetrics, dir: &Path) -> Result<Vec<String>> {
     for (name, _) in PLOTS.iter().filter(|p| has(p.0, m)) {
         let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
+        let size = size(name, m);
         {
-            let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
             draw(name, m, &root)?;
             root.present().map_err(err)?;
         }
         {
-            let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+            let root = SVGBackend::new(&svg, size).into_drawing_area();
             draw(name, m, &root)?;
             root.present().map_err(err)?;
         }
@@ -57,6 +64,14 @@ pub fn write_all(m: &RunMetrics, dir: &Path) -> Result<Vec<String>> {
         written.push(format!("{name}.svg"));
     }
     Ok(written)
+}
+
+/// Stacked plots grow with the channels.
+fn size(name: &str, m: &RunMetrics) -> (u32, u32) {
+    match name {
+        "signal" | "spectrum" => (SIZE.0, 50 + ROW * m.channels.len().max(1) as u32),
+        _ => SIZE,
+    }
 }
 
 fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Result<()> {
@@ -67,24 +82,17 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
         "throughput" => line(
             root,
             &title,
-            "time since first block (s)",
+            &format!(
+                "arrival time (s); one point per {:.3} s bin (whole blocks, at least 20; the cut-short last bin left out)",
+                m.throughput_bin_s
+            ),
             "sample MB/s",
             &[("MB/s", m.throughput.iter().map(|p| (p.0, p.1)).collect())],
         ),
         "losses" => losses(root, &title, m),
         "latency" => latency(root, &title, m),
         "signal" => signal(root, &title, m),
-        "spectrum" => line(
-            root,
-            &title,
-            "frequency (Hz)",
-            "magnitude (dB)",
-            &m.spectrum
-                .iter()
-                .zip(&m.channels)
-                .map(|(s, c)| (c.name.as_str(), s.clone()))
-                .collect::<Vec<_>>(),
-        ),
+        "spectrum" => spectrum(root, &title, m),
         "health" => {
             let h = &m.health.samples;
             line(
@@ -216,14 +224,55 @@ fn losses<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
                 .map(|&(t, l)| Circle::new((t, l as f64), 3, RED.filled())),
         )
         .map_err(err)?;
+    // Scans lost after the last recorded one have no gap row: shown at the end.
+    let at_end = m.scans_lost
+        - m.gap_timeline
+            .iter()
+            .map(|g| g.1)
+            .sum::<u64>()
+            .min(m.scans_lost);
+    if at_end > 0 {
+        root.draw(&Text::new(
+            format!("+ {at_end} scans lost after the last recorded scan (end of run)"),
+            (90, 72),
+            ("sans-serif", 14).into_font().color(&RED),
+        ))
+        .map_err(err)?;
+    }
+    // Every gap's size, or the largest LABELLED_GAPS when there are more.
+    const LABELLED_GAPS: usize = 12;
+    let mut big: Vec<&(f64, u64)> = m.gap_timeline.iter().collect();
+    big.sort_by_key(|g| std::cmp::Reverse(g.1));
+    for &&(t, l) in big.iter().take(LABELLED_GAPS) {
+        let h = if t > x1 * 0.8 {
+            HPos::Right
+        } else {
+            HPos::Left
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!(" {l} at {t:.3} s "),
+                (t, l as f64),
+                ("sans-serif", 12)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(h, VPos::Bottom)),
+            )))
+            .map_err(err)?;
+    }
     let note = if m.gap_timeline.is_empty() {
         "no samples lost".to_string()
     } else {
         format!(
-            "{} scans lost in {} gaps ({:.4}%)",
+            "{} scans lost in {} gaps ({:.4}%){}",
             m.scans_lost,
             m.gaps,
-            m.loss_ratio * 100.0
+            m.loss_ratio * 100.0,
+            if m.gap_timeline.len() > LABELLED_GAPS {
+                format!("; the {LABELLED_GAPS} largest labelled")
+            } else {
+                String::new()
+            }
         )
     };
     root.draw(&Text::new(
@@ -264,38 +313,154 @@ fn latency<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> 
     Ok(())
 }
 
+/// Per channel, a row: the whole run's min/max envelope (left) and a few
+/// periods of raw samples from the middle of the run (right), in the
+/// channel's unit; the envelopes share one time axis.
 fn signal<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> Result<()> {
+    let (top, rows) = titled(root, title)?;
+    let rows = rows.split_evenly((m.channels.len().max(1), 1));
     let (x0, x1) = range(m.preview.iter().flat_map(|c| c.iter().map(|p| p.0)));
-    let (y0, y1) = range(
-        m.preview
-            .iter()
-            .flat_map(|c| c.iter().flat_map(|p| [p.1, p.2])),
-    );
-    let unit = m.channels.first().map_or("", |c| c.unit.as_str());
-    let mut chart = frame(root, title)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("stream time (s)")
-        .y_desc(unit)
-        .draw()
-        .map_err(err)?;
-    for (i, (pts, ch)) in m.preview.iter().zip(&m.channels).enumerate() {
+    for (i, (row, ch)) in rows.iter().zip(&m.channels).enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(pts.iter().map(|&(t, lo, hi)| {
-                PathElement::new(vec![(t, lo), (t, hi)], color.stroke_width(1))
-            }))
-            .map_err(err)?
-            .label(ch.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
+        let (left, right) = row.split_horizontally(SIZE.0 * 68 / 100);
+        let env = &m.preview[i];
+        let (y0, y1) = range(env.iter().flat_map(|p| [p.1, p.2]));
+        let mut c = panel(&left, &format!("{} ({})", ch.name, ch.unit), 60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        let last = i + 1 == m.channels.len();
+        c.configure_mesh()
+            .x_desc(if last { "stream time (s)" } else { "" })
+            .y_desc(ch.unit.as_str())
+            .y_labels(4)
+            .draw()
+            .map_err(err)?;
+        c.draw_series(AreaSeries::new(
+            env.iter().map(|p| (p.0, p.2)),
+            y0,
+            color.mix(0.35),
+        ))
         .map_err(err)?;
+        c.draw_series(
+            env.iter().map(|&(t, lo, hi)| {
+                PathElement::new(vec![(t, lo), (t, hi)], color.stroke_width(1))
+            }),
+        )
+        .map_err(err)?;
+        let z = &m.zoom[i];
+        let (zx0, zx1) = range(z.iter().map(|p| p.0));
+        let (zy0, zy1) = range(z.iter().map(|p| p.1));
+        let mut c = panel(&right, "zoom: a few periods", 50)
+            .build_cartesian_2d(zx0..zx1, zy0..zy1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(if last { "ms" } else { "" })
+            .y_labels(4)
+            .x_labels(4)
+            .draw()
+            .map_err(err)?;
+        c.draw_series(LineSeries::new(z.iter().copied(), color.stroke_width(1)))
+            .map_err(err)?;
+    }
+    drop(top);
     Ok(())
+}
+
+/// Per channel, a row: amplitude in dBFS on a log-frequency axis, the
+/// strongest tones labelled.
+fn spectrum<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> Result<()> {
+    let (_, rows) = titled(
+        root,
+        &format!(
+            "{title}: {} segments of {} samples, Hann",
+            m.spectrum_segments.0, m.spectrum_segments.1
+        ),
+    )?;
+    let rows = rows.split_evenly((m.channels.len().max(1), 1));
+    let nyquist = m.rate_hz as f64 / 2.0;
+    for (i, (row, ch)) in rows.iter().zip(&m.channels).enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = m.spectrum[i]
+            .iter()
+            .copied()
+            .filter(|p| p.0 > 0.0)
+            .collect();
+        let f0 = pts.first().map_or(1.0, |p| p.0);
+        let y1 = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max).max(-120.0) + 10.0;
+        let y0 = (y1 - 140.0).max(-200.0);
+        let mut c = panel(row, ch.name.as_str(), 60)
+            .build_cartesian_2d((f0..nyquist.max(f0 * 2.0)).log_scale(), y0..y1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(if i + 1 == m.channels.len() {
+                "frequency (Hz, log)"
+            } else {
+                ""
+            })
+            .y_desc("dBFS")
+            .y_labels(4)
+            .draw()
+            .map_err(err)?;
+        c.draw_series(LineSeries::new(
+            pts.iter().map(|&(f, db)| (f, db.max(y0))),
+            color.stroke_width(1),
+        ))
+        .map_err(err)?;
+        let span = (nyquist / f0).ln().max(1e-9);
+        for &(f, db) in &ch.tones {
+            c.draw_series(std::iter::once(Circle::new((f, db), 3, BLACK.filled())))
+                .map_err(err)?;
+            // Labels in the right third of the axis hang to the left.
+            let h = if (f / f0).ln() / span > 0.66 {
+                HPos::Right
+            } else {
+                HPos::Left
+            };
+            c.draw_series(std::iter::once(Text::new(
+                format!(" {} {db:.1} dBFS ", hz(f)),
+                (f, db),
+                ("sans-serif", 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(h, VPos::Bottom)),
+            )))
+            .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// "976.6 Hz", "2.46 kHz", "1.20 MHz".
+fn hz(f: f64) -> String {
+    if f >= 1e6 {
+        format!("{:.2} MHz", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.2} kHz", f / 1e3)
+    } else {
+        format!("{f:.1} Hz")
+    }
+}
+
+/// The title strip, and the area below it.
+fn titled<'a, DB: DrawingBackend>(
+    root: &'a Area<DB>,
+    title: &str,
+) -> Result<(Area<'a, DB>, Area<'a, DB>)> {
+    let (top, rest) = root.split_vertically(40);
+    top.titled(title, ("sans-serif", 20)).map_err(err)?;
+    Ok((top, rest))
+}
+
+/// One panel of a stacked plot.
+fn panel<'a, 'b, DB: DrawingBackend>(
+    area: &'a Area<DB>,
+    caption: &'b str,
+    y_label: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, ("sans-serif", 14))
+        .margin(6)
+        .x_label_area_size(30)
+        .y_label_area_size(y_label);
+    b
 }

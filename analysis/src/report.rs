@@ -126,23 +126,52 @@ pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
     if let [m] = runs {
         return write_run(m, out);
     }
-    let mut h = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq report</title></head><body><h1>hsdaq recordings</h1><ul>");
+    // The fleet page: one row per run, linking to its own page.
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>hsdaq fleet report</title>\
+         <style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}\
+         td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child{text-align:left}\
+         .bad{background:#fdd}</style></head><body><h1>hsdaq recordings</h1>\
+         <table><tr><th>run</th><th>board</th><th>date</th><th>scans</th><th>lost</th><th>loss ratio</th>\
+         <th>throughput (MB/s)</th><th>status</th></tr>",
+    );
     for m in runs {
         write_run(m, &out.join(&m.label))?;
+        let board = m
+            .board
+            .clone()
+            .or_else(|| m.partitions.get("board").cloned())
+            .unwrap_or_default();
+        let date = m
+            .partitions
+            .get("date")
+            .cloned()
+            .unwrap_or_else(|| m.start.get(..10).unwrap_or_default().to_string());
+        let damaged = !m.damage.is_empty();
+        let status = if damaged {
+            format!(
+                "{} <strong>DAMAGED ({} problems)</strong>",
+                html(&m.status),
+                m.damage.len()
+            )
+        } else {
+            html(&m.status)
+        };
         let _ = write!(
             h,
-            "<li><a href=\"{0}/index.html\">{0}</a>: {1} scans, {2} lost{3}</li>",
-            html(&m.label),
-            m.scans,
-            m.scans_lost,
-            if m.damage.is_empty() {
-                String::new()
-            } else {
-                format!(", <strong>DAMAGED ({} problems)</strong>", m.damage.len())
-            }
+            "<tr{class}><td><a href=\"{label}/index.html\">{label}</a></td><td>{board}</td><td>{date}</td>\
+             <td>{scans}</td><td>{lost}</td><td>{ratio:.4} %</td><td>{mbps:.2}</td><td>{status}</td></tr>",
+            class = if damaged { " class=\"bad\"" } else { "" },
+            label = html(&m.label),
+            board = html(&board),
+            date = html(&date),
+            scans = m.scans,
+            lost = m.scans_lost,
+            ratio = m.loss_ratio * 100.0,
+            mbps = m.mean_mb_per_s,
         );
     }
-    h.push_str("</ul></body></html>\n");
+    h.push_str("</table><p><a href=\"summary.json\">summary.json</a></p></body></html>\n");
     std::fs::write(out.join("index.html"), h)?;
     std::fs::write(
         out.join("summary.json"),
