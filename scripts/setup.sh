@@ -37,4 +37,6 @@ if ! python3 -c 'import pyspark, fastparquet' 2>/dev/null; then
 fi
 # Spark needs a Java runtime (17 here).
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
+# The report page is checked in a real browser (tests/browser.py).
+apt_install chromium
 log "user-space prerequisites present"
