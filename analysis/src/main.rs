@@ -106,12 +106,14 @@ fn run(cli: Cli) -> Result<bool> {
         for d in &r.damage {
             eprintln!("analysis: warning: {} is damaged: {d}", r.path.display());
         }
-        metrics.push(
-            hsdaq_analysis::metrics::compute(r)
-                .with_context(|| format!("cannot read the samples of {}", r.path.display()))?,
-        );
+        let mut m = hsdaq_analysis::metrics::compute(r)
+            .with_context(|| format!("cannot read the samples of {}", r.path.display()))?;
+        let dir = hsdaq_analysis::report::run_dir(&m, &out, runs.len());
+        eprintln!("analysis: writing plots and page to {}", dir.display());
+        hsdaq_analysis::report::write_run(&m, &dir)?;
+        m.drop_series();
+        metrics.push(m);
     }
-    eprintln!("analysis: writing plots and pages to {}", out.display());
     hsdaq_analysis::report::write(&metrics, &out)?;
     if json {
         println!(

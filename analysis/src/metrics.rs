@@ -27,6 +27,22 @@ const TONES: usize = 3;
 /// Most samples in a channel's zoom window.
 const ZOOM_MAX: usize = 4096;
 
+impl RunMetrics {
+    /// Drops the plotted series once the run's page is written, so a
+    /// fleet's report holds only summaries: memory does not grow with the
+    /// number of runs.
+    pub fn drop_series(&mut self) {
+        self.throughput = Vec::new();
+        self.gap_timeline = Vec::new();
+        self.latency_hist = Vec::new();
+        self.preview = Vec::new();
+        self.spectrum = Vec::new();
+        self.zoom = Vec::new();
+        self.health.samples = Vec::new();
+        self.health.close_ms = Vec::new();
+    }
+}
+
 /// Per-channel statistics in physical units.
 #[derive(Debug, Serialize, Clone)]
 pub struct ChannelStats {

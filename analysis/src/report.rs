@@ -120,11 +120,21 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the report for all runs: one run directly in `out`, several in
-/// `out/<label>/` with a top-level index and summary.
+/// Where a run's page goes: `out` itself for a single run, else
+/// `out/<label>/`.
+pub fn run_dir(m: &RunMetrics, out: &Path, runs: usize) -> std::path::PathBuf {
+    if runs == 1 {
+        out.to_path_buf()
+    } else {
+        out.join(&m.label)
+    }
+}
+
+/// Writes the fleet page and summary for several runs whose own pages
+/// [`write_run`] already wrote (one run: its page is the report).
 pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
-    if let [m] = runs {
-        return write_run(m, out);
+    if runs.len() == 1 {
+        return Ok(());
     }
     // The fleet page: one row per run, linking to its own page.
     let mut h = String::from(
@@ -136,7 +146,6 @@ pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
          <th>throughput (MB/s)</th><th>status</th></tr>",
     );
     for m in runs {
-        write_run(m, &out.join(&m.label))?;
         let board = m
             .board
             .clone()
