@@ -22,7 +22,7 @@ from pathlib import Path
 
 class Browser:
     def __init__(self):
-        self.profile = tempfile.TemporaryDirectory()
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         to_chrome_r, self.to_chrome = os.pipe()
         self.from_chrome, from_chrome_w = os.pipe()
         # Chromium reads commands on fd 3 and writes replies on fd 4.
@@ -38,7 +38,7 @@ class Browser:
              "--disable-sync", "--remote-debugging-pipe", f"--user-data-dir={self.profile.name}",
              "about:blank"],
             # close_fds would close 3 and 4 again after preexec_fn.
-            preexec_fn=fds, close_fds=False,
+            preexec_fn=fds, close_fds=False, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -82,7 +82,11 @@ class Browser:
         raise TimeoutError(method)
 
     def close(self):
-        self.proc.kill()
+        # Chromium's renderer and helper processes share its session.
+        try:
+            os.killpg(self.proc.pid, 9)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
         self.profile.cleanup()
 

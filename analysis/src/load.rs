@@ -157,6 +157,20 @@ fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
 }
 
 impl Run {
+    /// First and last `seq` over its segments, from their own records
+    /// (footers only; (0, 0) when none can be read).
+    pub fn seq_range(&self) -> (i64, i64) {
+        let infos: Vec<_> = self
+            .segments
+            .iter()
+            .filter_map(|s| segment_metadata(s).ok())
+            .map(|(_, info)| (info.first_seq, info.last_seq))
+            .collect();
+        let lo = infos.iter().map(|r| r.0).min().unwrap_or(0);
+        let hi = infos.iter().map(|r| r.1).max().unwrap_or(0);
+        (lo, hi.max(lo))
+    }
+
     /// Bytes of samples in its segments (rows from each footer's record).
     pub fn sample_bytes(&self) -> u64 {
         let width = if self.manifest.stream.format == "i32" {

@@ -151,26 +151,52 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     let scan_bytes = m.stream.channels as f64 * if m.stream.format == "i32" { 4.0 } else { 2.0 };
     let samples = run.samples()?;
 
-    // Totals and per-channel moments, one pass.
+    // One pass over the samples: per bin of `seq` (PREVIEW_BINS over the
+    // run, its range from the segments' own records), the envelope and the
+    // sums the run's totals and moments are then reduced from.
+    let (seq_lo, seq_hi) = run.seq_range();
+    let bucket = ((seq_hi - seq_lo + 1).max(1) + PREVIEW_BINS - 1) / PREVIEW_BINS;
     let mut aggs = vec![
-        len().alias("rows"),
+        len().cast(DataType::Float64).alias("n"),
         col("seq").min().alias("seq_min"),
         col("seq").max().alias("seq_max"),
-        col("t_ns").min().alias("t_min"),
+        col("t_ns").min().alias("t"),
         col("t_ns").max().alias("t_max"),
     ];
     for n in &names {
         let x = col(n.as_str()).cast(DataType::Float64);
-        aggs.push(x.clone().min().alias(format!("{n}_min")));
-        aggs.push(x.clone().max().alias(format!("{n}_max")));
-        aggs.push(x.clone().mean().alias(format!("{n}_mean")));
-        aggs.push((x.clone() * x).mean().alias(format!("{n}_sq")));
+        aggs.push(x.clone().min().alias(format!("{n}_lo")));
+        aggs.push(x.clone().max().alias(format!("{n}_hi")));
+        aggs.push(x.clone().sum().alias(format!("{n}_sum")));
+        aggs.push((x.clone() * x).sum().alias(format!("{n}_sq")));
     }
-    let tot = samples
+    let bins = samples
         .clone()
-        .select(aggs)
+        .with_column(
+            (col("seq") - lit(seq_lo))
+                .floor_div(lit(bucket))
+                .alias("bin"),
+        )
+        .group_by([col("bin")])
+        .agg(aggs)
+        .sort(["bin"], Default::default())
         .collect_with_engine(Engine::Streaming)
         .context("cannot read the samples")?;
+    let mut totals = vec![
+        col("n").sum().alias("rows"),
+        col("seq_min").min(),
+        col("seq_max").max(),
+        col("t").min().alias("t_min"),
+        col("t_max").max(),
+    ];
+    for n in &names {
+        let rows = col("n").sum();
+        totals.push(col(format!("{n}_lo")).min().alias(format!("{n}_min")));
+        totals.push(col(format!("{n}_hi")).max().alias(format!("{n}_max")));
+        totals.push((col(format!("{n}_sum")).sum() / rows.clone()).alias(format!("{n}_mean")));
+        totals.push((col(format!("{n}_sq")).sum() / rows).alias(format!("{n}_sq")));
+    }
+    let tot = bins.clone().lazy().select(totals).collect()?;
     let rows = f64_at(&tot, "rows")? as u64;
     let seq_min = f64_at(&tot, "seq_min")? as i64;
     let seq_max = f64_at(&tot, "seq_max")? as i64;
@@ -209,7 +235,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         });
     }
 
-    let preview = preview(&samples, &names, seq_min, seq_max, m)?;
+    let preview = preview(&bins, &names, m)?;
     let zoom = zoom(&samples, m, rows, &channels)?;
     let ((throughput, throughput_bin_s), gap_timeline, latency_hist, latency_us, lost, gaps) =
         match run.blocks()? {
@@ -257,39 +283,20 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     })
 }
 
-/// Min/max of every channel over `PREVIEW_BINS` equal spans of `seq`.
+/// The envelope (min/max of every channel per bin of the one pass), in
+/// each channel's unit, against seconds from the first bin.
 fn preview(
-    samples: &LazyFrame,
+    df: &DataFrame,
     names: &[String],
-    seq_min: i64,
-    seq_max: i64,
     m: &hsdaq_format::manifest::Manifest,
 ) -> Result<Vec<Vec<(f64, f64, f64)>>> {
-    let span = (seq_max - seq_min + 1).max(1);
-    let bucket = (span + PREVIEW_BINS - 1) / PREVIEW_BINS;
-    let mut aggs = vec![col("t_ns").min().alias("t")];
-    for n in names {
-        aggs.push(col(n.as_str()).min().alias(format!("{n}_lo")));
-        aggs.push(col(n.as_str()).max().alias(format!("{n}_hi")));
-    }
-    let df = samples
-        .clone()
-        .with_column(
-            (col("seq") - lit(seq_min))
-                .floor_div(lit(bucket))
-                .alias("bin"),
-        )
-        .group_by([col("bin")])
-        .agg(aggs)
-        .sort(["bin"], Default::default())
-        .collect_with_engine(Engine::Streaming)?;
-    let t = f64_col(&df, "t")?;
+    let t = f64_col(df, "t")?;
     let t0 = t.first().copied().unwrap_or(0.0);
     let mut out = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let (a, b) = (m.channels[i].scale, m.channels[i].offset);
-        let lo = f64_col(&df, &format!("{n}_lo"))?;
-        let hi = f64_col(&df, &format!("{n}_hi"))?;
+        let lo = f64_col(df, &format!("{n}_lo"))?;
+        let hi = f64_col(df, &format!("{n}_hi"))?;
         out.push(
             t.iter()
                 .zip(lo.iter().zip(&hi))
