@@ -37,6 +37,18 @@ soak seconds="600" rate="17M":
 powercut cuts="40":
     POWERCUT_CUTS={{cuts}} hil/run.sh --board qemu-x86_64 powercut
 
+# The peers comparison, full rate ladder (CI runs a reduced one): hsdaq
+# (mmap and read()) vs IIO + libiio and Comedi in one QEMU guest; prints
+# the README table.
+peers:
+    PEERS_FULL=1 hil/run.sh --board qemu-x86_64 peers
+    hil/peers-table.sh --markdown target/hil/qemu-x86_64/peers/figures.json
+
+# What the live view costs the recorder: capacity with and without a page.
+bench-live:
+    cargo build --release -q -p hsdaq-acquire
+    scripts/bench-live.py target/release/acquire
+
 # analysis report vs a bare polars scan on the same files (records 10 s at 12.5 M scans/s x 4 ch first: 1 GB of samples).
 bench-analysis run="target/bench-analysis/run":
     test -f {{run}}/manifest.json || cargo run --release -q -p hsdaq-acquire -- record --rate 12500k --duration 10s --out {{run}}

@@ -32,7 +32,7 @@ build_userspace() {
 }
 
 # Host programs copied into the x86_64 initramfs with their libraries.
-GUEST_HOST_TOOLS=(/usr/sbin/e2fsck)
+GUEST_HOST_TOOLS=(/usr/sbin/e2fsck /usr/bin/iio_readdev /usr/bin/iio_info)
 
 # make_initramfs OUT KO BINDIR: busybox, the module, our binaries (and the
 # shared libraries they load), and an /init that runs the scenario from the
@@ -47,7 +47,8 @@ make_initramfs() {
     cp "$ko" "$root/lib/modules/"
     cp "$bindir"/* "$root/bin/"
     if [[ $ARCH == x86_64 ]]; then
-        # Host tools the scenarios use in the guest: e2fsck after a power cut.
+        # Host tools the scenarios use in the guest: e2fsck after a power cut,
+        # libiio's iio_readdev and iio_info for the peers comparison.
         local tool lib
         for tool in "${GUEST_HOST_TOOLS[@]}"; do
             cp -L "$(command -v "$tool")" "$root/bin/"

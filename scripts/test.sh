@@ -30,6 +30,8 @@ stage "quick start: record 5 s from the simulator, verify, report; the page in h
 rm -rf target/demo-run
 scripts/demo.sh target/demo-run
 python3 tests/browser.py target/demo-run/report/index.html target/report-screenshot.png 7
+stage "live view: a recording with --live in headless Chromium (traces move, the injected loss shown with its size, no console error, verifies)"
+python3 tests/live_view.py target/debug/acquire target/live-screenshot.png
 stage "fleet summary on Spark (analysis/spark/summary.py, local mode) equals analysis report's"
 python3 tests/spark_summary.py target/debug/acquire target/debug/analysis
 stage "dts: binding schema, example, overlays and .dtsi validate"

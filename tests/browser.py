@@ -91,6 +91,20 @@ class Browser:
         self.profile.cleanup()
 
 
+def console_errors(events):
+    """Console errors, exceptions and error log entries among DevTools events."""
+    errors = []
+    for e in events:
+        p = e.get("params", {})
+        if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+        elif e["method"] == "Runtime.exceptionThrown":
+            errors.append(p.get("exceptionDetails", {}).get("text", "exception"))
+        elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            errors.append(p["entry"].get("text", ""))
+    return errors
+
+
 def main():
     page = Path(sys.argv[1]).resolve()
     shot = Path(sys.argv[2])
@@ -119,15 +133,7 @@ def main():
     finally:
         b.close()
     broken = [src for src, done, width in images if not done or width == 0]
-    errors = []
-    for e in b.events:
-        p = e.get("params", {})
-        if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
-        elif e["method"] == "Runtime.exceptionThrown":
-            errors.append(p.get("exceptionDetails", {}).get("text", "exception"))
-        elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-            errors.append(p["entry"].get("text", ""))
+    errors = console_errors(b.events)
     if len(images) < min_images:
         failures.append(f"{len(images)} images on the page, expected at least {min_images}")
     if broken:

@@ -562,6 +562,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
     let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let pc = PipelineConfig {
+        tap: None,
         scan_limit: None,
         segment_scans: (256 << 20) / l.scan_bytes() as u64,
         chunk_rows: chunk_rows(&l),

@@ -27,6 +27,7 @@ pub mod verify;
 // Commands and their settings.
 pub mod bench;
 pub mod health;
+pub mod live;
 pub mod profile;
 pub mod progress;
 pub mod record;

@@ -134,6 +134,11 @@ struct RecordArgs {
     /// Simulator only: produce as fast as the recorder drains (waits when full) instead of at --rate.
     #[arg(long)]
     unpaced: bool,
+    /// Serve a read-only live view (signal envelope, rate, losses) while
+    /// recording, at ADDR (IP:PORT; default 127.0.0.1 on a free port). A
+    /// non-loopback address exposes it to the network: the user's choice.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    live: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -368,6 +373,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
             .unwrap_or(record::DEFAULT_ENCODING),
         allow_loss: a.allow_loss || p.record.allow_loss.unwrap_or(false),
         faults: a.faults,
+        live: a.live,
         unpaced: a.unpaced,
         profile,
         json: a.json,
@@ -442,6 +448,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         encoders: None,
         allow_loss: false,
         faults: Vec::new(),
+        live: None,
         unpaced: false,
         profile: None,
         json,

@@ -125,6 +125,8 @@ pub struct PipelineConfig {
     pub encode_threads: usize,
     /// Print a line per durable segment.
     pub log_segments: bool,
+    /// The live view's tap (`--live`), fed per block without waiting.
+    pub tap: Option<crate::live::tap::TapTx>,
 }
 
 /// Why the drain ended.
@@ -161,7 +163,7 @@ struct Handoff {
 /// Runs a recording to its end. `device` must be stopped; it is started here.
 pub fn run(
     device: &mut dyn Device,
-    cfg: PipelineConfig,
+    mut cfg: PipelineConfig,
     manifest: Manifest,
     live: Arc<Live>,
 ) -> Result<Outcome> {
@@ -221,6 +223,7 @@ pub fn run(
     device.start()?;
     let started = Instant::now();
     let mut next_expected = 0;
+    let mut tap = cfg.tap.take();
     let drained = drain(
         device,
         ring,
@@ -230,6 +233,7 @@ pub fn run(
         free_rx,
         &hand,
         &live,
+        tap.as_mut(),
         &mut next_expected,
     );
     let elapsed = started.elapsed();
@@ -296,6 +300,7 @@ fn drain(
     mut free_rx: ChunkCons,
     hand: &Handoff,
     live: &Live,
+    mut tap: Option<&mut crate::live::tap::TapTx>,
     next_expected: &mut u64,
 ) -> Result<End> {
     let block_bytes = layout.block_bytes as u64;
@@ -435,6 +440,9 @@ fn drain(
         };
         chunk.segment = st.segment;
         chunk.transpose(&slot[BLOCK_HEADER_BYTES..], scans as usize);
+        if let Some(t) = tap.as_deref_mut() {
+            t.block(chunk, h.first_scan, scans as usize, h.lost_before);
+        }
         chunk.blocks.push(rec);
         cur.release(block_bytes);
         st.expected = Some(h.first_scan + h.scans as u64);

@@ -66,6 +66,8 @@ pub struct RecordPlan {
     pub allow_loss: bool,
     /// Faults to inject.
     pub faults: Vec<PlannedFault>,
+    /// Serve the live view on this address (`--live`).
+    pub live: Option<std::net::SocketAddr>,
     /// Simulator runs unpaced.
     pub unpaced: bool,
     /// Profile, if any.
@@ -210,6 +212,31 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         (None, None) => None,
     };
     let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
+    let live = Arc::new(Live::default());
+    // Bound before the run folder exists: a busy port leaves nothing behind.
+    let view = match plan.live {
+        Some(addr) => {
+            let (tx, rx) = crate::live::tap::tap();
+            let meta = crate::live::Meta {
+                rate_hz: layout.rate_hz,
+                channels: channels.clone(),
+                scan_limit,
+            };
+            let view = crate::live::LiveView::start(addr, meta, rx, live.clone())?;
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "acquire: the live view listens on {addr}: anyone who reaches it can watch (it is read-only)"
+                );
+            }
+            eprintln!("acquire: live view at {}", view.url());
+            Some((view, tx))
+        }
+        None => None,
+    };
+    let (view, tap_tx) = match view {
+        Some((v, tx)) => (Some(v), Some(tx)),
+        None => (None, None),
+    };
     prepare_dir(&plan.out)?;
     let (kernel_release, host) = uname();
     let desc = device.describe();
@@ -268,8 +295,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         codec: plan.codec,
         encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
         log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        tap: None,
     };
-    let live = Arc::new(Live::default());
+    let mut cfg = cfg;
+    cfg.tap = tap_tx;
+
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), POOL_CHUNKS);
     let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);
@@ -288,6 +318,9 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         h.join().map_err(|_| anyhow::anyhow!("pipeline panicked"))?
     })?;
     progress.finish();
+    if let Some(v) = view {
+        v.stop();
+    }
     let mut m = outcome.manifest;
     m.start_monotonic_ns = live.start_ns.load(Ordering::Relaxed);
     let (status, error) = match &outcome.end {

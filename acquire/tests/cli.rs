@@ -792,3 +792,41 @@ fn shipped_board_profiles_list_and_record() {
     assert_eq!(m.stream.rate_hz, 1_000_000);
     assert!(verify(&run_dir, false).unwrap().ok());
 }
+
+#[test]
+fn live_view_on_a_busy_port_is_a_clear_error_and_leaves_no_run() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let d = tmp();
+    let run_dir = d.path().join("run");
+    let o = run(&[
+        "record",
+        "--duration",
+        "1s",
+        "--out",
+        s(&run_dir),
+        "--live",
+        &addr,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(&format!("--live: cannot listen on {addr}")),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !run_dir.exists(),
+        "the run folder was created before the port was bound"
+    );
+    let o = run(&[
+        "record",
+        "--duration",
+        "1s",
+        "--out",
+        s(&run_dir),
+        "--live",
+        "nonsense",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("invalid socket address"), "{}", text(&o));
+}

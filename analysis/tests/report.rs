@@ -31,6 +31,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
             .iter()
             .map(|f| PlannedFault::parse(f).unwrap())
             .collect(),
+        live: None,
         unpaced: false,
         profile: None,
         json: true,

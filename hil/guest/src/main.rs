@@ -6,17 +6,24 @@
 //! * `readbench`: consumes the same stream through the mmap ring and through
 //!   `read()`, with the same block size, and prints both throughputs.
 //!
-//! Both print one JSON object on stdout for the host to assert on.
+//! * `readpath`, `iio-count`, `comedi-read`: the three readers of the peers
+//!   comparison (hil/scenarios/peers.sh) that are not `acquire` itself.
+//!
+//! Each prints one JSON object on stdout for the host to assert on.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(target_arch = "x86_64")]
+mod comedi;
 mod dev;
 mod hostile;
+mod iiocount;
 mod race;
 mod readbench;
+mod readpath;
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -64,6 +71,40 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Read `rate × seconds` scans through read(), counting what arrived
+    /// and the losses the block headers report.
+    Readpath {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Count iio_readdev's raw scans on stdin against the trigger's rate.
+    IioCount {
+        /// Bytes per scan (channels, padding and timestamp).
+        #[arg(long)]
+        scan_bytes: usize,
+        /// Offset of the 64-bit timestamp in a scan.
+        #[arg(long)]
+        ts_offset: usize,
+        /// The hrtimer trigger's frequency.
+        #[arg(long)]
+        rate: f64,
+    },
+    /// Stream from a comedi device with comedilib (mmap'd buffer).
+    #[cfg(target_arch = "x86_64")]
+    ComediRead {
+        #[arg(long, default_value = "/dev/comedi0")]
+        device: PathBuf,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long, default_value_t = 4)]
+        channels: u32,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 32 << 20)]
+        buffer_bytes: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +118,20 @@ fn main() -> ExitCode {
             ops,
         } => race::run(&device, seconds, ops),
         Command::Stale { device, ready, go } => race::stale(&device, &ready, &go),
+        Command::Readpath { device, seconds } => readpath::run(&device, seconds),
+        Command::IioCount {
+            scan_bytes,
+            ts_offset,
+            rate,
+        } => iiocount::run(scan_bytes, ts_offset, rate),
+        #[cfg(target_arch = "x86_64")]
+        Command::ComediRead {
+            device,
+            rate,
+            channels,
+            seconds,
+            buffer_bytes,
+        } => comedi::run(&device, rate, channels, seconds, buffer_bytes),
     };
     match result {
         Ok(report) => {

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The live view in a real browser (headless Chromium over the DevTools pipe).
+
+    tests/live_view.py ACQUIRE SCREENSHOT
+
+Records the simulator with the `sim` board profile (4 channels with names and
+units) for 10 s with `--live`, and a forced overrun 5 s in. While it records,
+Chromium opens the printed URL. Asserted: the page shows the profile's
+channel names and units; frames arrive at >= 10 per second and the traces
+change over two seconds; the injected loss appears on the page with the exact
+size the recording's manifest gives it; no console error; the recording
+verifies. A screenshot is kept.
+"""
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from browser import Browser, console_errors  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main():
+    acquire, shot = sys.argv[1], Path(sys.argv[2])
+    failures = []
+
+    def check(ok, what):
+        print(f"live_view: {'ok' if ok else 'FAILED'}: {what}", file=sys.stderr if not ok else sys.stdout)
+        if not ok:
+            failures.append(what)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        rec = subprocess.Popen(
+            [acquire, "record", "--profile", str(ROOT / "boards/sim/acquire.toml"), "--rate", "200k",
+             "--duration", "10s", "--out", str(run), "--live", "--fault", "overrun:8@5s", "--allow-loss"],
+            stderr=subprocess.PIPE, text=True)
+        url = None
+        for line in rec.stderr:
+            if "live view at" in line:
+                url = line.split("live view at", 1)[1].strip()
+                break
+        if url is None:
+            rec.wait()
+            sys.exit("live_view: acquire printed no live view URL")
+        # Keep draining stderr so the recorder never blocks on it.
+        log = []
+        threading.Thread(target=lambda: log.extend(rec.stderr), daemon=True).start()
+
+        b = Browser()
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            s = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                b.send(f"{domain}.enable", session=s)
+            b.send("Emulation.setDeviceMetricsOverride", {
+                "width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=s)
+            b.send("Page.navigate", {"url": url}, session=s)
+            b.wait_event("Page.loadEventFired")
+
+            def state():
+                v = b.send("Runtime.evaluate", {"expression": """JSON.stringify({
+                    frames: hsdaqLive.frames, closed: hsdaqLive.closed, losses: hsdaqLive.losses,
+                    last: hsdaqLive.points[hsdaqLive.points.length - 1] || null,
+                    labels: Array.from(document.querySelectorAll('.chan .label')).map(e => e.textContent),
+                    lossRows: Array.from(document.querySelectorAll('#losses tbody tr')).map(r => r.textContent)})""",
+                    "returnByValue": True}, session=s)["result"]["value"]
+                return json.loads(v)
+
+            time.sleep(1.0)
+            a = state()
+            time.sleep(2.0)
+            z = state()
+            check(z["labels"][:2] == ["accel_x [m/s^2]", "accel_y [m/s^2]"] or all("[" in l for l in z["labels"]),
+                  f"channels shown with the profile's names and units: {z['labels']}")
+            rate = (z["frames"] - a["frames"]) / 2.0
+            check(rate >= 10, f"frames per second on the page: {rate:.1f} (>= 10)")
+            check(a["last"] is not None and z["last"] is not None and z["last"]["t_s"] > a["last"]["t_s"]
+                  and z["last"] != a["last"], "the traces move over two seconds "
+                  f"(t {a['last'] and a['last']['t_s']} -> {z['last'] and z['last']['t_s']})")
+            deadline = time.time() + 15
+            while time.time() < deadline and not state()["losses"]:
+                time.sleep(0.2)
+            page = state()
+            png = b.send("Page.captureScreenshot", {"format": "png"}, session=s)["data"]
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            shot.write_bytes(base64.b64decode(png))
+        finally:
+            b.close()
+        rc = rec.wait(timeout=60)
+        check(rc == 0, f"acquire record exit status {rc}")
+        manifest = json.loads((run / "manifest.json").read_text())
+        gaps = [(g["at_seq"], g["lost"]) for g in manifest["gaps"]]
+        shown = [(l["at_scan"], l["size"]) for l in page["losses"]]
+        check(len(gaps) == 1 and shown == gaps,
+              f"the injected loss is on the page with its size: page {shown}, manifest {gaps}")
+        check(any(str(gaps[0][1]) in r for r in page["lossRows"]) if gaps else False,
+              f"the loss table shows it: {page['lossRows']}")
+        errors = console_errors(b.events)
+        check(not errors, f"no console errors ({errors})")
+        v = subprocess.run([acquire, "verify", str(run)], capture_output=True, text=True)
+        check(v.returncode == 0, f"the recording verifies ({v.stdout.strip().splitlines()[-1:] or v.stderr})")
+    print(f"live_view: screenshot {shot}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
