@@ -52,6 +52,9 @@ apt_pin "linux-source-7.3=$LINUX_SOURCE_VERSION" \
 apt_any flex bison bc libelf-dev libssl-dev cpio kmod busybox-static jq \
     libclang-19-dev clang-19 acpica-tools device-tree-compiler xz-utils \
     e2fsprogs procps
+# The peers comparison (hil/scenarios/peers.sh) runs libiio's own reader in
+# the guest (copied into the initramfs with its libraries).
+apt_any libiio-utils
 # The debug kernel (KASAN with Rust) is built by clang, linked by lld.
 apt_any lld-19 llvm-19
 # QEMU must come from bookworm-backports: the machine's qemu-utils 10 conflicts with 7.2.

@@ -19,6 +19,9 @@ apt_install() {
 
 # Plot labels need one TrueType font (analysis loads it at run time).
 apt_install fonts-dejavu-core
+# The HIL guest tools link comedilib (the peers comparison's Comedi reader,
+# hil/guest/src/comedi.rs); the workspace build and clippy need it.
+apt_install libcomedi-dev
 
 # rustfmt and clippy come with the rustup toolchain; check rather than assume.
 cargo fmt --version >/dev/null 2>&1 || { log "cargo fmt missing: install the rustfmt component"; exit 1; }

@@ -240,6 +240,18 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
             }
         }
     }
+    let mb = |name: &str| stages.iter().find(|s| s.name == name).map(|s| s.mb_per_s);
+    if let (Some(plain), Some(tapped)) =
+        (mb("drain + transpose"), mb("drain + transpose + live tap"))
+    {
+        t.push(Target::judge(
+            "live view: drain + transpose throughput with the tap ÷ without".into(),
+            0.95,
+            tapped / plain,
+            true,
+            None,
+        ));
+    }
     for s in stages {
         if let (true, Some(p99)) = (s.name.starts_with("paced"), s.latency_p99_us) {
             t.push(Target::judge(
@@ -775,19 +787,46 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
 
     let rows = chunk_rows(&l);
     let mut chunk = Chunk::with_capacity(l.channels as usize, l.format, rows);
-    let mb = median_of(cfg.runs, || {
-        timed(quick, image.len() as u64, || {
-            for slot in image.chunks_exact(l.block_bytes as usize) {
-                let h = read_header(slot, &l).expect("valid block");
-                if chunk.rows() + h.scans as usize > rows {
-                    chunk.clear();
+    // With and without the live view's tap (`--live`), alternating, so the
+    // ratio comes from one run. The tap is emptied as the view would empty
+    // it, so every block pays for its extent (a full tap would skip it).
+    let (mut plain, mut tapped) = (Vec::new(), Vec::new());
+    let (mut tap_tx, mut tap_rx) = crate::live::tap::tap();
+    for _ in 0..cfg.runs.max(1) {
+        for with_tap in [false, true] {
+            let mb = timed(quick, image.len() as u64, || {
+                for (i, slot) in image.chunks_exact(l.block_bytes as usize).enumerate() {
+                    let h = read_header(slot, &l).expect("valid block");
+                    if chunk.rows() + h.scans as usize > rows {
+                        chunk.clear();
+                    }
+                    chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
+                    if with_tap {
+                        tap_tx.block(&chunk, h.first_scan, h.scans as usize, 0);
+                        if i % 1024 == 1023 {
+                            while ringbuf::traits::Consumer::try_pop(&mut tap_rx.points).is_some() {
+                            }
+                        }
+                    }
                 }
-                chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
-            }
-        }) / 1e6
-    });
+                while ringbuf::traits::Consumer::try_pop(&mut tap_rx.points).is_some() {}
+            }) / 1e6;
+            if with_tap { &mut tapped } else { &mut plain }.push(mb);
+        }
+    }
     drop((chunk, image));
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mb, mb_tap) = (med(plain), med(tapped));
     stage("drain + transpose".into(), mb, None, &mut progress);
+    stage(
+        "drain + transpose + live tap".into(),
+        mb_tap,
+        None,
+        &mut progress,
+    );
 
     let unpaced = layout(cfg, 100_000_000);
     let mut efficiency = Vec::new();

@@ -14,8 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::pipeline::Live;
 
-/// The file's name in the run folder.
-pub const HEALTH_FILE: &str = "health.csv";
+pub use hsdaq_format::health::{HEALTH_COLUMNS, HEALTH_FILE};
 
 /// Samples the process every second.
 pub struct Health {
@@ -30,10 +29,7 @@ impl Health {
         let p = dir.join(HEALTH_FILE);
         let f = File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
         let mut out = BufWriter::new(f);
-        writeln!(
-            out,
-            "elapsed_s,rss_bytes,open_fds,backlog_chunks,ring_fill_permille,scans,lost,segments,bytes_written"
-        )?;
+        writeln!(out, "{}", HEALTH_COLUMNS.join(","))?;
         Ok(Self {
             out,
             started: Instant::now(),

@@ -319,23 +319,18 @@ fn drain(
     faults.sort_by_key(|f| f.at);
     let mut faults = faults.into_iter().peekable();
     let start = Instant::now();
-    let mut stopping = false;
     let limit = cfg.scan_limit.unwrap_or(u64::MAX);
-    let mut at_limit = false;
+    let mut stop = Stop::default();
     let end = loop {
         if hand.encoder_failed.load(Ordering::Acquire) {
             break End::Failed("encoder failed".into());
         }
-        if !stopping && cfg.stop.load(Ordering::Relaxed) {
+        if !stop.stopping && cfg.stop.load(Ordering::Relaxed) {
             // Stop the producer, then drain what it already published.
             device.stop()?;
-            stopping = true;
+            stop.stopping = true;
         }
-        if !stopping && past_limit(&ring, limit) {
-            device.stop()?;
-            stopping = true;
-            at_limit = true;
-        }
+        stop.past_limit(device, &ring, limit)?;
         while let Some(f) = faults.next_if(|f| start.elapsed() >= f.at) {
             match (f.fault, f.device_args()) {
                 (Fault::StallConsumer(d), _) => std::thread::sleep(d),
@@ -344,8 +339,12 @@ fn drain(
             }
         }
         let Some(pos) = cur.peek(block_bytes)? else {
-            if stopping {
-                break if at_limit { End::Limit } else { End::Signal };
+            if stop.stopping {
+                break if stop.at_limit {
+                    End::Limit
+                } else {
+                    End::Signal
+                };
             }
             let status = ring.control().status.load(Ordering::Acquire);
             if status == STATUS_GONE {
@@ -426,12 +425,7 @@ fn drain(
                 let c = take_free(&mut free_rx, hand, &mut || {
                     // Waiting on a slow disk: the producer may pass the
                     // end meanwhile, and must be stopped there too.
-                    if !stopping && past_limit(&ring, limit) {
-                        device.stop()?;
-                        stopping = true;
-                        at_limit = true;
-                    }
-                    Ok(())
+                    stop.past_limit(device, &ring, limit)
                 })?;
                 let waiting = cfg.pool_chunks.saturating_sub(free_rx.occupied_len() + 1);
                 live.backlog.store(waiting as u32, Ordering::Relaxed);
@@ -469,6 +463,26 @@ fn drain(
         send(full_tx, c, hand)?;
     }
     Ok(end)
+}
+
+/// Whether the drain stopped the producer, and whether at the scan limit.
+#[derive(Default)]
+struct Stop {
+    stopping: bool,
+    at_limit: bool,
+}
+
+impl Stop {
+    /// Stops the producer once it has passed the end of the recording
+    /// (checked by the drain loop and while it waits for a free chunk).
+    fn past_limit(&mut self, device: &mut dyn Device, ring: &RingMap, limit: u64) -> Result<()> {
+        if !self.stopping && past_limit(ring, limit) {
+            device.stop()?;
+            self.stopping = true;
+            self.at_limit = true;
+        }
+        Ok(())
+    }
 }
 
 /// True once the producer has passed the end of the recording while the

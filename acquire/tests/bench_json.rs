@@ -61,6 +61,8 @@ fn bench_json_has_limits_stages_and_efficiency() {
         let s = named(&format!("full pipeline, {codec}, replay → disk"));
         assert!(positive(&s["mb_per_s"]) && positive(&s["rss_mib"]), "{s}");
     }
+    let tapped = named("drain + transpose + live tap");
+    assert!(positive(&tapped["mb_per_s"]), "{tapped}");
     let paced = named("paced 1 M scans/s");
     assert_eq!(
         paced["lost"].as_u64(),
@@ -75,6 +77,9 @@ fn bench_json_has_limits_stages_and_efficiency() {
     assert!(targets
         .iter()
         .any(|t| t["name"].as_str().unwrap().contains("latency p99")));
+    assert!(targets
+        .iter()
+        .any(|t| t["name"].as_str().unwrap().starts_with("live view:")));
     assert!(targets
         .iter()
         .all(|t| ["met", "missed", "limit"].contains(&t["status"].as_str().unwrap())));

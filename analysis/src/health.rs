@@ -10,7 +10,7 @@ use hsdaq_format::manifest::Manifest;
 use serde::Serialize;
 
 /// The file `acquire record` writes beside the segments.
-pub const HEALTH_FILE: &str = "health.csv";
+pub use hsdaq_format::health::HEALTH_FILE;
 
 /// One line of `health.csv`.
 #[derive(Debug, Clone, Copy, Serialize)]

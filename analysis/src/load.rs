@@ -173,11 +173,7 @@ impl Run {
 
     /// Bytes of samples in its segments (rows from each footer's record).
     pub fn sample_bytes(&self) -> u64 {
-        let width = if self.manifest.stream.format == "i32" {
-            4
-        } else {
-            2
-        };
+        let width = self.manifest.stream.sample_width();
         self.segments
             .iter()
             .filter_map(|s| segment_metadata(s).ok())

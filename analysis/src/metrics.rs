@@ -148,7 +148,7 @@ fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
 pub fn compute(run: &Run) -> Result<RunMetrics> {
     let m = &run.manifest;
     let names: Vec<String> = m.channels.iter().map(|c| c.name.clone()).collect();
-    let scan_bytes = m.stream.channels as f64 * if m.stream.format == "i32" { 4.0 } else { 2.0 };
+    let scan_bytes = m.stream.channels as f64 * m.stream.sample_width() as f64;
     let samples = run.samples()?;
 
     // One pass over the samples: per bin of `seq` (PREVIEW_BINS over the

@@ -6,5 +6,6 @@
 //! `acquire` writes and verifies recordings with it; `analysis` reads them
 //! with it, without depending on the recorder.
 
+pub mod health;
 pub mod manifest;
 pub mod run;

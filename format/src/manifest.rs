@@ -49,6 +49,18 @@ pub struct StreamInfo {
     pub buffer_bytes: u64,
 }
 
+impl StreamInfo {
+    /// Bytes per sample value (`i32`: 4, `i16`: 2), the one place readers
+    /// turn the manifest's format name into a width.
+    pub fn sample_width(&self) -> u64 {
+        if self.format == "i32" {
+            4
+        } else {
+            2
+        }
+    }
+}
+
 /// Scans lost before `at_seq` (the first scan recorded after the gap).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Gap {

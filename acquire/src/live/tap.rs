@@ -113,11 +113,30 @@ impl TapTx {
     }
 }
 
-/// Minimum and maximum of a non-empty slice (two vectorised passes).
-fn extent<T: Copy + Ord + Into<i32>>(v: &[T]) -> (i32, i32) {
-    let min = v.iter().copied().min().map_or(0, Into::into);
-    let max = v.iter().copied().max().map_or(0, Into::into);
-    (min, max)
+/// Minimum and maximum of a slice in one pass; a fold over plain integers
+/// that the compiler turns into vector min/max (the drain's data is still
+/// in cache from the transpose).
+fn extent<T: Copy + Ord + Into<i32> + Bounds>(v: &[T]) -> (i32, i32) {
+    let (lo, hi) = v
+        .iter()
+        .fold((T::MAX, T::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    (lo.into(), hi.into())
+}
+
+/// The integer types' bounds, for [`extent`]'s starting values.
+trait Bounds {
+    const MIN: Self;
+    const MAX: Self;
+}
+
+impl Bounds for i16 {
+    const MIN: Self = i16::MIN;
+    const MAX: Self = i16::MAX;
+}
+
+impl Bounds for i32 {
+    const MIN: Self = i32::MIN;
+    const MAX: Self = i32::MAX;
 }
 
 #[cfg(test)]

@@ -1,0 +1,20 @@
+//! `health.csv`: the recorder's own health once a second (resident memory,
+//! descriptors, backlog, ring fill, totals), written by `acquire record`
+//! beside the segments and read by `analysis` and the soak test by column
+//! name.
+
+/// The file's name in the run folder.
+pub const HEALTH_FILE: &str = "health.csv";
+
+/// The columns, in the order the recorder writes them.
+pub const HEALTH_COLUMNS: [&str; 9] = [
+    "elapsed_s",
+    "rss_bytes",
+    "open_fds",
+    "backlog_chunks",
+    "ring_fill_permille",
+    "scans",
+    "lost",
+    "segments",
+    "bytes_written",
+];
