@@ -293,6 +293,9 @@ fn run(cli: Cli) -> Result<i32> {
                     eprintln!("acquire: verify: {h}");
                 }
                 match &r.first_error {
+                    None if r.nothing_recorded => println!(
+                        "OK: recovered run with no segment: the recorder stopped before its first segment was durable; nothing recorded, nothing to check"
+                    ),
                     None => println!(
                         "OK: {} files, {} rows, {} values match the reference waveform; {} gaps ({} scans lost) match the recorded gaps; t_ns strictly increasing",
                         r.files.len(),

@@ -35,12 +35,15 @@ pub struct VerifyReport {
     pub first_error: Option<String>,
     /// What to do about a run the recorder did not close.
     pub hint: Option<String>,
+    /// A recovered run whose recorder was cut before its first segment was
+    /// durable: it claims nothing, so there is nothing to check.
+    pub nothing_recorded: bool,
 }
 
 impl VerifyReport {
     /// True when every check passed.
     pub fn ok(&self) -> bool {
-        self.first_error.is_none() && !self.files.is_empty()
+        self.first_error.is_none() && (!self.files.is_empty() || self.nothing_recorded)
     }
 }
 
@@ -77,6 +80,24 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
         let (done, partial) = run_files(path)?;
         report.partial_skipped = partial.iter().map(|p| p.display().to_string()).collect();
         if done.is_empty() {
+            // A run cut before its first segment was durable: while it still
+            // says `recording`, name the recovery; once recovered with
+            // nothing claimed, it is consistent (and empty).
+            if let Some(hint) = crash_hint(path, &report) {
+                bail!(
+                    "{} holds no closed segment-*.parquet files; {hint}",
+                    path.display()
+                );
+            }
+            if let Ok(m) = Manifest::read(path) {
+                if m.status == crate::recover::STATUS_RECOVERED
+                    && m.segments.is_empty()
+                    && m.counts.scans_recorded == 0
+                {
+                    report.nothing_recorded = true;
+                    return Ok(report);
+                }
+            }
             bail!("{} holds no closed segment-*.parquet files", path.display());
         }
         let damage: Vec<String> = structure(path, &done)
