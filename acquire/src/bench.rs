@@ -303,7 +303,11 @@ pub fn rss_mib() -> (f64, f64) {
 
 /// The median of `runs` figures from `f`.
 fn median_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    let mut v: Vec<f64> = (0..runs.max(1)).map(|_| f()).collect();
+    median((0..runs.max(1)).map(|_| f()).collect())
+}
+
+/// The median of a non-empty set of figures.
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -815,11 +819,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         }
     }
     drop((chunk, image));
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (mb, mb_tap) = (med(plain), med(tapped));
+    let (mb, mb_tap) = (median(plain), median(tapped));
     stage("drain + transpose".into(), mb, None, &mut progress);
     stage(
         "drain + transpose + live tap".into(),

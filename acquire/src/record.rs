@@ -214,7 +214,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
     let live = Arc::new(Live::default());
     // Bound before the run folder exists: a busy port leaves nothing behind.
-    let view = match plan.live {
+    let (view, tap) = match plan.live {
         Some(addr) => {
             let (tx, rx) = crate::live::tap::tap();
             let meta = crate::live::Meta {
@@ -229,12 +229,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
                 );
             }
             eprintln!("acquire: live view at {}", view.url());
-            Some((view, tx))
+            (Some(view), Some(tx))
         }
-        None => None,
-    };
-    let (view, tap_tx) = match view {
-        Some((v, tx)) => (Some(v), Some(tx)),
         None => (None, None),
     };
     prepare_dir(&plan.out)?;
@@ -295,11 +291,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         codec: plan.codec,
         encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
         log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        tap: None,
+        tap,
     };
-    let mut cfg = cfg;
-    cfg.tap = tap_tx;
-
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), POOL_CHUNKS);
     let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);

@@ -263,6 +263,7 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
             losses.push(v);
         }
         let drained = live.scans.load(Ordering::Relaxed);
+        let has_envelope = last.is_some();
         let envelope = last.map(|end| {
             let (min, max): (Vec<f64>, Vec<f64>) = (0..n)
                 .map(|c| {
@@ -297,7 +298,7 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
             })
             .to_string(),
         );
-        if envelope_present(&frame) {
+        if has_envelope {
             let mut h = hub.history.lock().unwrap();
             if h.len() as u64 >= WINDOW_S * FRAME_HZ {
                 h.pop_front();
@@ -318,10 +319,6 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
     }
     // Dropping the senders ends every page's connection.
     hub.clients.lock().unwrap().clear();
-}
-
-fn envelope_present(frame: &str) -> bool {
-    !frame.contains("\"envelope\":null")
 }
 
 /// Scans per second over the last second or so.

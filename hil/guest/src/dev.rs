@@ -25,6 +25,11 @@ pub fn ioctl(file: &File, cmd: u32, arg: usize) -> Result<i32, i32> {
     }
 }
 
+/// An ioctl's errno as an I/O error naming it.
+pub fn io_err(e: i32) -> io::Error {
+    io::Error::other(format!("ioctl: {}", errno_name(e)))
+}
+
 pub fn info(file: &File) -> io::Result<DeviceInfo> {
     // SAFETY: DeviceInfo is plain integers and byte arrays; zero is valid.
     let mut info: DeviceInfo = unsafe { std::mem::zeroed() };

@@ -20,7 +20,7 @@ use hsdaq_abi::ioctl::*;
 use hsdaq_abi::layout::{BlockHeader, ControlPage, BLOCK_MAGIC, CONTROL_BYTES};
 use serde_json::json;
 
-use crate::dev::{self, errno_name, Map};
+use crate::dev::{self, io_err, Map};
 
 struct Pass {
     bytes: u64,
@@ -38,10 +38,6 @@ impl Pass {
         json!({"mb_per_s": self.mb_per_s(), "bytes": self.bytes, "blocks": self.blocks,
                "seconds": self.seconds, "producer_dropped_blocks": self.dropped_blocks})
     }
-}
-
-fn io_err(e: i32) -> std::io::Error {
-    std::io::Error::other(format!("ioctl: {}", errno_name(e)))
 }
 
 fn restart(file: &File) -> std::io::Result<()> {

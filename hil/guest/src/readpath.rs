@@ -14,11 +14,7 @@ use hsdaq_abi::ioctl::*;
 use hsdaq_abi::layout::{BlockHeader, BLOCK_MAGIC};
 use serde_json::json;
 
-use crate::dev::{self, errno_name};
-
-fn io_err(e: i32) -> std::io::Error {
-    std::io::Error::other(format!("ioctl: {}", errno_name(e)))
-}
+use crate::dev::{self, io_err};
 
 /// What a run delivered of the scans it asked for.
 #[derive(Default)]
