@@ -11,6 +11,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::Arc,
+    time::Delta,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
@@ -59,20 +60,27 @@ impl MiscDevice for Consumer {
 
     fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         // SAFETY: every `MiscDeviceRegistration<Consumer>` is the `misc` field
-        // of an `HsdaqDevice`, and misc_open holds the misc lock, so the
-        // registration (and its container) is alive during open.
-        let device = unsafe {
-            &*kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), HsdaqDevice, misc)
+        // of an `HsdaqDevice`. misc_open holds `misc_mtx`, which unbind's
+        // misc deregistration takes, and `sensor` and `info` are dropped only
+        // after `misc`: both fields are alive. Only these two fields are
+        // borrowed (shared; nothing ever borrows them mutably), never the
+        // whole device, which unbind may be tearing down meanwhile.
+        let (sensor, info) = unsafe {
+            let device =
+                kernel::container_of!(core::ptr::from_ref(misc).cast_mut(), HsdaqDevice, misc);
+            (
+                &*core::ptr::addr_of!((*device).sensor),
+                *core::ptr::addr_of!((*device).info),
+            )
         };
-        let info = device.info;
         // SAFETY: `file` is the file being opened; its `f_mapping` is set
         // before `open` runs and lives as long as the file.
         let mapping = unsafe { (*file.as_ptr()).f_mapping };
-        device.sensor.claim(mapping)?;
+        sensor.claim(mapping)?;
         // On allocation failure the Consumer is dropped, which unclaims.
         Ok(KBox::new(
             Consumer {
-                sensor: device.sensor.clone(),
+                sensor: sensor.clone(),
                 info,
             },
             GFP_KERNEL,
@@ -86,7 +94,9 @@ impl MiscDevice for Consumer {
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let len = (vma.end() - vma.start()) as u64;
         let control = u64::from(i.control_bytes);
-        if vma.flags() & flags::SHARED == 0 || vma.executable() {
+        // MAYSHARE, not SHARED: the kernel clears VM_SHARED for a MAP_SHARED
+        // mapping of a file opened read-only, which may still map the data.
+        if vma.flags() & flags::MAYSHARE == 0 || vma.executable() {
             return Err(EINVAL);
         }
         if pgoff == 0 && len == control {
@@ -103,7 +113,15 @@ impl MiscDevice for Consumer {
         vma.try_clear_mayexec()?;
         vma.set_dontexpand();
         vma.set_dontcopy();
-        me.sensor.mmap(vma)
+        me.sensor.mmap(vma)?;
+        // Tests only (`fault_mmap_delay_ms`): widen the window in which the
+        // page tables are filled but the kernel has not yet linked the VMA
+        // into the file's mapping, which revocation must wait out.
+        let delay = crate::module_parameters::fault_mmap_delay_ms.value();
+        if delay > 0 {
+            kernel::time::delay::fsleep(Delta::from_millis(i64::from(delay.min(10_000))));
+        }
+        Ok(())
     }
 
     fn ioctl(me: &Consumer, file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -144,8 +162,13 @@ impl MiscDevice for Consumer {
     }
 
     fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        // Non-blocking from the file (O_NONBLOCK) or from this call
+        // (RWF_NOWAIT, io_uring: IOCB_NOWAIT).
         // SAFETY: the kiocb of a running read_iter points to its live file.
-        let nonblock = nonblocking(unsafe { (*(*kiocb.as_raw()).ki_filp).f_flags });
+        let nonblock = unsafe {
+            let k = kiocb.as_raw();
+            nonblocking((*(*k).ki_filp).f_flags) || (*k).ki_flags & IOCB_NOWAIT != 0
+        };
         let s = &kiocb.file().sensor;
         if (iov.len() as u64) < u64::from(s.config.layout.block_bytes) {
             return Err(EINVAL);
@@ -170,6 +193,11 @@ impl MiscDevice for Consumer {
         Ok(n)
     }
 }
+
+/// `IOCB_NOWAIT`: include/linux/fs.h defines it as `(__force int) RWF_NOWAIT`
+/// and include/uapi/linux/fs.h `RWF_NOWAIT` as 0x8, casts bindgen does not
+/// evaluate (a uAPI value: it cannot change).
+const IOCB_NOWAIT: i32 = 0x0000_0008;
 
 /// Whether file flags ask for non-blocking I/O.
 fn nonblocking(f_flags: u32) -> bool {

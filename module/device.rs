@@ -73,10 +73,26 @@ impl Drop for FirmwareBound {
     }
 }
 
-/// Driver data of a bound device.
-#[pin_data(PinnedDrop)]
+/// Shuts the sensor down when dropped: the first field of [`HsdaqDevice`],
+/// so it runs before the device node disappears, while the device is still
+/// bound. A field of its own (not a `PinnedDrop` of the whole device) so
+/// that teardown never holds a `&mut` to the fields `open` reads meanwhile.
+struct Teardown(Arc<Sensor>);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        // Stop the producer, wake waiters (ENODEV), revoke user mappings
+        // and free the buffer. Open files keep only the (now inert) sensor.
+        self.0.shutdown();
+    }
+}
+
+/// Driver data of a bound device. Fields drop in order: teardown, then the
+/// char device (deregistration waits for a running `open`), then the rest.
+#[pin_data]
 pub(crate) struct HsdaqDevice {
-    /// The char device; open files reach `sensor` through it.
+    _teardown: Teardown,
+    /// The char device; open files reach `sensor` and `info` through it.
     #[pin]
     pub(crate) misc: MiscDeviceRegistration<Consumer>,
     pub(crate) sensor: Arc<Sensor>,
@@ -109,6 +125,7 @@ impl HsdaqDevice {
             } = Self::prepare(pdev)?;
             let name = NAMES[slot.0];
             Ok(try_pin_init!(Self {
+                _teardown: Teardown(sensor.clone()),
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
                 sensor,
                 info,
@@ -130,10 +147,18 @@ impl HsdaqDevice {
         let slot = Slot(claim_slot()?);
         let name = NAMES[slot.0];
         let compatible: &[u8] = if config.from_firmware {
-            b"hsdaq,virtual-sensor"
+            crate::fallback::COMPATIBLE.to_bytes()
         } else {
             b""
         };
+        let virtuals = crate::fallback::VIRTUAL_DEVICES.load(Ordering::Relaxed);
+        if config.from_firmware && virtuals > 0 {
+            dev_warn!(
+                dev,
+                "bound after {} virtual sensor(s) were created at load (this node appeared later): those devices are synthetic\n",
+                virtuals
+            );
+        }
         let region = match config.memory_region {
             true => Some(ReservedMem::assign(dev)?),
             false => None,
@@ -198,15 +223,5 @@ impl HsdaqDevice {
             slot,
             firmware: config.from_firmware.then(FirmwareBound::new),
         })
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for HsdaqDevice {
-    fn drop(self: Pin<&mut Self>) {
-        // Before the node disappears and while the device is still bound:
-        // stop the producer, wake waiters (ENODEV), revoke user mappings and
-        // free the buffer. Open files keep only the (now inert) sensor.
-        self.sensor.shutdown();
     }
 }

@@ -3,10 +3,20 @@
 //! Virtual devices for machines without a firmware node (QEMU x86, laptops):
 //! plain platform devices named like the driver, so they bind through the
 //! very same probe, which then takes its settings from module parameters.
+//!
+//! The decision is made once, at module init, from whether a firmware node
+//! for the driver *exists*, not from how many bound: with async or deferred
+//! probing nothing may have bound yet, and a node whose probe failed must
+//! not be replaced by a synthetic sensor the user would take for the board's.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
-use kernel::{bindings, error::from_err_ptr, prelude::*};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    ffi::{c_int, c_void},
+    prelude::*,
+};
 
 /// A registered platform device, unregistered on drop.
 pub(crate) struct VirtualDevice(*mut bindings::platform_device);
@@ -41,11 +51,51 @@ impl Drop for VirtualDevice {
     }
 }
 
-/// Creates `count` virtual devices unless a firmware node already bound one.
-pub(crate) fn create_if_unbound(count: u32) -> Result<KVec<VirtualDevice>> {
+/// Platform devices whose firmware node (DT or ACPI `_DSD`) names our
+/// compatible, bound or not: a node whose probe is deferred, still running
+/// asynchronously or failed counts too, so that `/dev/hsdaqN` is never a
+/// synthetic sensor standing in for the board's.
+fn firmware_devices() -> u32 {
+    unsafe extern "C" fn count(dev: *mut bindings::device, data: *mut c_void) -> c_int {
+        // SAFETY: `dev` is a live device of the bus being iterated, and
+        // `data` the `u32` counter `firmware_devices` passed.
+        unsafe {
+            if bindings::device_property_match_string(
+                dev,
+                c"compatible".as_char_ptr(),
+                COMPATIBLE.as_char_ptr(),
+            ) >= 0
+            {
+                *data.cast::<u32>() += 1;
+            }
+        }
+        0
+    }
+    let mut n: u32 = 0;
+    // SAFETY: `platform_bus_type` is the registered platform bus; the
+    // callback only reads properties and returns 0 (continue).
+    unsafe {
+        bindings::bus_for_each_dev(
+            &raw const bindings::platform_bus_type,
+            core::ptr::null_mut(),
+            (&raw mut n).cast(),
+            Some(count),
+        )
+    };
+    n
+}
+
+/// Creates `count` virtual devices unless a firmware node for the driver
+/// exists (whether or not it bound).
+pub(crate) fn create_if_no_firmware_node(count: u32) -> Result<KVec<VirtualDevice>> {
     let mut devices = KVec::new();
-    if crate::device::FIRMWARE_BOUND.load(Ordering::Relaxed) > 0 {
-        pr_info!("hsdaq: firmware node(s) bound; no virtual devices\n");
+    let nodes = firmware_devices();
+    if nodes > 0 {
+        pr_info!(
+            "hsdaq: {} firmware node(s) ({} bound); no virtual devices\n",
+            nodes,
+            crate::device::FIRMWARE_BOUND.load(Ordering::Relaxed)
+        );
         return Ok(devices);
     }
     if count > 8 {
@@ -58,5 +108,13 @@ pub(crate) fn create_if_unbound(count: u32) -> Result<KVec<VirtualDevice>> {
     for id in 0..count {
         devices.push(VirtualDevice::register(id as i32)?, GFP_KERNEL)?;
     }
+    VIRTUAL_DEVICES.store(count, Ordering::Relaxed);
     Ok(devices)
 }
+
+/// Virtual devices registered at load; a firmware device that appears
+/// later (an overlay, ACPI hotplug) binds beside them and says so.
+pub(crate) static VIRTUAL_DEVICES: AtomicU32 = AtomicU32::new(0);
+
+/// The compatible string of the OF table.
+pub(crate) const COMPATIBLE: &CStr = c"hsdaq,virtual-sensor";

@@ -20,10 +20,24 @@ use kernel::{
 
 // Declared with opaque pointers: `struct device` is not FFI-safe as a Rust
 // type (bindgen gives it zero-sized members), and it is only passed through.
+// Real functions only with CONFIG_OF_RESERVED_MEM (static inline stubs
+// otherwise, which modpost could not resolve): without it the same names are
+// the stubs' behaviour, in Rust.
+#[cfg(CONFIG_OF_RESERVED_MEM)]
 extern "C" {
     fn of_reserved_mem_device_init_by_idx(dev: *mut c_void, np: *mut c_void, idx: c_int) -> c_int;
     fn of_reserved_mem_device_release(dev: *mut c_void);
 }
+
+/// Without reserved-memory support no region can be assigned (the C stub's
+/// answer).
+#[cfg(not(CONFIG_OF_RESERVED_MEM))]
+unsafe fn of_reserved_mem_device_init_by_idx(_: *mut c_void, _: *mut c_void, _: c_int) -> c_int {
+    -(bindings::ENOSYS as c_int)
+}
+
+#[cfg(not(CONFIG_OF_RESERVED_MEM))]
+unsafe fn of_reserved_mem_device_release(_: *mut c_void) {}
 
 fn raw(dev: &Device) -> *mut bindings::device {
     // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.

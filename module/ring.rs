@@ -39,6 +39,10 @@ use crate::abi::{
 use crate::config::setting_name;
 use crate::reserved::ReservedMem;
 
+/// The producer generates payload this many bytes at a time (its bounce
+/// buffer's size), yielding the CPU between chunks.
+pub(crate) const CHUNK_BYTES: usize = 16 * 1024;
+
 /// The contiguous buffer of one device.
 pub(crate) struct Ring {
     buf: Coherent<[u8]>,
@@ -75,6 +79,17 @@ impl Ring {
     ) -> Result<Self> {
         let control_bytes = info.control_bytes as usize;
         let len = control_bytes + layout.data_size as usize;
+        let raw = core::ptr::from_ref::<Device>(dev)
+            .cast::<bindings::device>()
+            .cast_mut();
+        // SAFETY: `raw` is the bound device probe runs for.
+        if !unsafe { bindings::dma_can_mmap(raw) } {
+            dev_err!(
+                dev,
+                "the DMA API cannot map this device's buffers to user space\n"
+            );
+            return Err(ENXIO);
+        }
         // No allocator WARN for a size a user asked for: the dev_err below says it.
         let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
             |_| {
@@ -172,72 +187,126 @@ impl Ring {
     /// Writes one block (header and, unless `zeros`, payload) into the slot
     /// at `pos`. The payload length follows the layout, not the header.
     ///
+    /// The payload is generated [`CHUNK_BYTES`] at a time into `scratch`
+    /// (the producer's own memory) and copied into the slot through raw
+    /// pointers: no Rust reference ever covers memory user space can read,
+    /// and between chunks the producer yields the CPU (process context), so
+    /// no block size makes one stretch of this work longer than one chunk.
+    ///
     /// # Safety
     ///
-    /// The caller is the producer and owns the slot: it lies in
-    /// `[head, tail + data_size)` of the producer's own counters, so neither
-    /// a consumer nor `read()` reads it until the caller publishes it with a
-    /// Release store of `head`.
-    pub(crate) unsafe fn write_block(&self, pos: u64, header: &BlockHeader, zeros: bool) {
+    /// The caller is the producer, in process context with no spinlock held,
+    /// and owns the slot: it lies in `[head, tail + data_size)` of the
+    /// producer's own counters, so neither a consumer nor `read()` reads it
+    /// until the caller publishes it with a Release store of `head`.
+    pub(crate) unsafe fn write_block(
+        &self,
+        pos: u64,
+        header: &BlockHeader,
+        zeros: bool,
+        scratch: &mut [i32],
+    ) {
         let slot = self.slot(pos);
         // SAFETY: the slot is block_bytes long, 64-byte aligned (blocks are
         // powers of two >= 256 in a page-aligned area) and owned by us (the
         // caller's contract); user space maps it read-only.
-        unsafe { slot.cast::<BlockHeader>().write(*header) };
+        unsafe { slot.cast::<BlockHeader>().write_volatile(*header) };
         if zeros {
             return;
         }
         let l = &self.layout;
         let ch = l.channels as usize;
-        let n = l.block_scans() as usize * ch;
-        // SAFETY: the payload starts after the 64-byte header, is aligned for
-        // i16/i32, and `block_scans` scans fit in the slot by definition.
+        let scan_bytes = ch * l.format.bytes();
+        let block_scans = l.block_scans() as usize;
+        // A scan is at most 64 x 4 B, a chunk 16 KiB: at least 64 scans.
+        let chunk_scans = (scratch.len() * size_of::<i32>())
+            .checked_div(scan_bytes)
+            .unwrap_or(0);
+        if chunk_scans == 0 {
+            return;
+        }
+        // SAFETY: the payload starts after the 64-byte header and
+        // `block_scans` scans fit in the slot by definition.
         let payload = unsafe { slot.add(BLOCK_HEADER_BYTES) };
-        match l.format {
-            Format::I16 => {
-                // SAFETY: see above; this slice is the only reference to it.
-                let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i16>(), n) };
-                waveform::fill_i16(v, ch, header.first_scan);
+        let mut done = 0;
+        while done < block_scans {
+            let n = chunk_scans.min(block_scans - done);
+            let first = header.first_scan + done as u64;
+            let values = n * ch;
+            match l.format {
+                Format::I16 => {
+                    // SAFETY: `values` i16s are `n * scan_bytes` bytes, at
+                    // most `scratch`'s size (`n <= chunk_scans`); i32 memory
+                    // is aligned for i16.
+                    let v = unsafe {
+                        core::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<i16>(), values)
+                    };
+                    waveform::fill_i16(v, ch, first);
+                }
+                Format::I32 => {
+                    // SAFETY: as above, `values <= scratch.len()`.
+                    let v =
+                        unsafe { core::slice::from_raw_parts_mut(scratch.as_mut_ptr(), values) };
+                    waveform::fill_i32(v, ch, first);
+                }
             }
-            Format::I32 => {
-                // SAFETY: see above; this slice is the only reference to it.
-                let v = unsafe { core::slice::from_raw_parts_mut(payload.cast::<i32>(), n) };
-                waveform::fill_i32(v, ch, header.first_scan);
-            }
+            // SAFETY: `[done, done + n)` scans of the payload lie inside the
+            // slot we own; `scratch` holds `n * scan_bytes` generated bytes
+            // and does not overlap the ring.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    scratch.as_ptr().cast::<u8>(),
+                    payload.add(done * scan_bytes),
+                    n * scan_bytes,
+                )
+            };
+            done += n;
+            crate::glue::cond_resched();
         }
     }
 
-    /// Copies the block at `pos` to user space for `read()`; returns whether
-    /// all of it was copied.
+    /// Copies the block at `pos` to user space for `read()`; returns how many
+    /// bytes were copied (short when a destination page is not present and
+    /// faults are disabled).
     ///
     /// # Safety
     ///
     /// The block must be published and pinned: the producer does not write
-    /// it until the caller releases it (`Sensor::end_read`).
-    pub(crate) unsafe fn copy_block(&self, pos: u64, iov: &mut IovIterDest<'_>) -> bool {
+    /// it until the caller releases it.
+    pub(crate) unsafe fn copy_block(&self, pos: u64, iov: &mut IovIterDest<'_>) -> usize {
         let len = self.layout.block_bytes as usize;
         // SAFETY: the slot is `len` bytes inside our allocation, and nothing
         // writes it while the slice lives (the caller's contract; user space
         // maps it read-only).
         let bytes = unsafe { core::slice::from_raw_parts(self.slot(pos), len) };
-        iov.copy_to_iter(bytes) == len
+        iov.copy_to_iter(bytes)
     }
 
     /// Maps `[vm_pgoff, vm_pgoff + len)` of the buffer into `vma`. The caller
     /// has validated offset, length and protection.
+    ///
+    /// Cache attributes follow the kernel's own alias of the buffer, so the
+    /// two never disagree (mismatched attributes on arm64 can give stale
+    /// reads): from the page allocator or CMA, `dma_mmap_attrs` picks them
+    /// (cacheable on a `dma-coherent` device, the DMA API's non-cacheable
+    /// kind otherwise); from a reserved-memory pool the kernel reaches the
+    /// buffer through a write-combining `memremap` whatever the device, and
+    /// `dma_mmap_attrs` would keep the VMA's cacheable default, so the user
+    /// mapping is made write-combining too.
     pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
-        // 7.3 has no Rust wrapper for dma_mmap_attrs and keeps
-        // `Device::as_raw` crate-private: `Device` is `repr(transparent)` over
-        // `Opaque<bindings::device>`, so this cast yields the C device.
-        let dev = core::ptr::from_ref::<Device>(&self.dev)
-            .cast::<bindings::device>()
-            .cast_mut();
+        let dev = self.raw_dev();
+        if self._region.is_some() {
+            // SAFETY: `vma` is being set up by mmap (under `mmap_lock`), the
+            // one time its page protection may change.
+            unsafe { crate::glue::vma_set_writecombine(vma.as_ptr()) };
+        }
         // SAFETY: `dev` is the live, bound device we hold a reference to (the
         // ring is revoked before unbind completes, and the caller holds the
         // lock that revocation takes). `vma` is a VMA being set up by mmap;
         // CPU address, DMA address and size are those `dma_alloc_attrs`
-        // returned for this buffer. At unbind every mapping is zapped before
-        // the buffer is freed.
+        // returned for this buffer. The mapping's PTEs are zapped before the
+        // buffer is freed: revocation waits for the VMA to be linked into
+        // the file's mapping first (`Sensor::shutdown`).
         to_result(unsafe {
             bindings::dma_mmap_attrs(
                 dev,
@@ -248,5 +317,13 @@ impl Ring {
                 0,
             )
         })
+    }
+
+    /// The C device. 7.3 keeps `Device::as_raw` crate-private: `Device` is
+    /// `repr(transparent)` over `Opaque<bindings::device>`.
+    fn raw_dev(&self) -> *mut bindings::device {
+        core::ptr::from_ref::<Device>(&self.dev)
+            .cast::<bindings::device>()
+            .cast_mut()
     }
 }

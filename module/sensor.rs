@@ -1,30 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The virtual sensor: an hrtimer producer that writes due blocks into the
-//! ring, never overwrites unread data and counts every dropped block exactly
-//! (the bookkeeping is [`Producer`]'s).
+//! The virtual sensor: an hrtimer paces a producer work item that writes due
+//! blocks into the ring, never overwrites unread data and counts every
+//! dropped block exactly (the bookkeeping is [`Producer`]'s).
 //!
-//! The timer callback runs in hard-IRQ context, so producer state lives
-//! under a `SpinLockIrq` and waiters sleep on a `CondVar` (whose notify is
-//! IRQ-safe). Its work is bounded: one callback writes for at most
-//! [`MAX_TICK_WORK_NS`] and the producer never lags real time by more than a
-//! ring's worth of blocks (the rest is dropped and counted), so neither a
-//! long stall nor a rate the CPU cannot write keeps interrupts off for long.
+//! Which work runs where:
+//! * the **timer callback** (hard IRQ) only reads two fields under the
+//!   `state` spinlock and queues the work item: O(1), whatever the layout;
+//! * the **work item** (process context, `system_unbound_wq`) decides each
+//!   block under the spinlock, writes it *outside* any lock in chunks of at
+//!   most [`CHUNK_BYTES`] with a `cond_resched` between chunks, and
+//!   publishes it under the spinlock again. One run produces for at most
+//!   [`MAX_WORK_NS`]; a producer that is behind comes back at the next tick,
+//!   so no layout (a 16 MiB block, 100 M scans/s) holds a CPU with
+//!   interrupts or preemption off for longer than one chunk.
 //!
-//! Lock order: `control` (start/stop) → `io` (`read()`, START, RESET,
-//! revocation; `read()` faults user pages under it, so it comes before
-//! `mmap_lock`) → `mmap_lock` → `map` (mmap, revocation) → `state`
-//! (spinlock, also taken by the timer). mmap runs under `mmap_lock` and so
-//! never takes `io` (lockdep found that cycle in the `race` scenario).
+//! Lock order: `control` (start/stop; stop flushes the work item, which
+//! takes no lock above `scratch`) → `io` (START, RESET, `read()`'s copy,
+//! revocation) → `map` (open, mmap, release, revocation) → `scratch` →
+//! `state` (spinlock, also taken by the timer). mmap runs under
+//! `mmap_lock` and takes `map`; revocation never holds `map` while it
+//! takes an `mmap_lock` (see [`Sensor::shutdown`]). `read()` copies with page
+//! faults disabled under `io` and faults the destination in with no lock
+//! held, so a destination that never faults in (userfaultfd, a hung FUSE
+//! server) blocks only its own reader: `open()` (which runs under the global
+//! `misc_mtx`) takes `map`, never `io`.
 
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::{
-    bindings, impl_has_hr_timer, new_condvar, new_mutex, new_spinlock_irq,
+    bindings, impl_has_hr_timer,
+    mm::{Mm, MmWithUser},
+    new_condvar, new_mutex, new_spinlock_irq,
     prelude::*,
     revocable::Revocable,
-    sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq},
+    sync::{aref::ARef, Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex, SpinLockIrq},
     time::{
         hrtimer::{
             ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerPointer,
@@ -32,24 +43,30 @@ use kernel::{
         },
         msecs_to_jiffies, Delta, Monotonic,
     },
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
 use crate::abi::ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
 use crate::config::{Config, Waveform};
+use crate::glue::NoPageFaults;
 use crate::producer::{Producer, Step};
-use crate::ring::Ring;
+use crate::ring::{Ring, CHUNK_BYTES};
 
 /// Longest timer period; production catches up with wall time at every tick.
 const MAX_TICK_NS: u64 = 1_000_000;
 /// Shortest timer period, for fast streams in small rings and for catching up.
 const MIN_TICK_NS: u64 = 20_000;
-/// Longest a timer callback writes blocks (interrupts are off meanwhile).
-const MAX_TICK_WORK_NS: u64 = 200_000;
+/// Longest one run of the producer work item writes blocks before it
+/// returns (the next tick queues it again).
+const MAX_WORK_NS: u64 = 1_000_000;
 /// Longest injected stall or jitter: 10 s.
 const MAX_FAULT_US: u64 = 10_000_000;
 /// How long unbind lets a consumer that saw `STATUS_GONE` close its mapping
 /// before the mapping is revoked under it.
 const UNBIND_GRACE_MS: u32 = 1000;
+/// Distinct address spaces that may map one open file (processes sharing
+/// the fd); a further one's mmap is `ENOMEM`.
+const MAX_MAPPERS: usize = 64;
 
 /// CLOCK_MONOTONIC in nanoseconds.
 ///
@@ -60,22 +77,31 @@ fn now_ns() -> u64 {
     unsafe { bindings::ktime_get() as u64 }
 }
 
-/// What process-context users of the buffer share under `Sensor::io`.
-pub(crate) struct Io {
+/// What open, mmap, release and revocation share under `Sensor::map`.
+pub(crate) struct Maps {
     /// The `address_space` of the open file's mappings (null when no file is
     /// open), for revoking them at unbind.
     mapping: *mut bindings::address_space,
+    /// Every address space that mapped the open file (each at most once).
+    /// Revocation waits on each one's `mmap_lock`, so that a mapping whose
+    /// page tables were filled but whose VMA the kernel has not yet linked
+    /// into `mapping` is linked (and so zapped) before the buffer is freed.
+    mms: KVec<ARef<Mm>>,
 }
 
 // SAFETY: `mapping` is only dereferenced by `unmap_mapping_range`, which may
 // run on any thread; the pointer itself is plain data guarded by the mutex.
-unsafe impl Send for Io {}
+// `ARef<Mm>` is Send.
+unsafe impl Send for Maps {}
 
 /// One sensor: its ring, its producer and the consumer's wait queue.
 #[pin_data]
 pub(crate) struct Sensor {
     #[pin]
     timer: HrTimer<Sensor>,
+    /// The producer, queued by the timer.
+    #[pin]
+    work: Work<Sensor>,
     #[pin]
     state: SpinLockIrq<Producer>,
     #[pin]
@@ -86,19 +112,24 @@ pub(crate) struct Sensor {
     /// The buffer, revoked (unmapped from user space and freed) at unbind.
     #[pin]
     ring: Revocable<Ring>,
-    /// Held by the process-context users of the buffer (`read()`, START,
-    /// RESET) and by revocation.
+    /// Held by `read()` while it copies, START and RESET (which discard
+    /// blocks) and revocation. Never held across a sleeping fault.
     #[pin]
-    io: Mutex<Io>,
-    /// Held by mmap (under `mmap_lock`) and by revocation: no mapping is made
-    /// of a buffer being revoked.
+    io: Mutex<()>,
+    /// Held by open, mmap (under `mmap_lock`), release and revocation.
     #[pin]
-    map: Mutex<()>,
+    map: Mutex<Maps>,
+    /// The producer's bounce buffer for payload chunks (only the work item
+    /// takes it; a lock because that is simpler to check than a cell).
+    #[pin]
+    scratch: Mutex<KVec<i32>>,
     /// Signalled when the open file is released.
     #[pin]
     released: CondVar,
     /// At most one consumer (open file) at a time.
     busy: AtomicBool,
+    /// The last producer run ran out of time with blocks still due.
+    behind: AtomicBool,
     pub(crate) config: Config,
     /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
     tick_ns: u64,
@@ -110,23 +141,35 @@ impl_has_hr_timer! {
     }
 }
 
+impl_has_work! {
+    impl HasWork<Self> for Sensor { self.work }
+}
+
 impl Sensor {
     pub(crate) fn new(ring: Ring, config: Config) -> Result<Arc<Self>> {
         let l = config.layout;
         // Nanoseconds until the stream fills the ring; tick 4x as often.
         let fill_ns = l.scan_time_ns(0, l.slots() * u64::from(l.block_scans()));
         let tick_ns = (fill_ns / 4).clamp(MIN_TICK_NS, MAX_TICK_NS);
+        let mut scratch = KVec::new();
+        scratch.resize(CHUNK_BYTES / size_of::<i32>(), 0, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
+                work <- new_work!("hsdaq::produce"),
                 state <- new_spinlock_irq!(Producer::default()),
                 data_ready <- new_condvar!("hsdaq::data_ready"),
                 control <- new_mutex!(None),
                 ring <- Revocable::new(ring),
-                io <- new_mutex!(Io { mapping: core::ptr::null_mut() }),
-                map <- new_mutex!(()),
+                io <- new_mutex!(()),
+                map <- new_mutex!(Maps {
+                    mapping: core::ptr::null_mut(),
+                    mms: KVec::new(),
+                }),
+                scratch <- new_mutex!(scratch),
                 released <- new_condvar!("hsdaq::released"),
                 busy: AtomicBool::new(false),
+                behind: AtomicBool::new(false),
                 config,
                 tick_ns,
             }),
@@ -139,26 +182,32 @@ impl Sensor {
     }
 
     /// Claims the sensor for one open file, whose mappings live in `mapping`.
+    ///
+    /// Runs under the global `misc_mtx` (misc_open holds it across `open`),
+    /// so it takes only `map` and the spinlock, which nothing holds for long.
     pub(crate) fn claim(&self, mapping: *mut bindings::address_space) -> Result {
-        let mut io = self.io.lock();
+        let mut maps = self.map.lock();
         if self.state.lock().gone {
             return Err(ENODEV);
         }
         if self.busy.swap(true, Ordering::AcqRel) {
             return Err(EBUSY);
         }
-        io.mapping = mapping;
+        maps.mapping = mapping;
         Ok(())
     }
 
     /// The open file is released (no fd, no mapping left).
     pub(crate) fn unclaim(&self) {
         self.stop();
-        let mut io = self.io.lock();
-        io.mapping = core::ptr::null_mut();
+        let mut maps = self.map.lock();
+        maps.mapping = core::ptr::null_mut();
+        let mms = core::mem::take(&mut maps.mms);
         self.busy.store(false, Ordering::Release);
         self.released.notify_all();
-        drop(io);
+        drop(maps);
+        // mmdrop outside the lock.
+        drop(mms);
     }
 
     /// Starts a new stream at scan 0 (idempotent while running). Unread
@@ -183,6 +232,7 @@ impl Sensor {
             ring.set_start_ns(now);
             ring.mirror(&p.stats());
         }
+        self.behind.store(false, Ordering::Relaxed);
         *handle = Some(self.clone().start_timer());
         Ok(())
     }
@@ -201,8 +251,12 @@ impl Sensor {
             self.publish(&p);
         }
         // Dropping the handle cancels the timer and waits for a running
-        // callback, so no block is written after this returns.
+        // callback; the timer is the only one that queues the work item, so
+        // once the item is flushed no block is written until the next START.
         *handle = None;
+        // SAFETY: `work` is a field of this live, pinned sensor; flush_work
+        // waits for a queued or running instance and leaves it idle.
+        unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
         self.data_ready.notify_all();
     }
 
@@ -213,7 +267,9 @@ impl Sensor {
     pub(crate) fn shutdown(&self) {
         // Mark the device gone before stopping, in one step: a consumer must
         // never see a plain "stopped" in between and take it for the end of
-        // the stream.
+        // the stream. From here on open and mmap fail (they check `gone`
+        // under `map`, which is taken below before the address spaces are
+        // collected).
         {
             let mut p = self.state.lock();
             p.gone = true;
@@ -221,27 +277,43 @@ impl Sensor {
             self.publish(&p);
         }
         self.stop();
-        let mut io = self.io.lock();
-        let mut left = msecs_to_jiffies(UNBIND_GRACE_MS);
-        while self.busy.load(Ordering::Acquire) {
-            match self.released.wait_interruptible_timeout(&mut io, left) {
-                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                _ => break,
+        let mms = {
+            let mut maps = self.map.lock();
+            let mut left = msecs_to_jiffies(UNBIND_GRACE_MS);
+            while self.busy.load(Ordering::Acquire) {
+                match self.released.wait_interruptible_timeout(&mut maps, left) {
+                    CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                    _ => break,
+                }
             }
+            core::mem::take(&mut maps.mms)
+        };
+        // An mmap that passed its `gone` check has filled its page tables
+        // but the kernel links its VMA into the file's mapping only after
+        // `f_op->mmap` returns, still under that address space's
+        // `mmap_lock` (held for writing). Taking each mapper's `mmap_lock`
+        // once waits for every such mmap to finish linking, so the zap below
+        // reaches it. `map` is not held here: mmap takes it under
+        // `mmap_lock`, so waiting on `mmap_lock` with it held would deadlock.
+        for mm in &mms {
+            wait_for_mmaps(mm);
         }
-        let _map = self.map.lock();
-        if !io.mapping.is_null() {
+        drop(mms);
+        let _io = self.io.lock();
+        let maps = self.map.lock();
+        if !maps.mapping.is_null() {
             // SAFETY: `mapping` is the `f_mapping` of the open file, which
-            // stays alive until `unclaim` clears it under this lock. Zapping
+            // stays alive until `unclaim` clears it under `map`. Zapping
             // every mapping of it makes later accesses fault with SIGBUS (the
             // VMAs have no fault handler); mmap refuses new ones (gone).
-            unsafe { bindings::unmap_mapping_range(io.mapping, 0, 0, 1) };
+            unsafe { bindings::unmap_mapping_range(maps.mapping, 0, 0, 1) };
         }
-        // No user: the timer is cancelled, `read()`/START hold `io`, mmap
-        // holds `map`, and no PTE maps the buffer any more. Frees it through
-        // the DMA API while the device is still bound.
+        // No user: the work item is flushed and not requeued, `read()`,
+        // START and RESET hold `io`, mmap holds `map`, and no PTE maps the
+        // buffer any more. Frees it through the DMA API while the device is
+        // still bound.
         self.ring.revoke();
-        drop(io);
+        drop(maps);
     }
 
     /// Discards unread blocks (counted) and clears injected faults; only
@@ -321,17 +393,38 @@ impl Sensor {
         }
     }
 
-    /// Copies published blocks to `iov` for `read()`; `Ok(None)` when none is
-    /// readable (with the stream's status).
+    /// Copies published blocks to `iov` for `read()`; `Ok(Err(status))` when
+    /// none is readable.
     ///
-    /// The copied blocks are pinned: until they are released below, no tail
-    /// written to the control area can pass them, so the producer cannot
-    /// reuse their slots while `copy_to_iter` (which may sleep) runs. `io`
-    /// serialises readers and keeps the buffer from being revoked meanwhile.
+    /// The copy runs under `io` with page faults disabled, so it never
+    /// sleeps with the lock held: a destination page that is not present
+    /// makes the copy short. The partial block is taken back, the lock
+    /// dropped, the destination faulted in with no lock held (this may
+    /// sleep for as long as the page's owner wants: userfaultfd, FUSE), and
+    /// the copy retried. Only whole blocks are returned and released.
     pub(crate) fn read_blocks(
         &self,
         iov: &mut kernel::iov::IovIterDest<'_>,
     ) -> Result<core::result::Result<usize, u32>> {
+        let block = self.block_bytes();
+        loop {
+            match self.copy_blocks(iov)? {
+                Copied::Blocks(n) => return Ok(Ok(n)),
+                Copied::Nothing(status) => return Ok(Err(status)),
+                Copied::Faulted => {}
+            }
+            // SAFETY: `as_raw` is the live iterator of this read; faulting
+            // in its next `block` bytes only touches user memory.
+            let left =
+                unsafe { bindings::fault_in_iov_iter_writeable(iov.as_raw(), block as usize) };
+            if left as u64 == block {
+                return Err(EFAULT);
+            }
+        }
+    }
+
+    /// One pass of [`Self::read_blocks`] under `io`.
+    fn copy_blocks(&self, iov: &mut kernel::iov::IovIterDest<'_>) -> Result<Copied> {
         let block = self.block_bytes();
         let _io = self.io.lock();
         let (tail, head) = {
@@ -341,8 +434,10 @@ impl Sensor {
             }
             self.refresh_tail(&mut p);
             if p.head == p.tail {
-                return Ok(Err(p.status()));
+                return Ok(Copied::Nothing(p.status()));
             }
+            // The copied blocks are pinned: no tail written to the control
+            // area can pass them, so the producer cannot reuse their slots.
             p.read_pin = Some(p.tail);
             (p.tail, p.head)
         };
@@ -351,12 +446,21 @@ impl Sensor {
         let ring = unsafe { self.ring.access() };
         let blocks = ((head - tail) / block).min(iov.len() as u64 / block);
         let mut pos = tail;
-        for _ in 0..blocks {
-            // SAFETY: `[tail, head)` is published and pinned (see above).
-            if !unsafe { ring.copy_block(pos, iov) } {
-                break;
+        let mut faulted = false;
+        {
+            let _nofault = NoPageFaults::new();
+            for _ in 0..blocks {
+                // SAFETY: `[tail, head)` is published and pinned (see above).
+                let n = unsafe { ring.copy_block(pos, iov) };
+                if n as u64 != block {
+                    // SAFETY: the iterator advanced by exactly `n` bytes in
+                    // this copy.
+                    unsafe { iov.revert(n) };
+                    faulted = true;
+                    break;
+                }
+                pos += block;
             }
-            pos += block;
         }
         let mut p = self.state.lock();
         p.read_pin = None;
@@ -364,75 +468,90 @@ impl Sensor {
             p.tail = pos;
             ring.set_tail(pos);
         }
-        Ok(Ok((pos - tail) as usize))
+        Ok(match (pos - tail, faulted) {
+            (0, true) => Copied::Faulted,
+            (n, _) => Copied::Blocks(n as usize),
+        })
     }
 
-    /// Maps the buffer into `vma` unless the device is gone.
+    /// Maps the buffer into `vma` unless the device is gone, and remembers
+    /// the address space for revocation.
     pub(crate) fn mmap(&self, vma: &kernel::mm::virt::VmaNew) -> Result {
-        let _map = self.map.lock();
+        let mut maps = self.map.lock();
         if self.state.lock().gone {
             return Err(ENODEV);
         }
+        let mm: &Mm = vma.mm();
+        if !maps.mms.iter().any(|m| core::ptr::eq::<Mm>(&**m, mm)) {
+            if maps.mms.len() >= MAX_MAPPERS {
+                return Err(ENOMEM);
+            }
+            maps.mms.push(ARef::from(mm), GFP_KERNEL)?;
+        }
         // SAFETY: revocation takes `map`, which we hold, and happens only
-        // after `gone` is set, which we checked under it.
+        // after `gone` is set, which we checked under it. The VMA is linked
+        // later, under the `mmap_lock` revocation waits on (see shutdown).
         unsafe { self.ring.access() }.mmap(vma)
     }
 
-    /// Produces the blocks due by now (timer context), for at most
-    /// [`MAX_TICK_WORK_NS`]. Returns the delay to the next tick.
-    fn tick(&self) -> u64 {
-        let Some(ring) = self.ring.try_access() else {
-            return self.tick_ns;
-        };
-        let mut p = self.state.lock();
-        if !p.running {
-            return self.tick_ns;
-        }
-        let now = now_ns();
-        if now < p.stall_until_ns {
-            return self.tick_ns;
-        }
+    /// The producer work item: writes the blocks due by now, each outside
+    /// any lock, for at most [`MAX_WORK_NS`].
+    fn produce(&self) {
+        // SAFETY: the ring is revoked only in `shutdown` after `stop`, which
+        // cancels the timer (the only one that queues this work) and then
+        // flushes this work item: the ring outlives every run.
+        let ring = unsafe { self.ring.access() };
+        let mut scratch = self.scratch.lock();
         let l = self.config.layout;
-        let due = l.scans_in_ns(now - p.start_ns);
-        p.limit_lag(due, &l, l.slots());
-        let zeros = self.config.waveform == Waveform::Zeros;
         let block_bytes = self.block_bytes();
-        let mut published = false;
+        let zeros = self.config.waveform == Waveform::Zeros;
+        let started = now_ns();
+        let mut first = true;
         let mut behind = false;
         loop {
-            if published && now_ns().saturating_sub(now) > MAX_TICK_WORK_NS {
-                behind = true;
-                break;
-            }
-            let step = p.step(due, &l, self.config.fault_drop_period, |p| {
-                p.accept_tail(ring.user_tail(), block_bytes);
-            });
+            let step = {
+                let mut p = self.state.lock();
+                let now = now_ns();
+                if !p.running || now < p.stall_until_ns {
+                    break;
+                }
+                let due = l.scans_in_ns(now - p.start_ns);
+                if first {
+                    p.limit_lag(due, &l, l.slots());
+                    first = false;
+                }
+                let step = p.step(due, &l, self.config.fault_drop_period, |p| {
+                    p.accept_tail(ring.user_tail(), block_bytes);
+                });
+                if !matches!(step, Step::Write { .. }) {
+                    ring.mirror(&p.stats());
+                }
+                step
+            };
             match step {
                 Step::Idle => break,
                 Step::Dropped => {}
                 Step::Write { pos, header } => {
-                    // SAFETY: `step` handed us the slot at `head`, which lies
-                    // outside `[tail, head)` with room checked against the
-                    // validated tail: the producer owns it until `published`.
-                    unsafe { ring.write_block(pos, &header, zeros) };
+                    // SAFETY: `step` handed us the slot at `head`, outside
+                    // `[tail, head)` with room checked against the validated
+                    // tail. Only this work item moves `head` (it never runs
+                    // twice at once), and START/RESET, which discard, run only
+                    // after `stop` has flushed it: the slot is ours until
+                    // `published` below.
+                    unsafe { ring.write_block(pos, &header, zeros, &mut scratch) };
+                    let mut p = self.state.lock();
                     p.published(&l);
-                    published = true;
+                    ring.mirror(&p.stats());
+                    drop(p);
+                    self.data_ready.notify_all();
                 }
             }
+            if now_ns().saturating_sub(started) > MAX_WORK_NS {
+                behind = true;
+                break;
+            }
         }
-        ring.mirror(&p.stats());
-        if published {
-            self.data_ready.notify_all();
-        }
-        let jitter = p.jitter_us;
-        drop(p);
-        if behind {
-            return MIN_TICK_NS;
-        }
-        match NonZeroU64::new(jitter) {
-            Some(j) => self.tick_ns + (xorshift(now) % j) * 1000,
-            None => self.tick_ns,
-        }
+        self.behind.store(behind, Ordering::Relaxed);
     }
 
     /// Mirrors the producer's counters, if the buffer is still there.
@@ -440,6 +559,28 @@ impl Sensor {
         if let Some(ring) = self.ring.try_access() {
             ring.mirror(&p.stats());
         }
+    }
+}
+
+/// What one copying pass of `read()` achieved.
+enum Copied {
+    /// This many bytes of whole blocks were copied and released.
+    Blocks(usize),
+    /// Nothing is readable; the stream's status.
+    Nothing(u32),
+    /// The first block's destination is not present in memory.
+    Faulted,
+}
+
+/// Waits until no mmap is in progress in `mm`: such an mmap holds `mmap_lock`
+/// for writing until its VMA is linked. An address space without users has
+/// no mmap in progress (and its exit unmaps every VMA).
+fn wait_for_mmaps(mm: &Mm) {
+    if let Some(user) = mm.mmget_not_zero() {
+        drop(user.mmap_read_lock());
+        // The last user may be gone by now: put it from a workqueue, not
+        // here (exit_mmap would release our file under us).
+        drop(MmWithUser::into_mmput_async(user));
     }
 }
 
@@ -453,12 +594,34 @@ fn xorshift(mut x: u64) -> u64 {
 impl HrTimerCallback for Sensor {
     type Pointer<'a> = Arc<Self>;
 
+    /// Hard-IRQ context: queue the producer and re-arm, nothing else.
     fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
-        let next_ns = this.tick();
-        if !this.state.lock().running {
+        let (running, jitter) = {
+            let p = this.state.lock();
+            (p.running, p.jitter_us)
+        };
+        if !running {
             return HrTimerRestart::NoRestart;
         }
+        // Already queued: the item will see every block due by then.
+        let _ = workqueue::system_unbound().enqueue(Arc::from(this));
+        let next_ns = if this.behind.load(Ordering::Relaxed) {
+            MIN_TICK_NS
+        } else {
+            match NonZeroU64::new(jitter) {
+                Some(j) => this.tick_ns + (xorshift(now_ns()) % j) * 1000,
+                None => this.tick_ns,
+            }
+        };
         ctx.forward_now(Delta::from_nanos(next_ns as i64));
         HrTimerRestart::Restart
+    }
+}
+
+impl WorkItem for Sensor {
+    type Pointer = Arc<Sensor>;
+
+    fn run(this: Arc<Sensor>) {
+        this.produce();
     }
 }

@@ -21,7 +21,7 @@ kernels=$!
 trap 'kill "$kernels" 2>/dev/null || true' EXIT
 stage "cargo fmt --check (workspace and module/)"
 cargo fmt --all -- --check
-rustfmt --edition 2021 --check module/hsdaq.rs
+rustfmt --edition 2021 --check module/hsdaq_main.rs
 stage "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test"

@@ -1,4 +1,4 @@
-//! The hsdaq ring ABI, version 1: the one definition of everything the kernel
+//! The hsdaq ring ABI (version [`layout::ABI_MAJOR`].[`layout::ABI_MINOR`]): the one definition of everything the kernel
 //! module and user space share.
 //!
 //! The kernel module includes these files with `#[path = "../abi/src/…"]`, so
@@ -37,8 +37,10 @@
 //!   block in place, then **Release**-store `tail += block_bytes`.
 //!
 //! `head` and `tail` live on separate cache lines. The producer never trusts
-//! `tail` blindly: a value outside `[old tail, head]` is clamped (kernel) or
-//! reported as corruption (user space).
+//! `tail` blindly: a value outside `[old tail, head]`, off a block boundary or
+//! past a block `read()` is copying is ignored by the kernel (the ring then
+//! looks full and the producer drops, counted) and reported as corruption by
+//! user space.
 #![no_std]
 
 pub mod format;

@@ -15,6 +15,15 @@ qemu_extra() {
 }
 
 guest() {
+    # Asynchronous probe (issue 20, finding 4): module init runs on while the
+    # PRP0001 device probes; the fallback must still see the node exists.
+    insmod /lib/modules/hsdaq.ko async_probe=1
+    n=0
+    while [ ! -c /dev/hsdaq0 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
+    sleep 0.5
+    ls /sys/bus/platform/drivers/hsdaq/ >/host/bound-async.txt
+    ls /dev >/host/dev-async.txt
+    rmmod hsdaq
     insmod /lib/modules/hsdaq.ko
     ls /sys/bus/platform/drivers/hsdaq/ >/host/bound.txt
     acquire info --device /dev/hsdaq0 --json >/host/info.json
@@ -29,9 +38,13 @@ guest() {
 }
 
 check() {
+    expect "async probe: the driver bound PRP0001:00" grep -qx 'PRP0001:00' "$SHARE/bound-async.txt"
+    expect "async probe: no virtual fallback device beside it" sh -c "! grep -qx 'hsdaq.0' '$SHARE/bound-async.txt'"
+    expect "async probe: one device node only" sh -c "! grep -qx 'hsdaq1' '$SHARE/dev-async.txt'"
+    expect "module init counted the firmware node" grep -qF "hsdaq: 1 firmware node(s)" "$SHARE/dmesg.log"
     expect_firmware_bound PRP0001:00
     expect_info "$SHARE/info.json" "probe took the SSDT's settings (48 kHz x 6 ch i32, firmware node)" \
-        '.layout.rate_hz == 48000 and .layout.channels == 6 and .layout.format == "i32" and .device.properties."settings-from" == "firmware-node"' 
+        '.layout.rate_hz == 48000 and .layout.channels == 6 and .layout.format == "i32" and .device.properties."settings-from" == "firmware-node" and .device.properties.kind == "firmware-device"' 
     expect_recording "$SHARE/run" 48000 6 # the SSDT's hsdaq,rate-hz and hsdaq,channels
     expect_eq "manifest format = SSDT hsdaq,format" "$(manifest "$SHARE/run" '.stream.format')" i32
     expect_eq "manifest block bytes = SSDT hsdaq,block-bytes" "$(manifest "$SHARE/run" '.stream.block_bytes')" 8192

@@ -224,6 +224,17 @@ impl Device for CharDevice {
             "settings-from".into(),
             from(INFO_FIRMWARE_NODE, "firmware-node", "module-parameters").into(),
         );
+        // Whether this is the board's device or the driver's synthetic
+        // stand-in (created only when no firmware node exists at all).
+        properties.insert(
+            "kind".into(),
+            from(
+                INFO_FIRMWARE_NODE,
+                "firmware-device",
+                "virtual-fallback (no firmware node: a synthetic sensor)",
+            )
+            .into(),
+        );
         properties.insert(
             "buffer-from".into(),
             from(INFO_RESERVED_MEMORY, "reserved-memory", "dma-coherent").into(),

@@ -67,6 +67,41 @@ impl Map {
     }
 }
 
+// SAFETY: a mapping belongs to the process, not to a thread: any thread may
+// read through it or unmap it.
+unsafe impl Send for Map {}
+
+impl Map {
+    /// Anonymous memory of `len` bytes, shared with children across fork.
+    pub fn anonymous_shared(len: usize) -> io::Result<Map> {
+        Self::anonymous(len, libc::MAP_SHARED)
+    }
+
+    /// Anonymous private memory of `len` bytes.
+    pub fn anonymous_private(len: usize) -> io::Result<Map> {
+        Self::anonymous(len, libc::MAP_PRIVATE)
+    }
+
+    fn anonymous(len: usize, kind: i32) -> io::Result<Map> {
+        // SAFETY: a fresh anonymous mapping chosen by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                kind | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(Map { ptr: p.cast(), len })
+        }
+    }
+}
+
 impl Drop for Map {
     fn drop(&mut self) {
         // SAFETY: ptr/len describe a mapping we created and still own.

@@ -24,6 +24,7 @@ mod iiocount;
 mod race;
 mod readbench;
 mod readpath;
+mod soundness;
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -79,6 +80,44 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Processes map the ring in a loop while the device is unbound under
+    /// them; every mapping that succeeded must then raise SIGBUS.
+    MmapUnbind {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        /// The platform device's name (for sysfs bind/unbind).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 10)]
+        rounds: u32,
+        #[arg(long, default_value_t = 3)]
+        procs: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Milliseconds between the children's start and the unbind.
+        #[arg(long, default_value_t = 500)]
+        unbind_after_ms: u64,
+    },
+    /// A read() parked on a destination that never faults in (userfaultfd);
+    /// a second open, another misc device's open and an unbind must finish.
+    BlockedRead {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Another misc device to open meanwhile.
+        #[arg(long, default_value = "/dev/userfaultfd")]
+        other_misc: PathBuf,
+    },
+    /// Wake-up lateness of a 1 ms sleep and a busy thread's CPU share per
+    /// CPU, idle and then while the device streams.
+    Latency {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        /// Seconds per phase (idle, streaming).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Count iio_readdev's raw scans on stdin against the trigger's rate.
     IioCount {
         /// Bytes per scan (channels, padding and timestamp).
@@ -119,6 +158,20 @@ fn main() -> ExitCode {
         } => race::run(&device, seconds, ops),
         Command::Stale { device, ready, go } => race::stale(&device, &ready, &go),
         Command::Readpath { device, seconds } => readpath::run(&device, seconds),
+        Command::MmapUnbind {
+            device,
+            name,
+            rounds,
+            procs,
+            threads,
+            unbind_after_ms,
+        } => soundness::mmap_unbind(&device, &name, rounds, procs, threads, unbind_after_ms),
+        Command::BlockedRead {
+            device,
+            name,
+            other_misc,
+        } => soundness::blocked_read(&device, &name, &other_misc),
+        Command::Latency { device, seconds } => soundness::latency(&device, seconds),
         Command::IioCount {
             scan_bytes,
             ts_offset,

@@ -18,6 +18,7 @@ mod chardev;
 mod config;
 mod device;
 mod fallback;
+mod glue;
 mod producer;
 mod reserved;
 mod ring;
@@ -62,13 +63,17 @@ module! {
             default: 0,
             description: "Virtual sensor: drop every Nth block as a forced overrun (0: never)",
         },
+        fault_mmap_delay_ms: u32 {
+            default: 0,
+            description: "Tests only: every mmap sleeps this long (0-10000 ms) after mapping, before the kernel links the VMA",
+        },
     },
 }
 
 kernel::of_device_table!(
     OF_TABLE,
     <HsdaqDriver as platform::Driver>::IdInfo,
-    [(kernel::of::DeviceId::new(c"hsdaq,virtual-sensor"), ())]
+    [(kernel::of::DeviceId::new(fallback::COMPATIBLE), ())]
 );
 
 /// The platform driver: one [`device::HsdaqDevice`] per bound device.
@@ -99,9 +104,9 @@ impl kernel::InPlaceModule for HsdaqModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             driver <- driver::Registration::new(c"hsdaq", module),
-            // Runs after the driver is registered, so every firmware node
-            // that exists has been probed by now.
-            virtual_devices: fallback::create_if_unbound(module_parameters::virtual_devices.value())?,
+            // Decided by whether a firmware node exists, bound or not
+            // (its probe may be asynchronous, deferred or failed).
+            virtual_devices: fallback::create_if_no_firmware_node(module_parameters::virtual_devices.value())?,
         })
     }
 }
