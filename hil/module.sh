@@ -5,6 +5,8 @@
 #
 # The sources are copied (module/ and the abi/ files it includes) into
 # OUT_DIR, so the repository stays free of kbuild's objects.
+# HSDAQ_MODULE_SRC=DIR builds another copy of module/ (e.g. an older one, to
+# show a scenario failing before a fix).
 set -euo pipefail
 HIL=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HIL")
@@ -14,7 +16,7 @@ ARCH=$(grep -q "^CONFIG_ARM64=y" "$KBUILD/.config" && echo arm64 || echo x86_64)
 CROSS=$([[ $ARCH == arm64 ]] && echo aarch64-linux-gnu- || true)
 
 rm -rf "$OUT/src" && mkdir -p "$OUT/src/abi"
-cp -r "$ROOT/module" "$OUT/src/module"
+cp -r "${HSDAQ_MODULE_SRC:-$ROOT/module}" "$OUT/src/module"
 cp -r "$ROOT/abi/src" "$OUT/src/abi/src"
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 # The make variables the kernel was built with (e.g. LLVM=-19), if any.

@@ -24,6 +24,7 @@ use crate::abi::{
     layout::{ABI_MAJOR, ABI_MINOR, SOURCE_VIRTUAL},
 };
 use crate::device::HsdaqDevice;
+use crate::ring::Area;
 use crate::sensor::Sensor;
 
 // SAFETY: the ioctl argument structs are `repr(C)` integers and byte arrays
@@ -99,21 +100,23 @@ impl MiscDevice for Consumer {
         if vma.flags() & flags::MAYSHARE == 0 || vma.executable() {
             return Err(EINVAL);
         }
-        if pgoff == 0 && len == control {
+        let area = if pgoff == 0 && len == control {
             // The control area: the consumer writes `tail` here.
+            Area::Control
         } else if pgoff == control / PAGE_SIZE as u64 && len == i.data_size {
             // The data area: read-only, now and after any mprotect.
             if vma.writable() {
                 return Err(EINVAL);
             }
             vma.try_clear_maywrite()?;
+            Area::Data
         } else {
             return Err(EINVAL);
-        }
+        };
         vma.try_clear_mayexec()?;
         vma.set_dontexpand();
         vma.set_dontcopy();
-        me.sensor.mmap(vma)?;
+        me.sensor.mmap(area, vma)?;
         // Tests only (`fault_mmap_delay_ms`): widen the window in which the
         // page tables are filled but the kernel has not yet linked the VMA
         // into the file's mapping, which revocation must wait out.

@@ -43,15 +43,25 @@ use crate::reserved::ReservedMem;
 /// buffer's size), yielding the CPU between chunks.
 pub(crate) const CHUNK_BYTES: usize = 16 * 1024;
 
-/// The contiguous buffer of one device.
+/// Which part of the ring a mapping shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Area {
+    /// The control area (read-write for the consumer, which owns `tail`).
+    Control,
+    /// The block slots (read-only).
+    Data,
+}
+
+/// The buffers of one device: the control area and the data area, two
+/// DMA-coherent allocations (so the power-of-two data area is not rounded
+/// up to twice its size by one extra page), each physically contiguous.
 pub(crate) struct Ring {
-    buf: Coherent<[u8]>,
+    control: Coherent<[u8]>,
+    data: Coherent<[u8]>,
     dev: ARef<Device>,
     layout: StreamLayout,
-    /// Length of the control area: `CONTROL_BYTES` rounded up to a page.
-    control_bytes: usize,
-    /// The reserved-memory region `buf` came from, if any; declared after
-    /// `buf` so it is released only once the buffer is freed.
+    /// The reserved-memory region the buffers came from, if any; declared
+    /// after them so it is released only once they are freed.
     _region: Option<ReservedMem>,
 }
 
@@ -68,8 +78,8 @@ macro_rules! control_atomic {
 }
 
 impl Ring {
-    /// Allocates the control area and the data area (`info.control_bytes +
-    /// data_size` contiguous bytes) and writes the control area's identity
+    /// Allocates the control area (`info.control_bytes`) and the data area
+    /// (`data_size` contiguous bytes) and writes the control area's identity
     /// and layout: the same values `IOC_INFO` answers.
     pub(crate) fn new(
         dev: &Device<Bound>,
@@ -78,7 +88,7 @@ impl Ring {
         region: Option<ReservedMem>,
     ) -> Result<Self> {
         let control_bytes = info.control_bytes as usize;
-        let len = control_bytes + layout.data_size as usize;
+        let len = layout.data_size as usize;
         let raw = core::ptr::from_ref::<Device>(dev)
             .cast::<bindings::device>()
             .cast_mut();
@@ -91,7 +101,7 @@ impl Ring {
             return Err(ENXIO);
         }
         // No allocator WARN for a size a user asked for: the dev_err below says it.
-        let buf = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
+        let data = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
             |_| {
                 let firmware = info.flags & INFO_FIRMWARE_NODE != 0;
                 let (kind, name) = setting_name(firmware, LayoutError::DataSize);
@@ -105,11 +115,14 @@ impl Ring {
                 );
             },
         )?;
+        // After the data area: in a reserved pool the data then takes the
+        // naturally aligned start, and this page the run right after it.
+        let control = Coherent::<u8>::zeroed_slice(dev, control_bytes, GFP_KERNEL)?;
         let ring = Ring {
-            buf,
+            control,
+            data,
             dev: dev.into(),
             layout,
-            control_bytes,
             _region: region,
         };
         let c = ring.control_ptr();
@@ -138,7 +151,7 @@ impl Ring {
     }
 
     fn control_ptr(&self) -> *mut ControlPage {
-        self.buf.as_mut_ptr().cast::<ControlPage>()
+        self.control.as_mut_ptr().cast::<ControlPage>()
     }
 
     /// Publishes the stream's start time (read by user space after it sees
@@ -178,10 +191,10 @@ impl Ring {
 
     /// The block slot at byte counter `pos`.
     fn slot(&self, pos: u64) -> *mut u8 {
-        let offset = self.control_bytes + (pos & (self.layout.data_size - 1)) as usize;
+        let offset = (pos & (self.layout.data_size - 1)) as usize;
         // SAFETY: `offset + block_bytes <= len`: slots are block_bytes-aligned
         // inside a data area whose size is a multiple of block_bytes.
-        unsafe { self.buf.as_mut_ptr().cast::<u8>().add(offset) }
+        unsafe { self.data.as_mut_ptr().cast::<u8>().add(offset) }
     }
 
     /// Writes one block (header and, unless `zeros`, payload) into the slot
@@ -282,8 +295,8 @@ impl Ring {
         iov.copy_to_iter(bytes)
     }
 
-    /// Maps `[vm_pgoff, vm_pgoff + len)` of the buffer into `vma`. The caller
-    /// has validated offset, length and protection.
+    /// Maps the whole of `area` into `vma`. The caller has validated
+    /// offset, length and protection.
     ///
     /// Cache attributes follow the kernel's own alias of the buffer, so the
     /// two never disagree (mismatched attributes on arm64 can give stale
@@ -293,13 +306,22 @@ impl Ring {
     /// buffer through a write-combining `memremap` whatever the device, and
     /// `dma_mmap_attrs` would keep the VMA's cacheable default, so the user
     /// mapping is made write-combining too.
-    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
+    pub(crate) fn mmap(&self, area: Area, vma: &VmaNew) -> Result {
         let dev = self.raw_dev();
+        let buf = match area {
+            Area::Control => &self.control,
+            Area::Data => &self.data,
+        };
         if self._region.is_some() {
             // SAFETY: `vma` is being set up by mmap (under `mmap_lock`), the
             // one time its page protection may change.
             unsafe { crate::glue::vma_set_writecombine(vma.as_ptr()) };
         }
+        // dma_mmap_attrs maps from the buffer's page `vm_pgoff`; each area is
+        // a buffer of its own, mapped whole, so the file offset (which says
+        // the area) is set aside for the call and put back.
+        // SAFETY: a VMA under construction; only mmap touches `vm_pgoff` now.
+        let pgoff = unsafe { core::mem::replace(&mut (*vma.as_ptr()).vm_pgoff, 0) };
         // SAFETY: `dev` is the live, bound device we hold a reference to (the
         // ring is revoked before unbind completes, and the caller holds the
         // lock that revocation takes). `vma` is a VMA being set up by mmap;
@@ -307,16 +329,19 @@ impl Ring {
         // returned for this buffer. The mapping's PTEs are zapped before the
         // buffer is freed: revocation waits for the VMA to be linked into
         // the file's mapping first (`Sensor::shutdown`).
-        to_result(unsafe {
+        let rc = unsafe {
             bindings::dma_mmap_attrs(
                 dev,
                 vma.as_ptr(),
-                self.buf.as_mut_ptr().cast(),
-                self.buf.dma_address(),
-                self.buf.size(),
+                buf.as_mut_ptr().cast(),
+                buf.dma_address(),
+                buf.size(),
                 0,
             )
-        })
+        };
+        // SAFETY: as above.
+        unsafe { (*vma.as_ptr()).vm_pgoff = pgoff };
+        to_result(rc)
     }
 
     /// The C device. 7.3 keeps `Device::as_raw` crate-private: `Device` is

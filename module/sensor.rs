@@ -50,7 +50,7 @@ use crate::abi::ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_U
 use crate::config::{Config, Waveform};
 use crate::glue::NoPageFaults;
 use crate::producer::{Producer, Step};
-use crate::ring::{Ring, CHUNK_BYTES};
+use crate::ring::{Area, Ring, CHUNK_BYTES};
 
 /// Longest timer period; production catches up with wall time at every tick.
 const MAX_TICK_NS: u64 = 1_000_000;
@@ -476,7 +476,7 @@ impl Sensor {
 
     /// Maps the buffer into `vma` unless the device is gone, and remembers
     /// the address space for revocation.
-    pub(crate) fn mmap(&self, vma: &kernel::mm::virt::VmaNew) -> Result {
+    pub(crate) fn mmap(&self, area: Area, vma: &kernel::mm::virt::VmaNew) -> Result {
         let mut maps = self.map.lock();
         if self.state.lock().gone {
             return Err(ENODEV);
@@ -491,7 +491,7 @@ impl Sensor {
         // SAFETY: revocation takes `map`, which we hold, and happens only
         // after `gone` is set, which we checked under it. The VMA is linked
         // later, under the `mmap_lock` revocation waits on (see shutdown).
-        unsafe { self.ring.access() }.mmap(vma)
+        unsafe { self.ring.access() }.mmap(area, vma)
     }
 
     /// The producer work item: writes the blocks due by now, each outside

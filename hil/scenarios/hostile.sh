@@ -23,5 +23,7 @@ check() {
     expect "invalid mmaps were refused (EINVAL seen)" jq -e '.outcomes.EINVAL > 1000' "$j"
     expect "bad pointers were refused (EFAULT seen)" jq -e '.outcomes.EFAULT > 500' "$j"
     expect "the device streamed correctly afterwards" jq -e '.healthy_after == "yes"' "$j"
+    expect "a read-only fd maps the data area (VM_MAYSHARE), not a writable control area" \
+        jq -e '.readonly_fd | startswith("data maps")' "$j"
     expect "rmmod succeeded afterwards" sh -c "! grep -q 'rmmod' '$SHARE/guest.log' || ! grep -qi 'rmmod:.*\\(error\\|fail\\)' '$SHARE/guest.log'"
 }

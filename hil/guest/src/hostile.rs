@@ -145,14 +145,46 @@ pub fn run(path: &Path, ops: u64, seed: u64) -> std::io::Result<serde_json::Valu
     let healthy = still_streams(&t.file, t.cp, &t.data);
     drop(t);
     drop(control);
+    let readonly = readonly_fd_maps(path, &info);
     Ok(json!({
-        "ok": tally.unexpected.is_empty() && healthy.is_ok(),
+        "ok": tally.unexpected.is_empty() && healthy.is_ok() && readonly.is_ok(),
+        "readonly_fd": readonly.unwrap_or_else(|e| e),
         "ops": tally.ops,
         "by_kind": tally.by_kind,
         "outcomes": tally.outcomes,
         "unexpected": tally.unexpected,
         "healthy_after": healthy.err().unwrap_or_else(|| "yes".into()),
     }))
+}
+
+/// A file opened read-only may map the data area (the kernel clears
+/// VM_SHARED, not VM_MAYSHARE, for such a MAP_SHARED mapping) but not the
+/// control area for writing.
+fn readonly_fd_maps(path: &Path, info: &DeviceInfo) -> Result<String, String> {
+    let file = File::open(path).map_err(|e| format!("open O_RDONLY: {e}"))?;
+    let data = Map::new(
+        &file,
+        info.data_size as usize,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        info.data_offset as i64,
+    )
+    .map_err(|e| format!("read-only fd: data mapping refused: {}", errno_name(e)))?;
+    drop(data);
+    match Map::new(
+        &file,
+        CONTROL_BYTES,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+        0,
+    ) {
+        Err(libc::EACCES) => Ok("data maps, writable control refused (EACCES)".into()),
+        Err(e) => Err(format!(
+            "read-only fd: writable control mapping: {}",
+            errno_name(e)
+        )),
+        Ok(_) => Err("read-only fd: writable control mapping accepted".into()),
+    }
 }
 
 /// Any command number (half of them with our type byte), any bad argument.

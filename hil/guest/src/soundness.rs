@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hsdaq_abi::ioctl::{Stats, IOC_START, IOC_STATS, IOC_STOP};
+use hsdaq_abi::layout::ControlPage;
 use serde_json::{json, Value};
 
 use crate::dev::{self, errno_name, io_err, Map};
@@ -405,13 +406,31 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// `latency`: the probe idle, then with the device streaming.
+/// `latency`: the probe idle, then with the device streaming and a consumer
+/// releasing every block as soon as it is published (so the producer never
+/// finds the ring full and writes flat out).
 pub fn latency(path: &Path, seconds: f64) -> std::io::Result<Value> {
     let idle = probe_cpus(seconds);
     let file = dev::open(path)?;
     let info = dev::info(&file)?;
+    let (control, _data) = dev::map_ring(&file, &info)?;
+    // SAFETY: the control mapping is live until the end of this function
+    // and laid out as ControlPage; we touch it only through its atomics.
+    let cp = unsafe { &*(control.ptr as *const ControlPage) };
     dev::ioctl(&file, IOC_START, 0).map_err(io_err)?;
-    let streaming = probe_cpus(seconds);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let streaming = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                cp.tail
+                    .store(cp.head.load(Ordering::Acquire), Ordering::Release);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let r = probe_cpus(seconds);
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
     let mut st = Stats::default();
     dev::ioctl(&file, IOC_STATS, &mut st as *mut Stats as usize).map_err(io_err)?;
     dev::ioctl(&file, IOC_STOP, 0).map_err(io_err)?;
