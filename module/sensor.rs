@@ -10,10 +10,11 @@
 //! * the **work item** (process context, `system_unbound_wq`) decides each
 //!   block under the spinlock, writes it *outside* any lock in chunks of at
 //!   most [`CHUNK_BYTES`] with a `cond_resched` between chunks, and
-//!   publishes it under the spinlock again. One run produces for at most
-//!   [`MAX_WORK_NS`]; a producer that is behind comes back at the next tick,
-//!   so no layout (a 16 MiB block, 100 M scans/s) holds a CPU with
-//!   interrupts or preemption off for longer than one chunk.
+//!   publishes it under the spinlock again. It runs until it has caught up
+//!   with real time or the stream stops, competing for the CPU like any
+//!   other task (a producer that cannot keep up loses blocks, counted, to
+//!   the lag bound), so no layout (a 16 MiB block, 100 M scans/s) holds a
+//!   CPU with interrupts or preemption off for longer than one chunk.
 //!
 //! Lock order: `control` (start/stop; stop flushes the work item, which
 //! takes no lock above `scratch`) → `io` (START, RESET, `read()`'s copy,
@@ -56,9 +57,6 @@ use crate::ring::{Area, Ring, CHUNK_BYTES};
 const MAX_TICK_NS: u64 = 1_000_000;
 /// Shortest timer period, for fast streams in small rings and for catching up.
 const MIN_TICK_NS: u64 = 20_000;
-/// Longest one run of the producer work item writes blocks before it
-/// returns (the next tick queues it again).
-const MAX_WORK_NS: u64 = 1_000_000;
 /// Longest injected stall or jitter: 10 s.
 const MAX_FAULT_US: u64 = 10_000_000;
 /// How long unbind lets a consumer that saw `STATUS_GONE` close its mapping
@@ -128,8 +126,6 @@ pub(crate) struct Sensor {
     released: CondVar,
     /// At most one consumer (open file) at a time.
     busy: AtomicBool,
-    /// The last producer run ran out of time with blocks still due.
-    behind: AtomicBool,
     pub(crate) config: Config,
     /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
     tick_ns: u64,
@@ -169,7 +165,6 @@ impl Sensor {
                 scratch <- new_mutex!(scratch),
                 released <- new_condvar!("hsdaq::released"),
                 busy: AtomicBool::new(false),
-                behind: AtomicBool::new(false),
                 config,
                 tick_ns,
             }),
@@ -232,7 +227,6 @@ impl Sensor {
             ring.set_start_ns(now);
             ring.mirror(&p.stats());
         }
-        self.behind.store(false, Ordering::Relaxed);
         *handle = Some(self.clone().start_timer());
         Ok(())
     }
@@ -494,8 +488,10 @@ impl Sensor {
         unsafe { self.ring.access() }.mmap(area, vma)
     }
 
-    /// The producer work item: writes the blocks due by now, each outside
-    /// any lock, for at most [`MAX_WORK_NS`].
+    /// The producer work item: writes the blocks due, each outside any lock,
+    /// until it has caught up with real time or the stream stops. The lag
+    /// bound is applied before every block, so a producer that cannot keep
+    /// up drops (counted) instead of building a backlog.
     fn produce(&self) {
         // SAFETY: the ring is revoked only in `shutdown` after `stop`, which
         // cancels the timer (the only one that queues this work) and then
@@ -505,9 +501,6 @@ impl Sensor {
         let l = self.config.layout;
         let block_bytes = self.block_bytes();
         let zeros = self.config.waveform == Waveform::Zeros;
-        let started = now_ns();
-        let mut first = true;
-        let mut behind = false;
         loop {
             let step = {
                 let mut p = self.state.lock();
@@ -516,10 +509,7 @@ impl Sensor {
                     break;
                 }
                 let due = l.scans_in_ns(now - p.start_ns);
-                if first {
-                    p.limit_lag(due, &l, l.slots());
-                    first = false;
-                }
+                p.limit_lag(due, &l, l.slots());
                 let step = p.step(due, &l, self.config.fault_drop_period, |p| {
                     p.accept_tail(ring.user_tail(), block_bytes);
                 });
@@ -530,7 +520,8 @@ impl Sensor {
             };
             match step {
                 Step::Idle => break,
-                Step::Dropped => {}
+                // Forced drops come one block a step: yield between them too.
+                Step::Dropped => crate::glue::cond_resched(),
                 Step::Write { pos, header } => {
                     // SAFETY: `step` handed us the slot at `head`, outside
                     // `[tail, head)` with room checked against the validated
@@ -546,12 +537,7 @@ impl Sensor {
                     self.data_ready.notify_all();
                 }
             }
-            if now_ns().saturating_sub(started) > MAX_WORK_NS {
-                behind = true;
-                break;
-            }
         }
-        self.behind.store(behind, Ordering::Relaxed);
     }
 
     /// Mirrors the producer's counters, if the buffer is still there.
@@ -603,15 +589,12 @@ impl HrTimerCallback for Sensor {
         if !running {
             return HrTimerRestart::NoRestart;
         }
-        // Already queued: the item will see every block due by then.
+        // Already queued (or running: it runs until caught up): the item
+        // will see every block due by then.
         let _ = workqueue::system_unbound().enqueue(Arc::from(this));
-        let next_ns = if this.behind.load(Ordering::Relaxed) {
-            MIN_TICK_NS
-        } else {
-            match NonZeroU64::new(jitter) {
-                Some(j) => this.tick_ns + (xorshift(now_ns()) % j) * 1000,
-                None => this.tick_ns,
-            }
+        let next_ns = match NonZeroU64::new(jitter) {
+            Some(j) => this.tick_ns + (xorshift(now_ns()) % j) * 1000,
+            None => this.tick_ns,
         };
         ctx.forward_now(Delta::from_nanos(next_ns as i64));
         HrTimerRestart::Restart
