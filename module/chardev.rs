@@ -177,7 +177,7 @@ impl MiscDevice for Consumer {
             return Err(EINVAL);
         }
         let n = loop {
-            match s.read_blocks(iov)? {
+            match s.read_blocks(iov, nonblock)? {
                 Ok(n) => break n,
                 // Nothing readable: end of stream once the producer stopped
                 // (every published block has been read by then).

@@ -15,7 +15,7 @@
 //! device, and a reserved-memory region is released only after its buffer.
 
 use core::ptr::addr_of_mut;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
@@ -60,6 +60,9 @@ pub(crate) struct Ring {
     data: Coherent<[u8]>,
     dev: ARef<Device>,
     layout: StreamLayout,
+    /// The buffers live in a per-device coherent pool (`shared-dma-pool`,
+    /// not `reusable`), which the kernel maps write-combining.
+    write_combine: bool,
     /// The reserved-memory region the buffers came from, if any; declared
     /// after them so it is released only once they are freed.
     _region: Option<ReservedMem>,
@@ -118,9 +121,14 @@ impl Ring {
         // After the data area: in a reserved pool the data then takes the
         // naturally aligned start, and this page the run right after it.
         let control = Coherent::<u8>::zeroed_slice(dev, control_bytes, GFP_KERNEL)?;
+        // A `reusable` region is CMA and a `restricted-dma-pool` swiotlb,
+        // both reached through the cacheable linear map: only a per-device
+        // coherent pool (`dev->dma_mem`) is write-combining on both sides.
+        let write_combine = region.is_some() && has_coherent_pool(raw);
         let ring = Ring {
             control,
             data,
+            write_combine,
             dev: dev.into(),
             layout,
             _region: region,
@@ -200,6 +208,9 @@ impl Ring {
     /// Writes one block (header and, unless `zeros`, payload) into the slot
     /// at `pos`. The payload length follows the layout, not the header.
     ///
+    /// Returns whether the block is whole: `false` if `halt` was set (the
+    /// stream is stopping) before the last chunk.
+    ///
     /// The payload is generated [`CHUNK_BYTES`] at a time into `scratch`
     /// (the producer's own memory) and copied into the slot through raw
     /// pointers: no Rust reference ever covers memory user space can read,
@@ -218,14 +229,15 @@ impl Ring {
         header: &BlockHeader,
         zeros: bool,
         scratch: &mut [i32],
-    ) {
+        halt: &AtomicBool,
+    ) -> bool {
         let slot = self.slot(pos);
         // SAFETY: the slot is block_bytes long, 64-byte aligned (blocks are
         // powers of two >= 256 in a page-aligned area) and owned by us (the
         // caller's contract); user space maps it read-only.
         unsafe { slot.cast::<BlockHeader>().write_volatile(*header) };
         if zeros {
-            return;
+            return true;
         }
         let l = &self.layout;
         let ch = l.channels as usize;
@@ -236,7 +248,7 @@ impl Ring {
             .checked_div(scan_bytes)
             .unwrap_or(0);
         if chunk_scans == 0 {
-            return;
+            return false;
         }
         // SAFETY: the payload starts after the 64-byte header and
         // `block_scans` scans fit in the slot by definition.
@@ -275,7 +287,11 @@ impl Ring {
             };
             done += n;
             crate::glue::cond_resched();
+            if done < block_scans && halt.load(Ordering::Relaxed) {
+                return false;
+            }
         }
+        true
     }
 
     /// Copies the block at `pos` to user space for `read()`; returns how many
@@ -302,8 +318,9 @@ impl Ring {
     /// two never disagree (mismatched attributes on arm64 can give stale
     /// reads): from the page allocator or CMA, `dma_mmap_attrs` picks them
     /// (cacheable on a `dma-coherent` device, the DMA API's non-cacheable
-    /// kind otherwise); from a reserved-memory pool the kernel reaches the
-    /// buffer through a write-combining `memremap` whatever the device, and
+    /// kind otherwise); from a per-device `shared-dma-pool` (not `reusable`:
+    /// that one is CMA, cacheable) the kernel reaches the buffer through a
+    /// write-combining `memremap` whatever the device, and
     /// `dma_mmap_attrs` would keep the VMA's cacheable default, so the user
     /// mapping is made write-combining too.
     pub(crate) fn mmap(&self, area: Area, vma: &VmaNew) -> Result {
@@ -312,7 +329,7 @@ impl Ring {
             Area::Control => &self.control,
             Area::Data => &self.data,
         };
-        if self._region.is_some() {
+        if self.write_combine {
             // SAFETY: `vma` is being set up by mmap (under `mmap_lock`), the
             // one time its page protection may change.
             unsafe { crate::glue::vma_set_writecombine(vma.as_ptr()) };
@@ -351,4 +368,19 @@ impl Ring {
             .cast::<bindings::device>()
             .cast_mut()
     }
+}
+
+/// Whether the DMA API allocates `dev`'s coherent buffers from a per-device
+/// pool (`dma_declare_coherent_memory`: a `shared-dma-pool` region). Without
+/// `CONFIG_DMA_DECLARE_COHERENT` there are no such pools.
+#[cfg(CONFIG_DMA_DECLARE_COHERENT)]
+fn has_coherent_pool(dev: *mut bindings::device) -> bool {
+    // SAFETY: `dev` is the live, bound device probe runs for; `dma_mem` is
+    // set when its region is assigned and not changed while it is bound.
+    unsafe { !(*dev).dma_mem.is_null() }
+}
+
+#[cfg(not(CONFIG_DMA_DECLARE_COHERENT))]
+fn has_coherent_pool(_dev: *mut bindings::device) -> bool {
+    false
 }

@@ -126,6 +126,10 @@ pub(crate) struct Sensor {
     released: CondVar,
     /// At most one consumer (open file) at a time.
     busy: AtomicBool,
+    /// Set by `stop` before it flushes the producer: a block being written
+    /// is abandoned at its next chunk (it was never published), so stopping
+    /// never waits for a whole large block to be generated.
+    halt: AtomicBool,
     pub(crate) config: Config,
     /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
     tick_ns: u64,
@@ -165,6 +169,7 @@ impl Sensor {
                 scratch <- new_mutex!(scratch),
                 released <- new_condvar!("hsdaq::released"),
                 busy: AtomicBool::new(false),
+                halt: AtomicBool::new(false),
                 config,
                 tick_ns,
             }),
@@ -227,6 +232,7 @@ impl Sensor {
             ring.set_start_ns(now);
             ring.mirror(&p.stats());
         }
+        self.halt.store(false, Ordering::Relaxed);
         *handle = Some(self.clone().start_timer());
         Ok(())
     }
@@ -244,6 +250,7 @@ impl Sensor {
             p.running = false;
             self.publish(&p);
         }
+        self.halt.store(true, Ordering::Relaxed);
         // Dropping the handle cancels the timer and waits for a running
         // callback; the timer is the only one that queues the work item, so
         // once the item is flushed no block is written until the next START.
@@ -396,31 +403,48 @@ impl Sensor {
     /// dropped, the destination faulted in with no lock held (this may
     /// sleep for as long as the page's owner wants: userfaultfd, FUSE), and
     /// the copy retried. Only whole blocks are returned and released.
+    ///
+    /// `nonblock` (O_NONBLOCK, RWF_NOWAIT): never sleep, neither on `io` nor
+    /// on a fault: `EAGAIN` instead.
     pub(crate) fn read_blocks(
         &self,
         iov: &mut kernel::iov::IovIterDest<'_>,
+        nonblock: bool,
     ) -> Result<core::result::Result<usize, u32>> {
         let block = self.block_bytes();
         loop {
-            match self.copy_blocks(iov)? {
+            match self.copy_blocks(iov, nonblock)? {
                 Copied::Blocks(n) => return Ok(Ok(n)),
                 Copied::Nothing(status) => return Ok(Err(status)),
+                Copied::Faulted if nonblock => return Err(EAGAIN),
                 Copied::Faulted => {}
+            }
+            if kernel::current!().signal_pending() {
+                return Err(ERESTARTSYS);
             }
             // SAFETY: `as_raw` is the live iterator of this read; faulting
             // in its next `block` bytes only touches user memory.
             let left =
                 unsafe { bindings::fault_in_iov_iter_writeable(iov.as_raw(), block as usize) };
-            if left as u64 == block {
+            // Any part of the block that cannot be faulted in (a guard page,
+            // a read-only page) would fail the copy again: EFAULT, no retry.
+            if left != 0 {
                 return Err(EFAULT);
             }
         }
     }
 
     /// One pass of [`Self::read_blocks`] under `io`.
-    fn copy_blocks(&self, iov: &mut kernel::iov::IovIterDest<'_>) -> Result<Copied> {
+    fn copy_blocks(
+        &self,
+        iov: &mut kernel::iov::IovIterDest<'_>,
+        nonblock: bool,
+    ) -> Result<Copied> {
         let block = self.block_bytes();
-        let _io = self.io.lock();
+        let _io = match nonblock {
+            true => self.io.try_lock().ok_or(EAGAIN)?,
+            false => self.io.lock(),
+        };
         let (tail, head) = {
             let mut p = self.state.lock();
             if p.gone {
@@ -529,7 +553,11 @@ impl Sensor {
                     // twice at once), and START/RESET, which discard, run only
                     // after `stop` has flushed it: the slot is ours until
                     // `published` below.
-                    unsafe { ring.write_block(pos, &header, zeros, &mut scratch) };
+                    let whole =
+                        unsafe { ring.write_block(pos, &header, zeros, &mut scratch, &self.halt) };
+                    if !whole {
+                        break;
+                    }
                     let mut p = self.state.lock();
                     p.published(&l);
                     ring.mirror(&p.stats());

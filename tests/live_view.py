@@ -53,6 +53,30 @@ def main():
         log = []
         threading.Thread(target=lambda: log.extend(rec.stderr), daemon=True).start()
 
+        # Only the page itself may read the stream (acquire/src/live/origin.rs):
+        # a WebSocket handshake from another site's page, or addressed by a
+        # DNS name (rebinding), is refused; the same handshake from the page's
+        # own origin is accepted.
+        hostport = url.split("//", 1)[1].rstrip("/")
+
+        def handshake(host, origin):
+            import socket
+            h, p = hostport.rsplit(":", 1)
+            with socket.create_connection((h.strip("[]"), int(p)), timeout=5) as c:
+                req = (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+                if origin:
+                    req += f"Origin: {origin}\r\n"
+                c.sendall((req + "\r\n").encode())
+                return c.recv(64).decode(errors="replace").split("\r\n", 1)[0]
+
+        check(" 101 " in handshake(hostport, f"http://{hostport}"),
+              "WebSocket from the page's own origin accepted (101)")
+        check(" 403" in handshake(hostport, "https://evil.example"),
+              "WebSocket from another site's page refused (403)")
+        check(" 403" in handshake("evil.example:" + hostport.rsplit(":", 1)[1], None),
+              "request addressed by a DNS name other than localhost (rebinding) refused (403)")
+
         b = Browser()
         try:
             target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]

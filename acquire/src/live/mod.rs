@@ -10,8 +10,11 @@
 //! each browser gets a bounded queue of frames; a queue that is full (a slow
 //! network, a sleeping tab) loses frames, counted, never samples. Nothing on
 //! the page can change the recording: the server answers `GET /` and the
-//! WebSocket at `/ws` and never reads what a client sends.
+//! WebSocket at `/ws` and never reads what a client sends. Nothing but the
+//! page itself can read it ([`origin`]: loopback or IP-literal `Host`, the
+//! WebSocket's `Origin` equal to the page's).
 
+pub mod origin;
 pub mod tap;
 
 use std::collections::VecDeque;
@@ -97,9 +100,10 @@ impl LiveView {
         };
         let http = {
             let (hub, server, stop) = (hub.clone(), server.clone(), stop.clone());
+            let port = bound.port();
             std::thread::Builder::new()
                 .name("hsdaq-http".into())
-                .spawn(move || serve(&server, &hub, &stop))?
+                .spawn(move || serve(&server, &hub, &stop, port))?
         };
         let host = match bound.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -129,13 +133,27 @@ impl LiveView {
     }
 }
 
-/// Answers requests until stopped: the page, the WebSocket, 404/405.
-fn serve(server: &tiny_http::Server, hub: &Arc<Hub>, stop: &AtomicBool) {
+/// Answers requests until stopped: the page, the WebSocket, 403/404/405.
+fn serve(server: &tiny_http::Server, hub: &Arc<Hub>, stop: &AtomicBool, port: u16) {
     for rq in server.incoming_requests() {
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let r = if *rq.method() != tiny_http::Method::Get {
+        let field = |name: &str| {
+            rq.headers()
+                .iter()
+                .find(|h| h.field.equiv(name))
+                .map(|h| h.value.as_str().to_owned())
+        };
+        let checked = origin::check(
+            field("Host").as_deref(),
+            field("Origin").as_deref(),
+            port,
+            rq.url() == "/ws",
+        );
+        let r = if let Err(why) = checked {
+            rq.respond(tiny_http::Response::from_string(format!("{why}\n")).with_status_code(403))
+        } else if *rq.method() != tiny_http::Method::Get {
             rq.respond(tiny_http::Response::from_string("read-only\n").with_status_code(405))
         } else {
             match rq.url() {

@@ -1,0 +1,169 @@
+//! Who may read the live view: the page is for the person at the recorder
+//! (or a laptop on the bench), not for every web page their browser has
+//! open. Browsers let any site open a WebSocket to `127.0.0.1` (no
+//! same-origin rule applies to WebSockets), so without a check a page from
+//! anywhere could read the stream (cross-site WebSocket hijacking); and a
+//! site whose DNS name is re-pointed at 127.0.0.1 (DNS rebinding) would even
+//! be same-origin with us. Two rules close both:
+//!
+//! * the `Host` a request names must be `localhost` or an IP literal with
+//!   our port (a rebound DNS name never is);
+//! * a WebSocket upgrade that carries an `Origin` (every browser sends one)
+//!   must come from the page itself, `http://` + that `Host`. Tools that are
+//!   not browsers (websocat, scripts) send none and are let through: they
+//!   are not a web page the user happens to have open.
+
+use std::net::IpAddr;
+
+/// Why a request was refused (answered 403 with this text).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No `Host` header (HTTP/1.1 requires one).
+    NoHost,
+    /// A `Host` that is a DNS name other than `localhost` (DNS rebinding).
+    HostName(String),
+    /// A `Host` with another port than ours.
+    HostPort(String),
+    /// A WebSocket upgrade from a page of another origin.
+    Origin(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NoHost => write!(f, "refused: no Host header"),
+            Refused::HostName(h) => {
+                write!(f, "refused: Host {h:?} is not localhost or an IP address")
+            }
+            Refused::HostPort(h) => write!(f, "refused: Host {h:?} names another port"),
+            Refused::Origin(o) => write!(f, "refused: WebSocket from another origin ({o})"),
+        }
+    }
+}
+
+/// Checks one request's `Host` (and, for the WebSocket, its `Origin`)
+/// against the port we listen on.
+pub fn check(
+    host: Option<&str>,
+    origin: Option<&str>,
+    port: u16,
+    websocket: bool,
+) -> Result<(), Refused> {
+    let host = host.ok_or(Refused::NoHost)?;
+    let (name, p) = split_host(host).ok_or_else(|| Refused::HostName(host.into()))?;
+    if p != port {
+        return Err(Refused::HostPort(host.into()));
+    }
+    let literal = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok();
+    if !literal && !name.eq_ignore_ascii_case("localhost") {
+        return Err(Refused::HostName(host.into()));
+    }
+    match origin {
+        Some(o) if websocket && !o.eq_ignore_ascii_case(&format!("http://{host}")) => {
+            Err(Refused::Origin(o.into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `name:port` (an IPv6 literal in brackets); the port is required, as the
+/// live view never runs on port 80.
+fn split_host(host: &str) -> Option<(&str, u16)> {
+    let (name, port) = host.rsplit_once(':')?;
+    if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
+        return None;
+    }
+    Some((name, port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_itself_is_allowed() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "192.168.1.20:8080",
+        ] {
+            let origin = format!("http://{host}");
+            assert_eq!(
+                check(Some(host), Some(&origin), 8080, true),
+                Ok(()),
+                "{host}"
+            );
+            assert_eq!(check(Some(host), None, 8080, false), Ok(()), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_tool_without_origin_is_allowed() {
+        assert_eq!(check(Some("127.0.0.1:9"), None, 9, true), Ok(()));
+    }
+
+    #[test]
+    fn another_site_cannot_open_the_websocket() {
+        let r = check(
+            Some("127.0.0.1:8080"),
+            Some("https://evil.example"),
+            8080,
+            true,
+        );
+        assert_eq!(r, Err(Refused::Origin("https://evil.example".into())));
+        // The same origin on another port is another origin.
+        let r = check(
+            Some("127.0.0.1:8080"),
+            Some("http://127.0.0.1:3000"),
+            8080,
+            true,
+        );
+        assert!(matches!(r, Err(Refused::Origin(_))));
+        assert!(matches!(
+            check(Some("127.0.0.1:8080"), Some("null"), 8080, true),
+            Err(Refused::Origin(_))
+        ));
+    }
+
+    #[test]
+    fn a_rebound_dns_name_is_refused() {
+        // evil.example resolved to 127.0.0.1: same-origin with itself, but not us.
+        let r = check(
+            Some("evil.example:8080"),
+            Some("http://evil.example:8080"),
+            8080,
+            true,
+        );
+        assert_eq!(r, Err(Refused::HostName("evil.example:8080".into())));
+        assert!(matches!(
+            check(Some("evil.example:8080"), None, 8080, false),
+            Err(Refused::HostName(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_or_missing_hosts_are_refused() {
+        assert_eq!(check(None, None, 80, false), Err(Refused::NoHost));
+        assert!(matches!(
+            check(Some("127.0.0.1"), None, 80, false),
+            Err(Refused::HostName(_))
+        ));
+        assert!(matches!(
+            check(Some("::1:80"), None, 80, false),
+            Err(Refused::HostName(_))
+        ));
+        assert!(matches!(
+            check(Some("127.0.0.1:81"), None, 80, false),
+            Err(Refused::HostPort(_))
+        ));
+        assert!(matches!(
+            check(Some("127.0.0.1:x"), None, 80, false),
+            Err(Refused::HostName(_))
+        ));
+    }
+}
