@@ -525,9 +525,17 @@ impl Sensor {
         let l = self.config.layout;
         let block_bytes = self.block_bytes();
         let zeros = self.config.waveform == Waveform::Zeros;
+        // A block written but not yet published: published at the top of the
+        // next locked section, so each block costs one lock round, not two.
+        let mut written = false;
         loop {
             let step = {
                 let mut p = self.state.lock();
+                if core::mem::take(&mut written) {
+                    p.published(&l);
+                    ring.mirror(&p.stats());
+                    self.data_ready.notify_all();
+                }
                 let now = now_ns();
                 if !p.running || now < p.stall_until_ns {
                     break;
@@ -551,18 +559,13 @@ impl Sensor {
                     // `[tail, head)` with room checked against the validated
                     // tail. Only this work item moves `head` (it never runs
                     // twice at once), and START/RESET, which discard, run only
-                    // after `stop` has flushed it: the slot is ours until
-                    // `published` below.
-                    let whole =
+                    // after `stop` has flushed it: the slot is ours until it
+                    // is published at the top of the next round.
+                    written =
                         unsafe { ring.write_block(pos, &header, zeros, &mut scratch, &self.halt) };
-                    if !whole {
+                    if !written {
                         break;
                     }
-                    let mut p = self.state.lock();
-                    p.published(&l);
-                    ring.mirror(&p.stats());
-                    drop(p);
-                    self.data_ready.notify_all();
                 }
             }
         }

@@ -139,7 +139,7 @@ fn serve(server: &tiny_http::Server, hub: &Arc<Hub>, stop: &AtomicBool, port: u1
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let field = |name: &str| {
+        let field = |name: &'static str| {
             rq.headers()
                 .iter()
                 .find(|h| h.field.equiv(name))
