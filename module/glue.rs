@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Typed Rust faces of `glue.c`: kernel APIs that are `static inline` in C
-//! and missing from the 7.3 Rust helpers.
+//! and missing from the 7.3 Rust helpers; and [`raw_device`], the one place
+//! a `Device` becomes the C `struct device` the raw calls take.
 
 extern "C" {
     fn hsdaq_pagefault_disable();
@@ -50,4 +51,13 @@ pub(crate) fn cond_resched() {
 pub(crate) unsafe fn vma_set_writecombine(vma: *mut kernel::bindings::vm_area_struct) {
     // SAFETY: the caller's contract; the call only rewrites `vm_page_prot`.
     unsafe { hsdaq_vma_set_writecombine(vma.cast()) };
+}
+
+/// The C `struct device` behind `dev`, for the raw calls 7.3 wraps in no
+/// safe API. `Device::as_raw` is crate-private in 7.3; `Device` is
+/// `repr(transparent)` over `Opaque<bindings::device>`, so the cast is exact.
+pub(crate) fn raw_device(dev: &kernel::device::Device) -> *mut kernel::bindings::device {
+    core::ptr::from_ref(dev)
+        .cast::<kernel::bindings::device>()
+        .cast_mut()
 }

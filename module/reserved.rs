@@ -9,8 +9,8 @@
 //! region (a `shared-dma-pool`, usually `no-map`), and `dma_mmap_attrs` maps
 //! them from there.
 
+use crate::glue::raw_device;
 use kernel::{
-    bindings,
     device::Device,
     error::to_result,
     ffi::{c_int, c_void},
@@ -33,16 +33,11 @@ extern "C" {
 /// answer).
 #[cfg(not(CONFIG_OF_RESERVED_MEM))]
 unsafe fn of_reserved_mem_device_init_by_idx(_: *mut c_void, _: *mut c_void, _: c_int) -> c_int {
-    -(bindings::ENOSYS as c_int)
+    -(kernel::bindings::ENOSYS as c_int)
 }
 
 #[cfg(not(CONFIG_OF_RESERVED_MEM))]
 unsafe fn of_reserved_mem_device_release(_: *mut c_void) {}
-
-fn raw(dev: &Device) -> *mut bindings::device {
-    // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
-    (dev as *const Device).cast::<bindings::device>().cast_mut()
-}
 
 /// A device's claim on the reserved-memory region its node names.
 ///
@@ -55,7 +50,7 @@ pub(crate) struct ReservedMem {
 impl ReservedMem {
     /// Assigns the region of the node's first `memory-region` phandle.
     pub(crate) fn assign(dev: &Device) -> Result<Self> {
-        let raw = raw(dev);
+        let raw = raw_device(dev);
         // SAFETY: `raw` is a live, bound device; `of_node` is set when the
         // device is created and not changed while it is bound.
         let np = unsafe { (*raw).of_node };
@@ -84,6 +79,6 @@ impl Drop for ReservedMem {
         // SAFETY: the region was assigned to this device in `assign`, and
         // every allocation from it has been freed (the ring drops its buffer
         // before this guard).
-        unsafe { of_reserved_mem_device_release(raw(&self.dev).cast()) };
+        unsafe { of_reserved_mem_device_release(raw_device(&self.dev).cast()) };
     }
 }

@@ -92,9 +92,7 @@ impl Ring {
     ) -> Result<Self> {
         let control_bytes = info.control_bytes as usize;
         let len = layout.data_size as usize;
-        let raw = core::ptr::from_ref::<Device>(dev)
-            .cast::<bindings::device>()
-            .cast_mut();
+        let raw = crate::glue::raw_device(dev);
         // SAFETY: `raw` is the bound device probe runs for.
         if !unsafe { bindings::dma_can_mmap(raw) } {
             dev_err!(
@@ -324,7 +322,7 @@ impl Ring {
     /// `dma_mmap_attrs` would keep the VMA's cacheable default, so the user
     /// mapping is made write-combining too.
     pub(crate) fn mmap(&self, area: Area, vma: &VmaNew) -> Result {
-        let dev = self.raw_dev();
+        let dev = crate::glue::raw_device(&self.dev);
         let buf = match area {
             Area::Control => &self.control,
             Area::Data => &self.data,
@@ -359,14 +357,6 @@ impl Ring {
         // SAFETY: as above.
         unsafe { (*vma.as_ptr()).vm_pgoff = pgoff };
         to_result(rc)
-    }
-
-    /// The C device. 7.3 keeps `Device::as_raw` crate-private: `Device` is
-    /// `repr(transparent)` over `Opaque<bindings::device>`.
-    fn raw_dev(&self) -> *mut bindings::device {
-        core::ptr::from_ref::<Device>(&self.dev)
-            .cast::<bindings::device>()
-            .cast_mut()
     }
 }
 
