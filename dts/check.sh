@@ -23,7 +23,7 @@ validate() { # NAME DTB
     # Our node must have matched the schema (-m lists unmatched
     # compatibles), or nothing was checked.
     local unmatched
-    unmatched=$(dt-validate -s "$BIND" -m "$2" 2>&1 | grep -c 'hsdaq,virtual-sensor' || true)
+    unmatched=$(dt-validate -s "$BIND" -m "$2" 2>&1 | grep -cE "compatible: .*'(hsdaq,virtual-sensor|hsdaq,dma-adc|hsdaq-test,fifo-dma)'" || true)
     if [[ -n $out ]]; then
         echo "dts: $1: dt-validate reported:" >&2
         echo "$out" >&2
@@ -51,17 +51,19 @@ BASE
     echo "$WORK/$1-base.dtb"
 }
 
-dt-doc-validate "$BIND/hsdaq,virtual-sensor.yaml" && echo "dts: binding: dt-doc-validate passes"
-
-dt-extract-example "$BIND/hsdaq,virtual-sensor.yaml" >"$WORK/example.dts"
-dtc -q -@ -I dts -O dtb -o "$WORK/example.dtb" "$WORK/example.dts"
-validate "binding example" "$WORK/example.dtb"
+for schema in "$BIND"/*.yaml; do
+    b=$(basename "$schema" .yaml)
+    dt-doc-validate "$schema" && echo "dts: binding $b: dt-doc-validate passes"
+    dt-extract-example "$schema" >"$WORK/example-$b.dts"
+    dtc -q -@ -I dts -O dtb -o "$WORK/example-$b.dtb" "$WORK/example-$b.dts"
+    validate "binding $b example" "$WORK/example-$b.dtb"
+done
 
 for src in "$DTS"/overlays/*.dtso; do
     name=$(basename "$src" .dtso)
     dtc -q -@ -I dts -O dtb -o "$WORK/$name.dtbo" "$src"
     case $name in
-    *qemu-virt) b=${VIRT_DTB:-$(base "$name" linux,dummy-virt)} ;;
+    *qemu-virt*) b=${VIRT_DTB:-$(base "$name" linux,dummy-virt)} ;;
     *rpi4) b=$(base "$name" brcm,bcm2711) ;;
     *zynqmp) b=$(base "$name" xlnx,zynqmp) ;;
     *) b=$(base "$name" hsdaq,test-board) ;;

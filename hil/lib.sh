@@ -44,7 +44,7 @@ make_initramfs() {
     local busybox=/bin/busybox
     [[ $ARCH == arm64 ]] && busybox=$(arm64_busybox "$out")
     cp "$busybox" "$root/bin/busybox"
-    cp "$ko" "$root/lib/modules/"
+    cp "$(dirname "$ko")"/*.ko "$root/lib/modules/"
     cp "$bindir"/* "$root/bin/"
     if [[ $ARCH == x86_64 ]]; then
         # Host tools the scenarios use in the guest: e2fsck after a power cut,
@@ -250,4 +250,36 @@ run_scenario() {
         return 1
     fi
     echo "hil[$NAME]: pass ($detail, ${seconds}s)" >&2
+}
+
+# --- the DMA source's host-side converter (hil/emulator) --------------------
+# The FIFO region of dts/overlays/hsdaq-qemu-virt-dma.dtso.
+FIFO_PHYS=0x7e000000
+FIFO_BYTES=0x1000000
+
+# shared_ram_args FILE: QEMU options that back the guest's RAM with FILE
+# (share=on), so a host process writes what the guest reads.
+shared_ram_args() {
+    echo "-object memory-backend-file,id=ram,size=1G,mem-path=$1,share=on -machine memory-backend=ram"
+}
+
+# with_emulator FILE RATE CHANNELS FORMAT PACKET_SCANS SLOTS CMD...: runs CMD
+# (a boot) with the converter emulator writing the FIFO inside FILE; its
+# report lands in $DIR/emulator.json. The RAM file is removed afterwards.
+with_emulator() {
+    local ram=$1 rate=$2 ch=$3 fmt=$4 scans=$5 slots=$6 rc=0
+    shift 6
+    rm -f "$ram"
+    "$ROOT/target/debug/hsdaq-hil-emulator" --ram "$ram" --fifo-phys $FIFO_PHYS --fifo-bytes $FIFO_BYTES \
+        --rate "$rate" --channels "$ch" --format "$fmt" --packet-scans "$scans" --slots "$slots" \
+        --report "$DIR/emulator.json" 2>>"$DIR/emulator.log" &
+    local pid=$!
+    # The FIFO must be initialised before the guest's controller probes.
+    local i
+    for i in $(seq 50); do [[ -s $ram ]] && break; sleep 0.1; done
+    "$@" || rc=$?
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    rm -f "$ram"
+    return $rc
 }

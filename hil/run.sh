@@ -32,7 +32,7 @@ step "toolchain" "$HIL/setup-toolchain.sh"
 build_userspace "$OUT/bin"
 export HIL ROOT BOARD OUT
 # The host verifies recordings with its own acquire (built above on x86_64).
-[[ $ARCH == x86_64 ]] || step "cargo build (host acquire, for verify)" cargo build -q -p hsdaq-acquire
+[[ $ARCH == x86_64 ]] || step "cargo build (host acquire for verify, the DMA scenarios' converter emulator)" cargo build -q -p hsdaq-acquire -p hsdaq-hil-emulator
 ACQUIRE_HOST=$ROOT/target/debug/acquire
 
 # Kernel variants: a scenario that says KERNEL=debug boots the board's debug

@@ -10,6 +10,8 @@ use kernel::{
     str::CString,
 };
 
+use crate::producer::Position;
+
 use crate::abi::{
     format::Format,
     layout::{fill_name, LayoutError, StreamLayout},
@@ -38,6 +40,13 @@ pub(crate) struct Config {
     pub(crate) label: [u8; 64],
     /// Whether the node names a reserved-memory region for the ring.
     pub(crate) memory_region: bool,
+    /// `hsdaq,dma-adc`: a DMA engine writes the blocks; how their position
+    /// in the stream is known (None: the virtual sensor).
+    pub(crate) dma: Option<Position>,
+    /// The samples are the reference waveform (user space may recompute
+    /// them): the virtual sensor's reference mode, or a DMA source whose
+    /// node says `hsdaq,test-signal = "reference-waveform"`.
+    pub(crate) reference_signal: bool,
 }
 
 /// Defaults of optional properties (kept equal to the binding's `default:`s).
@@ -46,7 +55,7 @@ const DEFAULT_BUFFER_BYTES: u32 = 1 << 20;
 
 impl Config {
     /// Reads and validates the `hsdaq,*` properties of `node`.
-    pub(crate) fn from_fwnode(dev: &Device, node: &FwNode) -> Result<Self> {
+    pub(crate) fn from_fwnode(dev: &Device, node: &FwNode, dma: bool) -> Result<Self> {
         let rate_hz = read_u32(dev, node, c"hsdaq,rate-hz", None)?;
         let channels = read_u32(dev, node, c"hsdaq,channels", None)?;
         let format = match read_string(dev, node, c"hsdaq,format")? {
@@ -81,6 +90,25 @@ impl Config {
             fill_name(&mut label, s.to_bytes());
         }
         let memory_region = node.property_present(c"memory-region");
+        let dma = match dma {
+            false => None,
+            true => Some(dma_position(dev, node, memory_region)?),
+        };
+        let reference_signal = match dma {
+            None => waveform == Waveform::Reference,
+            Some(_) => match read_string(dev, node, c"hsdaq,test-signal")? {
+                None => false,
+                Some(s) if s.to_bytes() == b"reference-waveform" => true,
+                Some(s) => {
+                    dev_err!(
+                        dev,
+                        "property 'hsdaq,test-signal' = {:?}: expected \"reference-waveform\"\n",
+                        s
+                    );
+                    return Err(EINVAL);
+                }
+            },
+        };
         let layout = Self::checked(
             dev,
             true,
@@ -97,6 +125,8 @@ impl Config {
             from_firmware: true,
             label,
             memory_region,
+            dma,
+            reference_signal,
         })
     }
 
@@ -139,6 +169,8 @@ impl Config {
             from_firmware: false,
             label: [0; 64],
             memory_region: false,
+            dma: None,
+            reference_signal: waveform == Waveform::Reference,
         })
     }
 
@@ -160,6 +192,33 @@ impl Config {
                 EINVAL
             },
         )
+    }
+}
+
+/// How a DMA stream's blocks are placed: `hsdaq,scan-counter =
+/// "dma-metadata"` says the engine hands over the stream's scan counter with
+/// every transfer (exact loss); without it gaps are inferred from time.
+/// The data area is allocated for the DMA controller, so a `memory-region`
+/// belongs on the controller's node, not here.
+fn dma_position(dev: &Device, node: &FwNode, memory_region: bool) -> Result<Position> {
+    if memory_region {
+        dev_err!(
+            dev,
+            "property 'memory-region': not used by hsdaq,dma-adc (its buffer is the DMA controller's: put the region on the controller's node)\n"
+        );
+        return Err(EINVAL);
+    }
+    match read_string(dev, node, c"hsdaq,scan-counter")? {
+        None => Ok(Position::Inferred),
+        Some(s) if s.to_bytes() == b"dma-metadata" => Ok(Position::Counted),
+        Some(s) => {
+            dev_err!(
+                dev,
+                "property 'hsdaq,scan-counter' = {:?}: expected \"dma-metadata\"\n",
+                s
+            );
+            Err(EINVAL)
+        }
     }
 }
 

@@ -15,14 +15,18 @@ use kernel::{
 
 use kernel::page::PAGE_SIZE;
 
-use crate::abi::ioctl::{DeviceInfo, INFO_FIRMWARE_NODE, INFO_RESERVED_MEMORY};
-use crate::abi::layout::{fill_name, name_bytes, LayoutError, CONTROL_BYTES};
+use crate::abi::ioctl::{
+    DeviceInfo, INFO_FIRMWARE_NODE, INFO_REFERENCE_SIGNAL, INFO_RESERVED_MEMORY,
+};
+use crate::abi::layout::{fill_name, name_bytes, LayoutError, CONTROL_BYTES, SOURCE_HARDWARE};
 use crate::chardev::Consumer;
 use crate::config::setting_name;
 use crate::config::Config;
+use crate::dma::{Channel, Xfers};
+use crate::producer::Position;
 use crate::reserved::ReservedMem;
 use crate::ring::Ring;
-use crate::sensor::Sensor;
+use crate::sensor::{DmaParts, Sensor};
 
 /// Device nodes are `/dev/hsdaq0` … `/dev/hsdaq7`; misc devices need a
 /// name that outlives their registration, hence a static table.
@@ -73,6 +77,19 @@ impl Drop for FirmwareBound {
     }
 }
 
+/// Which source a bound node describes (the OF table's id info).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `hsdaq,virtual-sensor` (and the virtual fallback devices).
+    Virtual,
+    /// `hsdaq,dma-adc`: a DMA engine named by `dmas` writes the samples.
+    Dma,
+}
+
+/// Most DMA transfers queued at once: enough to ride out the completion
+/// latency of a loaded system, few enough that stopping is quick.
+const MAX_QUEUED_TRANSFERS: u64 = 32;
+
 /// Shuts the sensor down when dropped: the first field of [`HsdaqDevice`],
 /// so it runs before the device node disappears, while the device is still
 /// bound. A field of its own (not a `PinnedDrop` of the whole device) so
@@ -111,10 +128,51 @@ struct Parts {
 }
 
 impl HsdaqDevice {
+    /// The DMA source's ring (allocated for the channel's controller, which
+    /// writes it) and transfer table.
+    fn dma_source(
+        dev: &kernel::device::Device<kernel::device::Bound>,
+        chan: Channel,
+        position: Position,
+        config: &Config,
+        info: &DeviceInfo,
+    ) -> Result<(Ring, Option<(Channel, DmaParts)>)> {
+        let l = config.layout;
+        chan.configure(l.format.bytes() as u32).inspect_err(|e| {
+            dev_err!(dev, "DMA channel 'rx': slave settings refused: {:?}\n", e)
+        })?;
+        if position == Position::Counted && !chan.engine_metadata() {
+            dev_err!(
+                dev,
+                "property 'hsdaq,scan-counter' = \"dma-metadata\": the DMA engine hands over no per-transfer metadata\n"
+            );
+            return Err(EINVAL);
+        }
+        // SAFETY: the controller's device stays bound while we hold the
+        // channel (dmaengine's contract, see `Channel::device`), and the ring
+        // is freed (`shutdown`) before the channel is released.
+        let dma_dev = unsafe { chan.device().as_bound() };
+        let ring = Ring::new(dev, dma_dev, l, info, None)?;
+        let xfers = Xfers::new(l.slots().min(MAX_QUEUED_TRANSFERS) as u32)?;
+        dev_info!(
+            dev,
+            "DMA source: channel 'rx' of {}, {} transfers of {} B queued at most, loss {}\n",
+            dma_dev.name(),
+            xfers.len(),
+            ring.payload_dma(0).1,
+            match position {
+                Position::Counted => "counted (scan counter in DMA metadata)",
+                Position::Inferred => "inferred from completion times",
+            }
+        );
+        Ok((ring, Some((chan, DmaParts { xfers, position }))))
+    }
+
     /// Reads the settings, allocates the ring and prepares the sensor, then
     /// registers `/dev/hsdaqN` last, once everything it serves exists.
     pub(crate) fn probe<'a, 'b>(
         pdev: &'a platform::Device<Core<'b>>,
+        kind: Kind,
     ) -> impl PinInit<Self, Error> + use<'a, 'b> {
         pin_init::pin_init_scope(move || {
             let Parts {
@@ -122,7 +180,7 @@ impl HsdaqDevice {
                 info,
                 slot,
                 firmware,
-            } = Self::prepare(pdev)?;
+            } = Self::prepare(pdev, kind)?;
             let name = NAMES[slot.0];
             Ok(try_pin_init!(Self {
                 _teardown: Teardown(sensor.clone()),
@@ -135,21 +193,28 @@ impl HsdaqDevice {
         })
     }
 
-    fn prepare(pdev: &platform::Device<Core<'_>>) -> Result<Parts> {
+    fn prepare(pdev: &platform::Device<Core<'_>>, kind: Kind) -> Result<Parts> {
         let dev = pdev.as_ref();
         let config = match dev.fwnode() {
-            Some(node) => Config::from_fwnode(dev, node)?,
+            Some(node) => Config::from_fwnode(dev, node, kind == Kind::Dma)?,
             None => Config::from_params(dev)?,
+        };
+        // The channel first: while its controller has not probed this
+        // returns EPROBE_DEFER and probe is retried later (the node still
+        // exists, so the fallback never stands in for it).
+        let chan = match config.dma {
+            Some(_) => Some(Channel::request(dev, c"rx")?),
+            None => None,
         };
         // SAFETY: probe runs before any DMA allocation of this device, so
         // nothing uses the mask concurrently.
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>()) }?;
         let slot = Slot(claim_slot()?);
         let name = NAMES[slot.0];
-        let compatible: &[u8] = if config.from_firmware {
-            crate::fallback::COMPATIBLE.to_bytes()
-        } else {
-            b""
+        let compatible: &[u8] = match (config.from_firmware, kind) {
+            (false, _) => b"",
+            (true, Kind::Virtual) => crate::fallback::COMPATIBLE.to_bytes(),
+            (true, Kind::Dma) => crate::fallback::DMA_COMPATIBLE.to_bytes(),
         };
         let virtuals = crate::fallback::VIRTUAL_DEVICES.load(Ordering::Relaxed);
         if config.from_firmware && virtuals > 0 {
@@ -194,9 +259,19 @@ impl HsdaqDevice {
         if config.memory_region {
             flags |= INFO_RESERVED_MEMORY;
         }
-        let info = crate::chardev::info(&l, flags, control_bytes, &label_field, &compatible_field);
-        let ring = Ring::new(dev, l, &info, region)?;
-        let sensor = Sensor::new(ring, config)?;
+        if config.reference_signal {
+            flags |= INFO_REFERENCE_SIGNAL;
+        }
+        let mut info =
+            crate::chardev::info(&l, flags, control_bytes, &label_field, &compatible_field);
+        let (ring, source) = match (chan, config.dma) {
+            (Some(chan), Some(position)) => {
+                info.source = SOURCE_HARDWARE;
+                Self::dma_source(dev, chan, position, &config, &info)?
+            }
+            _ => (Ring::new(dev, dev, l, &info, region)?, None),
+        };
+        let sensor = Sensor::new(ring, config, source)?;
         dev_dbg!(
             dev,
             "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring{} ({})\n",

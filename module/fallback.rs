@@ -58,16 +58,18 @@ impl Drop for VirtualDevice {
 fn firmware_devices() -> u32 {
     unsafe extern "C" fn count(dev: *mut bindings::device, data: *mut c_void) -> c_int {
         // SAFETY: `dev` is a live device of the bus being iterated, and
-        // `data` the `u32` counter `firmware_devices` passed.
-        unsafe {
-            if bindings::device_property_match_string(
+        // `data` the `u32` counter `firmware_devices` passed; the names are
+        // NUL-terminated statics.
+        let ours = COMPATIBLES.iter().any(|c| unsafe {
+            bindings::device_property_match_string(
                 dev,
                 c"compatible".as_char_ptr(),
-                COMPATIBLE.as_char_ptr(),
+                c.as_char_ptr(),
             ) >= 0
-            {
-                *data.cast::<u32>() += 1;
-            }
+        });
+        if ours {
+            // SAFETY: as above.
+            unsafe { *data.cast::<u32>() += 1 };
         }
         0
     }
@@ -116,5 +118,9 @@ pub(crate) fn create_if_no_firmware_node(count: u32) -> Result<KVec<VirtualDevic
 /// later (an overlay, ACPI hotplug) binds beside them and says so.
 pub(crate) static VIRTUAL_DEVICES: AtomicU32 = AtomicU32::new(0);
 
-/// The compatible string of the OF table.
+/// The virtual sensor's compatible string (the OF table's first entry).
 pub(crate) const COMPATIBLE: &CStr = c"hsdaq,virtual-sensor";
+/// A converter whose samples a DMA engine writes (the DMA source).
+pub(crate) const DMA_COMPATIBLE: &CStr = c"hsdaq,dma-adc";
+/// Every compatible the driver binds.
+pub(crate) const COMPATIBLES: [&CStr; 2] = [COMPATIBLE, DMA_COMPATIBLE];

@@ -17,6 +17,7 @@ mod abi;
 mod chardev;
 mod config;
 mod device;
+mod dma;
 mod fallback;
 mod glue;
 mod producer;
@@ -73,22 +74,31 @@ module! {
 kernel::of_device_table!(
     OF_TABLE,
     <HsdaqDriver as platform::Driver>::IdInfo,
-    [(kernel::of::DeviceId::new(fallback::COMPATIBLE), ())]
+    [
+        (
+            kernel::of::DeviceId::new(fallback::COMPATIBLE),
+            device::Kind::Virtual
+        ),
+        (
+            kernel::of::DeviceId::new(fallback::DMA_COMPATIBLE),
+            device::Kind::Dma
+        ),
+    ]
 );
 
 /// The platform driver: one [`device::HsdaqDevice`] per bound device.
 struct HsdaqDriver;
 
 impl platform::Driver for HsdaqDriver {
-    type IdInfo = ();
+    type IdInfo = device::Kind;
     type Data<'bound> = device::HsdaqDevice;
     const OF_ID_TABLE: Option<kernel::of::IdTable<Self::IdInfo>> = Some(&OF_TABLE);
 
     fn probe<'bound>(
         pdev: &'bound platform::Device<kernel::device::Core<'_>>,
-        _info: Option<&'bound Self::IdInfo>,
+        info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        device::HsdaqDevice::probe(pdev)
+        device::HsdaqDevice::probe(pdev, info.copied().unwrap_or(device::Kind::Virtual))
     }
 }
 

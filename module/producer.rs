@@ -11,7 +11,8 @@
 
 use crate::abi::ioctl::Stats;
 use crate::abi::layout::{
-    BlockHeader, StreamLayout, BLOCK_FLAG_AFTER_GAP, BLOCK_MAGIC, STATUS_GONE, STATUS_RUNNING,
+    BlockHeader, StreamLayout, BLOCK_FLAG_AFTER_GAP, BLOCK_FLAG_LOSS_INFERRED,
+    BLOCK_FLAG_TIME_MEASURED, BLOCK_MAGIC, STATUS_ERROR, STATUS_GONE, STATUS_RUNNING,
     STATUS_STOPPED,
 };
 
@@ -20,6 +21,8 @@ use crate::abi::layout::{
 pub(crate) struct Producer {
     pub(crate) running: bool,
     pub(crate) gone: bool,
+    /// The source failed (a DMA transfer error): stopped until START.
+    pub(crate) failed: bool,
     pub(crate) start_ns: u64,
     pub(crate) next_scan: u64,
     pub(crate) head: u64,
@@ -38,6 +41,45 @@ pub(crate) struct Producer {
     pub(crate) jitter_us: u64,
     /// `read()` is copying from here: `tail` must not pass it.
     pub(crate) read_pin: Option<u64>,
+    /// The DMA source's transfers of this stream (see [`Dma`]).
+    pub(crate) dma: Dma,
+}
+
+/// How a DMA stream's blocks learn where they sit in the stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// The stream carries a scan counter (engine metadata): exact.
+    Counted,
+    /// Only the completion times are known: a gap is estimated from the
+    /// sample clock, in whole blocks, and flagged as an estimate.
+    Inferred,
+}
+
+/// The DMA source's bookkeeping: transfers queue into the slots after
+/// `head`, one per slot, and complete in order.
+#[derive(Default)]
+pub(crate) struct Dma {
+    /// Transfers queued this stream.
+    pub(crate) queued: u64,
+    /// Transfers completed and published this stream.
+    pub(crate) published: u64,
+    /// The scan counter of the stream's first scan (counted streams).
+    base: Option<u64>,
+    /// CLOCK_MONOTONIC time of scan 0 as the completions measure it: moved
+    /// earlier whenever a block completes sooner than it predicts, so it
+    /// tracks the smallest latency seen (inferred streams).
+    anchor_ns: Option<u64>,
+    /// Timestamp of the last published block's last scan.
+    last_ns: Option<u64>,
+}
+
+/// A finished DMA transfer, as the engine reported it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Completion {
+    /// CLOCK_MONOTONIC nanoseconds when the completion callback ran.
+    pub(crate) done_ns: u64,
+    /// The stream's scan counter for the transfer's first scan, if carried.
+    pub(crate) counter: Option<u64>,
 }
 
 /// What the producer does next with the scans due.
@@ -55,6 +97,7 @@ impl Producer {
     pub(crate) fn status(&self) -> u32 {
         match (self.gone, self.running) {
             (true, _) => STATUS_GONE,
+            (false, false) if self.failed => STATUS_ERROR,
             (false, true) => STATUS_RUNNING,
             (false, false) => STATUS_STOPPED,
         }
@@ -79,11 +122,13 @@ impl Producer {
         self.discard(block_bytes);
         self.epoch = self.epoch.wrapping_add(1);
         self.running = true;
+        self.failed = false;
         self.start_ns = now_ns;
         self.next_scan = 0;
         self.pending_lost = 0;
         self.dropping = false;
         self.stall_until_ns = 0;
+        self.dma = Dma::default();
         self.tail
     }
 
@@ -194,6 +239,96 @@ impl Producer {
         self.next_scan += u64::from(l.block_scans());
         self.pending_lost = 0;
         self.dropping = false;
+    }
+
+    /// Transfers that may be queued now: one per slot the consumer has
+    /// released beyond those already queued, at most `max_queued` in all.
+    /// The engine is never handed a slot that holds unread data.
+    pub(crate) fn dma_room(&self, l: &StreamLayout, max_queued: u64) -> u64 {
+        let bb = u64::from(l.block_bytes);
+        let queued = self.dma.queued - self.dma.published;
+        let free = (self.tail + l.data_size - self.head) / bb;
+        free.saturating_sub(queued)
+            .min(max_queued.saturating_sub(queued))
+    }
+
+    /// The header of the next DMA block (the one at `head`), from its
+    /// completion; counts the scans lost upstream before it. Call
+    /// [`Producer::published`] once the header is in the slot.
+    ///
+    /// Counted: lost = the counter's step beyond the previous block. A
+    /// counter that steps backwards (a converter reset) is not a loss: the
+    /// block continues the stream and the flag says the position was reset.
+    /// Inferred: the block's lateness against the sample clock, in whole
+    /// blocks (an engine keeps whole transfers), beyond the smallest
+    /// latency seen; flagged [`BLOCK_FLAG_LOSS_INFERRED`].
+    pub(crate) fn dma_block(
+        &mut self,
+        c: Completion,
+        l: &StreamLayout,
+        how: Position,
+    ) -> BlockHeader {
+        let bs = u64::from(l.block_scans()).max(1);
+        let duration = l.scan_time_ns(0, bs);
+        let mut flags = BLOCK_FLAG_TIME_MEASURED;
+        let lost = match (how, c.counter) {
+            (Position::Counted, Some(counter)) => {
+                let base = *self.dma.base.get_or_insert(counter);
+                counter
+                    .checked_sub(base)
+                    .and_then(|scan| scan.checked_sub(self.next_scan))
+                    .unwrap_or(0)
+            }
+            _ => {
+                let end = self.next_scan + bs;
+                let predicted = self.dma.anchor_ns.map(|a| a + l.scan_time_ns(0, end));
+                match predicted {
+                    Some(t) if c.done_ns >= t => {
+                        let late = (c.done_ns - t) / duration.max(1);
+                        if late > 0 {
+                            flags |= BLOCK_FLAG_LOSS_INFERRED;
+                        }
+                        late * bs
+                    }
+                    _ => {
+                        // First block, or sooner than predicted: re-anchor.
+                        self.dma.anchor_ns = Some(c.done_ns.saturating_sub(l.scan_time_ns(0, end)));
+                        0
+                    }
+                }
+            }
+        };
+        // The completion bounds the block's last scan from above. Blocks
+        // that complete in a burst (an engine draining its FIFO) would
+        // otherwise step back in time: never earlier than one period after
+        // the previous block's last scan (and its gap).
+        let period = l.scan_time_ns(0, 1).max(1);
+        let mut first_ns = c.done_ns.saturating_sub(l.scan_time_ns(0, bs - 1));
+        if let Some(prev) = self.dma.last_ns {
+            first_ns = first_ns.max(prev + l.scan_time_ns(0, lost + 1).max(period));
+        }
+        self.dma.last_ns = Some(first_ns + l.scan_time_ns(0, bs - 1));
+        if lost > 0 {
+            self.dropped_scans += lost;
+            self.dropped_blocks += lost.div_ceil(bs);
+            self.overruns += 1;
+            self.next_scan += lost;
+            flags |= BLOCK_FLAG_AFTER_GAP;
+        }
+        BlockHeader {
+            magic: BLOCK_MAGIC,
+            flags,
+            first_scan: self.next_scan,
+            timestamp_ns: first_ns,
+            lost_before: lost,
+            block_seq: self.block_seq,
+            scans: bs as u32,
+            channels: l.channels,
+            format: l.format as u16,
+            period_ns_q16: l.period_ns_q16(),
+            epoch: self.epoch,
+            _reserved: 0,
+        }
     }
 
     /// Every counter at this moment, as `IOC_STATS` reports them and the
@@ -311,6 +446,71 @@ mod tests {
         assert!(!p.accept_tail(1024, 256)); // past a read() in progress
         assert!(p.accept_tail(768, 256));
         assert_eq!(p.tail, 768);
+    }
+
+    #[test]
+    fn dma_counted_loss_is_the_counter_step() {
+        let l = layout();
+        let bs = u64::from(l.block_scans());
+        let mut p = Producer::default();
+        p.start(0, 256);
+        let c = |counter| Completion {
+            done_ns: 1_000_000_000,
+            counter: Some(counter),
+        };
+        // The converter was at 1000 when the stream began: that is scan 0.
+        let h = p.dma_block(c(1000), &l, Position::Counted);
+        assert_eq!((h.first_scan, h.lost_before), (0, 0));
+        p.published(&l);
+        // Three whole blocks dropped upstream, then the next block.
+        let h = p.dma_block(c(1000 + 4 * bs), &l, Position::Counted);
+        assert_eq!((h.first_scan, h.lost_before), (4 * bs, 3 * bs));
+        assert_eq!(h.flags & BLOCK_FLAG_LOSS_INFERRED, 0);
+        assert_eq!((p.dropped_scans, p.overruns), (3 * bs, 1));
+    }
+
+    #[test]
+    fn dma_inferred_loss_is_flagged_whole_blocks() {
+        let l = layout();
+        let bs = u64::from(l.block_scans());
+        let dur = l.scan_time_ns(0, bs);
+        let mut p = Producer::default();
+        p.start(0, 256);
+        let at = |ns| Completion {
+            done_ns: ns,
+            counter: None,
+        };
+        let t0 = 5_000_000_000;
+        assert_eq!(p.dma_block(at(t0), &l, Position::Inferred).lost_before, 0);
+        p.published(&l);
+        // On time (a little jitter): no gap.
+        assert_eq!(
+            p.dma_block(at(t0 + dur + dur / 3), &l, Position::Inferred)
+                .lost_before,
+            0
+        );
+        p.published(&l);
+        // Two block durations late: two blocks lost, flagged as an estimate.
+        let h = p.dma_block(at(t0 + 4 * dur + dur / 4), &l, Position::Inferred);
+        assert_eq!(h.lost_before, 2 * bs);
+        assert_ne!(h.flags & BLOCK_FLAG_LOSS_INFERRED, 0);
+    }
+
+    #[test]
+    fn dma_room_never_hands_out_unread_slots() {
+        let l = layout(); // 8 slots
+        let mut p = Producer::default();
+        p.start(0, 256);
+        assert_eq!(p.dma_room(&l, 4), 4);
+        p.dma.queued = 8;
+        assert_eq!(p.dma_room(&l, 16), 0);
+        // Two published, the consumer has not released them: still none.
+        p.published(&l);
+        p.published(&l);
+        p.dma.published = 2;
+        assert_eq!(p.dma_room(&l, 16), 0);
+        assert!(p.accept_tail(512, 256));
+        assert_eq!(p.dma_room(&l, 16), 2);
     }
 
     #[test]

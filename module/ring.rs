@@ -59,6 +59,9 @@ pub(crate) struct Ring {
     control: Coherent<[u8]>,
     data: Coherent<[u8]>,
     dev: ARef<Device>,
+    /// The device the data area was allocated (and is mapped) for: the DMA
+    /// controller's for the DMA source (it writes the area), else `dev`.
+    data_dev: ARef<Device>,
     layout: StreamLayout,
     /// The buffers live in a per-device coherent pool (`shared-dma-pool`,
     /// not `reusable`), which the kernel maps write-combining.
@@ -86,14 +89,16 @@ impl Ring {
     /// and layout: the same values `IOC_INFO` answers.
     pub(crate) fn new(
         dev: &Device<Bound>,
+        data_dev: &Device<Bound>,
         layout: StreamLayout,
         info: &DeviceInfo,
         region: Option<ReservedMem>,
     ) -> Result<Self> {
         let control_bytes = info.control_bytes as usize;
         let len = layout.data_size as usize;
-        let raw = crate::glue::raw_device(dev);
-        // SAFETY: `raw` is the bound device probe runs for.
+        let raw = crate::glue::raw_device(data_dev);
+        // SAFETY: `raw` is a bound device: the one probe runs for, or the
+        // DMA controller of the channel it holds.
         if !unsafe { bindings::dma_can_mmap(raw) } {
             dev_err!(
                 dev,
@@ -102,7 +107,7 @@ impl Ring {
             return Err(ENXIO);
         }
         // No allocator WARN for a size a user asked for: the dev_err below says it.
-        let data = Coherent::<u8>::zeroed_slice(dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
+        let data = Coherent::<u8>::zeroed_slice(data_dev, len, GFP_KERNEL | __GFP_NOWARN).inspect_err(
             |_| {
                 let firmware = info.flags & INFO_FIRMWARE_NODE != 0;
                 let (kind, name) = setting_name(firmware, LayoutError::DataSize);
@@ -128,6 +133,7 @@ impl Ring {
             data,
             write_combine,
             dev: dev.into(),
+            data_dev: data_dev.into(),
             layout,
             _region: region,
         };
@@ -154,6 +160,33 @@ impl Ring {
             addr_of_mut!((*c).compatible).write(info.compatible);
         }
         Ok(ring)
+    }
+
+    /// The device the ring belongs to (for messages).
+    pub(crate) fn device(&self) -> &Device {
+        &self.dev
+    }
+
+    /// The DMA address and length of the payload of the slot at `pos` (the
+    /// slot after its 64-byte header), as the data area's device sees it.
+    pub(crate) fn payload_dma(&self, pos: u64) -> (u64, usize) {
+        let l = &self.layout;
+        let offset = (pos & (l.data_size - 1)) + BLOCK_HEADER_BYTES as u64;
+        let len = l.block_scans() as usize * l.channels as usize * l.format.bytes();
+        (self.data.dma_address() + offset, len)
+    }
+
+    /// Writes the header of the slot at `pos`, whose payload is already
+    /// there (the DMA source).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the slot: it is outside `[tail, head)` and nothing
+    /// else writes it (its transfer has completed).
+    pub(crate) unsafe fn write_header(&self, pos: u64, header: &BlockHeader) {
+        // SAFETY: the slot is block_bytes long and 64-byte aligned inside our
+        // allocation; the caller owns it; user space maps it read-only.
+        unsafe { self.slot(pos).cast::<BlockHeader>().write_volatile(*header) };
     }
 
     fn control_ptr(&self) -> *mut ControlPage {
@@ -322,10 +355,9 @@ impl Ring {
     /// `dma_mmap_attrs` would keep the VMA's cacheable default, so the user
     /// mapping is made write-combining too.
     pub(crate) fn mmap(&self, area: Area, vma: &VmaNew) -> Result {
-        let dev = crate::glue::raw_device(&self.dev);
-        let buf = match area {
-            Area::Control => &self.control,
-            Area::Data => &self.data,
+        let (dev, buf) = match area {
+            Area::Control => (crate::glue::raw_device(&self.dev), &self.control),
+            Area::Data => (crate::glue::raw_device(&self.data_dev), &self.data),
         };
         if self.write_combine {
             // SAFETY: `vma` is being set up by mmap (under `mmap_lock`), the

@@ -49,8 +49,9 @@ use kernel::{
 
 use crate::abi::ioctl::{Stats, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
 use crate::config::{Config, Waveform};
+use crate::dma::{Channel, Xfers, TX_ABORTED, TX_NOERROR};
 use crate::glue::NoPageFaults;
-use crate::producer::{Producer, Step};
+use crate::producer::{Completion, Position, Producer, Step};
 use crate::ring::{Area, Ring, CHUNK_BYTES};
 
 /// Longest timer period; production catches up with wall time at every tick.
@@ -91,6 +92,24 @@ pub(crate) struct Maps {
 // run on any thread; the pointer itself is plain data guarded by the mutex.
 // `ARef<Mm>` is Send.
 unsafe impl Send for Maps {}
+
+/// The DMA source's parts (a sensor without them is the virtual sensor).
+pub(crate) struct DmaParts {
+    /// The records the engine's callbacks receive.
+    pub(crate) xfers: Xfers,
+    /// Exact (the stream carries a scan counter) or inferred positions.
+    pub(crate) position: Position,
+}
+
+/// Completions the engine reported, in order, not yet published.
+struct Done {
+    /// Transfers completed this stream.
+    completed: u64,
+    /// The completion of transfer `n` at `n % len`.
+    slots: KVec<Completion>,
+    /// The first failed transfer's `dmaengine_tx_result`, if any.
+    failed: Option<u32>,
+}
 
 /// One sensor: its ring, its producer and the consumer's wait queue.
 #[pin_data]
@@ -133,6 +152,17 @@ pub(crate) struct Sensor {
     pub(crate) config: Config,
     /// Timer period: 1 ms, or less when the ring would fill within 4 ticks.
     tick_ns: u64,
+    /// DMA source: the channel, held from probe until unbind (taken out and
+    /// released by `shutdown`). Held by the producer work item while it
+    /// queues transfers and by `stop` while it terminates them.
+    #[pin]
+    chan: Mutex<Option<Channel>>,
+    /// DMA source: transfer records and positions (None: virtual sensor).
+    dma: Option<DmaParts>,
+    /// DMA source: completions, written by the engine's callback (a leaf
+    /// lock: the callback takes nothing else).
+    #[pin]
+    done: SpinLockIrq<Done>,
 }
 
 impl_has_hr_timer! {
@@ -146,13 +176,31 @@ impl_has_work! {
 }
 
 impl Sensor {
-    pub(crate) fn new(ring: Ring, config: Config) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        ring: Ring,
+        config: Config,
+        source: Option<(Channel, DmaParts)>,
+    ) -> Result<Arc<Self>> {
         let l = config.layout;
         // Nanoseconds until the stream fills the ring; tick 4x as often.
         let fill_ns = l.scan_time_ns(0, l.slots() * u64::from(l.block_scans()));
         let tick_ns = (fill_ns / 4).clamp(MIN_TICK_NS, MAX_TICK_NS);
         let mut scratch = KVec::new();
-        scratch.resize(CHUNK_BYTES / size_of::<i32>(), 0, GFP_KERNEL)?;
+        let (chan, dma) = match source {
+            Some((chan, parts)) => (Some(chan), Some(parts)),
+            None => {
+                scratch.resize(CHUNK_BYTES / size_of::<i32>(), 0, GFP_KERNEL)?;
+                (None, None)
+            }
+        };
+        let mut slots = KVec::new();
+        if let Some(parts) = &dma {
+            slots.resize(
+                parts.xfers.len() as usize,
+                Completion::default(),
+                GFP_KERNEL,
+            )?;
+        }
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
@@ -172,9 +220,32 @@ impl Sensor {
                 halt: AtomicBool::new(false),
                 config,
                 tick_ns,
+                chan <- new_mutex!(chan),
+                dma,
+                done <- new_spinlock_irq!(Done {
+                    completed: 0,
+                    slots,
+                    failed: None,
+                }),
             }),
             GFP_KERNEL,
         )
+        .map(|sensor| {
+            sensor.arm_dma();
+            sensor
+        })
+    }
+
+    /// Points the transfer records at this sensor's completion handler.
+    fn arm_dma(self: &Arc<Self>) {
+        let Some(parts) = &self.dma else { return };
+        let owner = Arc::as_ptr(self).cast::<core::ffi::c_void>();
+        let metadata = parts.position == Position::Counted;
+        // SAFETY: nothing is in flight yet (the stream has never started),
+        // so no engine reads the records while they are written; `Xfers` is
+        // only ever reached through raw record pointers.
+        let xfers = core::ptr::from_ref(&parts.xfers).cast_mut();
+        unsafe { (*xfers).arm(owner, dma_complete, metadata) };
     }
 
     fn block_bytes(&self) -> u64 {
@@ -233,6 +304,16 @@ impl Sensor {
             ring.mirror(&p.stats());
         }
         self.halt.store(false, Ordering::Relaxed);
+        if self.dma.is_some() {
+            // `stop` terminated every transfer of the last stream: no
+            // callback runs now.
+            let mut d = self.done.lock();
+            d.completed = 0;
+            d.failed = None;
+            drop(d);
+            // Queue the first transfers now, not a tick later.
+            let _ = workqueue::system_unbound().enqueue(self.clone());
+        }
         *handle = Some(self.clone().start_timer());
         Ok(())
     }
@@ -255,10 +336,28 @@ impl Sensor {
         // callback; the timer is the only one that queues the work item, so
         // once the item is flushed no block is written until the next START.
         *handle = None;
+        self.flush_producer();
+        // DMA: once the producer is idle nothing queues transfers; abort the
+        // queued ones and wait until the engine writes no more (the slots
+        // they target are never published), then flush the work item their
+        // last callbacks may have queued.
+        let terminated = match self.chan.lock().as_ref() {
+            Some(chan) => {
+                chan.terminate_sync();
+                true
+            }
+            None => false,
+        };
+        if terminated {
+            self.flush_producer();
+        }
+        self.data_ready.notify_all();
+    }
+
+    fn flush_producer(&self) {
         // SAFETY: `work` is a field of this live, pinned sensor; flush_work
         // waits for a queued or running instance and leaves it idle.
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
-        self.data_ready.notify_all();
     }
 
     /// The device is going away (unbind or rmmod): stop for good, wake every
@@ -278,6 +377,9 @@ impl Sensor {
             self.publish(&p);
         }
         self.stop();
+        // The engine is quiet (stop terminated it): give the channel back
+        // while the device is bound.
+        drop(self.chan.lock().take());
         let mms = {
             let mut maps = self.map.lock();
             let mut left = msecs_to_jiffies(UNBIND_GRACE_MS);
@@ -351,6 +453,11 @@ impl Sensor {
         let mut p = self.state.lock();
         if p.gone {
             return Err(ENODEV);
+        }
+        // A DMA source's blocks come from hardware: only a stall (queue no
+        // transfer for a while, so the converter overflows upstream) applies.
+        if self.dma.is_some() && kind != FAULT_STALL_US {
+            return Err(EOPNOTSUPP);
         }
         match kind {
             FAULT_DROP_BLOCKS if arg <= 1 << 32 => p.force_drops(arg),
@@ -517,6 +624,9 @@ impl Sensor {
     /// bound is applied before every block, so a producer that cannot keep
     /// up drops (counted) instead of building a backlog.
     fn produce(&self) {
+        if let Some(parts) = &self.dma {
+            return self.service_dma(parts);
+        }
         // SAFETY: the ring is revoked only in `shutdown` after `stop`, which
         // cancels the timer (the only one that queues this work) and then
         // flushes this work item: the ring outlives every run.
@@ -571,6 +681,120 @@ impl Sensor {
         }
     }
 
+    /// The DMA source's work item: publishes the completed transfers in
+    /// order (each gets its header now: the engine wrote only the payload),
+    /// then queues transfers into the slots the consumer has released.
+    fn service_dma(&self, parts: &DmaParts) {
+        // SAFETY: as in `produce`: the ring outlives every run of the work.
+        let ring = unsafe { self.ring.access() };
+        let l = self.config.layout;
+        let bb = self.block_bytes();
+        let chan = self.chan.lock();
+        let Some(chan) = chan.as_ref() else { return };
+        let (first, n, pos) = {
+            let mut p = self.state.lock();
+            if !p.running {
+                return;
+            }
+            let mut published = false;
+            loop {
+                let (c, failed) = {
+                    let d = self.done.lock();
+                    if p.dma.published >= d.completed {
+                        (None, d.failed)
+                    } else {
+                        let i = (p.dma.published % d.slots.len().max(1) as u64) as usize;
+                        (d.slots.get(i).copied(), None)
+                    }
+                };
+                if let Some(result) = failed {
+                    dev_err!(
+                        ring.device(),
+                        "DMA transfer failed (dmaengine result {}): stream stopped\n",
+                        result
+                    );
+                    p.failed = true;
+                    p.running = false;
+                    break;
+                }
+                let Some(c) = c else { break };
+                let header = p.dma_block(c, &l, parts.position);
+                // SAFETY: the slot at `head` is the next completed transfer's
+                // (transfers complete in order, one per slot from `head`
+                // on); the engine is done with it and no consumer reads it
+                // before the Release store of `head` in `mirror`.
+                unsafe { ring.write_header(p.head, &header) };
+                p.published(&l);
+                p.dma.published += 1;
+                published = true;
+            }
+            if published || !p.running {
+                ring.mirror(&p.stats());
+                self.data_ready.notify_all();
+            }
+            if !p.running || now_ns() < p.stall_until_ns {
+                return;
+            }
+            p.accept_tail(ring.user_tail(), bb);
+            let n = p.dma_room(&l, u64::from(parts.xfers.len()));
+            let first = p.dma.queued;
+            let pos = p.head + (p.dma.queued - p.dma.published) * bb;
+            p.dma.queued += n;
+            (first, n, pos)
+        };
+        let mut queued = 0;
+        while queued < n {
+            let (addr, len) = ring.payload_dma(pos + queued * bb);
+            // SAFETY: the slot lies in `[head, tail + data_size)` beyond every
+            // queued transfer (`dma_room`), so no consumer reads it and no
+            // other transfer targets it; the record of transfer `first +
+            // queued` is free (at most `len` transfers are queued, and they
+            // complete in order); the data area is mapped for the channel's
+            // device (it was allocated for it).
+            let r = unsafe { chan.submit(addr, len, parts.xfers.record(first + queued)) };
+            if let Err(e) = r {
+                dev_warn!(ring.device(), "queueing a DMA transfer failed: {:?}\n", e);
+                break;
+            }
+            queued += 1;
+        }
+        if queued < n {
+            // Give back the slots we could not queue (only this work item
+            // moves `queued`); the next tick retries.
+            self.state.lock().dma.queued = first + queued;
+        }
+        if queued > 0 {
+            chan.issue_pending();
+        }
+    }
+
+    /// A transfer completed (engine callback context: a tasklet, an IRQ
+    /// thread, a kthread; never sleeps). Records it and queues the work.
+    fn dma_done(self: ArcBorrow<'_, Self>, index: u32, result: u32, counter: u64) {
+        if result == TX_ABORTED {
+            return;
+        }
+        {
+            let mut d = self.done.lock();
+            let len = d.slots.len().max(1) as u64;
+            let in_order = u64::from(index) == d.completed % len;
+            if result != TX_NOERROR || !in_order {
+                d.failed
+                    .get_or_insert(if in_order { result } else { u32::MAX });
+            } else {
+                let i = index as usize;
+                if let Some(slot) = d.slots.get_mut(i) {
+                    *slot = Completion {
+                        done_ns: now_ns(),
+                        counter: (counter != u64::MAX).then_some(counter),
+                    };
+                }
+                d.completed += 1;
+            }
+        }
+        let _ = workqueue::system_unbound().enqueue(Arc::from(self));
+    }
+
     /// Mirrors the producer's counters, if the buffer is still there.
     fn publish(&self, p: &Producer) {
         if let Some(ring) = self.ring.try_access() {
@@ -606,6 +830,25 @@ fn xorshift(mut x: u64) -> u64 {
     x ^= x << 13;
     x ^= x >> 7;
     x ^ (x << 17)
+}
+
+/// The engine's completion callback (see `glue.c` `hsdaq_dma_done`).
+///
+/// # Safety
+///
+/// `owner` is `Arc::as_ptr` of a live sensor: records are armed with it, and
+/// the sensor terminates every transfer (`stop`) before its last reference
+/// can go (the device holds one until `shutdown` has stopped it).
+unsafe extern "C" fn dma_complete(
+    owner: *const core::ffi::c_void,
+    index: u32,
+    result: u32,
+    _residue: u32,
+    counter: u64,
+) {
+    // SAFETY: the function's contract.
+    let sensor = unsafe { ArcBorrow::from_raw(owner.cast::<Sensor>()) };
+    sensor.dma_done(index, result, counter);
 }
 
 impl HrTimerCallback for Sensor {

@@ -61,6 +61,12 @@ pub struct DeviceInfo {
 pub const INFO_FIRMWARE_NODE: u16 = 1 << 0;
 /// [`DeviceInfo::flags`]: the ring lives in a reserved-memory region.
 pub const INFO_RESERVED_MEMORY: u16 = 1 << 1;
+/// [`DeviceInfo::flags`] (ABI 2.1): the samples are `waveform`'s reference
+/// signal (the virtual sensor; a DMA source whose node says
+/// `hsdaq,test-signal = "reference-waveform"`, a test rig's emulated
+/// converter), so a reader can recompute every value. Without it the signal
+/// is external and only structure, sequence and time can be checked.
+pub const INFO_REFERENCE_SIGNAL: u16 = 1 << 2;
 
 const _: () = {
     assert!(size_of::<DeviceInfo>() == 176);

@@ -14,7 +14,7 @@ pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"HBLK");
 /// Incompatible changes bump the major version; user space refuses others.
 pub const ABI_MAJOR: u16 = 2;
 /// Compatible additions (new fields in reserved space, new ioctls).
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 /// Size of the control page structure: the smallest control area. A kernel
 /// with larger pages (16 K, 64 K on arm64) rounds the control area up to one
@@ -38,7 +38,8 @@ pub const MAX_RATE_HZ: u64 = 100_000_000;
 pub const SOURCE_SIMULATOR: u16 = 1;
 /// The kernel driver's hrtimer-driven virtual sensor.
 pub const SOURCE_VIRTUAL: u16 = 2;
-/// A hardware source.
+/// A hardware source: the driver's DMA source (a DMA engine named in the
+/// device tree writes the block payloads).
 pub const SOURCE_HARDWARE: u16 = 3;
 
 /// [`ControlPage::status`]: the producer is idle.
@@ -52,6 +53,46 @@ pub const STATUS_ERROR: u32 = 3;
 
 /// Block flag: samples were lost immediately before this block.
 pub const BLOCK_FLAG_AFTER_GAP: u32 = 1 << 0;
+/// Block flag (ABI 2.1): `lost_before` is an estimate from the sample clock
+/// (the stream carries no counter), not a count. See [`GapKind`].
+pub const BLOCK_FLAG_LOSS_INFERRED: u32 = 1 << 1;
+/// Block flag (ABI 2.1): `timestamp_ns` was measured (a DMA completion, less
+/// the block's duration at the nominal rate), not computed from the start
+/// time and the nominal rate.
+pub const BLOCK_FLAG_TIME_MEASURED: u32 = 1 << 2;
+
+/// What a block's `lost_before` is worth: the one vocabulary of every
+/// source, the manifest, `verify` and `analysis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GapKind {
+    /// Exact: the producer or the stream's own counter counted it.
+    Counted,
+    /// Estimated from time (the size may be off; the position too, by up to
+    /// the source's buffering).
+    Inferred,
+    /// At least this many (e.g. a wrapping counter that may have lapped).
+    Bounded,
+}
+
+impl GapKind {
+    /// The kind a block header's flags declare.
+    pub const fn of_flags(flags: u32) -> GapKind {
+        if flags & BLOCK_FLAG_LOSS_INFERRED != 0 {
+            GapKind::Inferred
+        } else {
+            GapKind::Counted
+        }
+    }
+
+    /// The name recordings use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GapKind::Counted => "counted",
+            GapKind::Inferred => "inferred",
+            GapKind::Bounded => "bounded",
+        }
+    }
+}
 
 /// The first page of a mapping.
 ///

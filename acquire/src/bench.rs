@@ -396,6 +396,7 @@ fn sample_chunk(l: &StreamLayout, noisy: bool) -> Chunk {
         }
         chunk.transpose(&slot[BLOCK_HEADER_BYTES..], bs);
         chunk.blocks.push(BlockRec {
+            flags: 0,
             first_seq: (i * bs) as u64,
             scans: bs as u32,
             period_q16: 1 << 16,
@@ -636,6 +637,8 @@ fn bench_manifest(l: &StreamLayout, codec: Codec) -> crate::manifest::Manifest {
             block_bytes: l.block_bytes,
             block_scans: l.block_scans(),
             buffer_bytes: l.data_size,
+            signal: crate::manifest::SIGNAL_REFERENCE.into(),
+            timestamps: crate::manifest::TIMESTAMPS_NOMINAL.into(),
         },
         channels: crate::profile::channel_infos(&[], l.channels as usize).expect("default names"),
         kernel_release: String::new(),

@@ -22,6 +22,9 @@ pub struct BlockRec {
     pub period_q16: u64,
     /// Scans lost just before this block.
     pub lost_before: u64,
+    /// The block header's `BLOCK_FLAG_*` bits (what `lost_before` is worth,
+    /// whether `t_ns` was measured).
+    pub flags: u32,
     /// CLOCK_MONOTONIC when the drain read the block.
     pub arrival_ns: u64,
     /// Ring fill when read, per mille.
@@ -208,6 +211,7 @@ mod tests {
     #[test]
     fn block_times_follow_the_period() {
         let b = BlockRec {
+            flags: 0,
             first_seq: 10,
             scans: 3,
             t_ns: 1000,

@@ -296,14 +296,29 @@ fn run(cli: Cli) -> Result<i32> {
                     None if r.nothing_recorded => println!(
                         "OK: recovered run with no segment: the recorder stopped before its first segment was durable; nothing recorded, nothing to check"
                     ),
-                    None => println!(
-                        "OK: {} files, {} rows, {} values match the reference waveform; {} gaps ({} scans lost) match the recorded gaps; t_ns strictly increasing",
-                        r.files.len(),
-                        r.rows,
-                        r.values,
-                        r.gaps,
-                        r.lost
-                    ),
+                    None => {
+                        println!(
+                            "OK: {} files, {} rows, {} values{}; {} gaps ({} scans lost{}) match the recorded gaps; t_ns strictly increasing",
+                            r.files.len(),
+                            r.rows,
+                            r.values,
+                            if r.values_compared {
+                                " match the reference waveform"
+                            } else {
+                                " decoded (external signal: not compared)"
+                            },
+                            r.gaps,
+                            r.lost,
+                            if r.lost_inferred > 0 {
+                                format!(", {} of them inferred", r.lost_inferred)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        for c in &r.checks {
+                            println!("  checked {c}");
+                        }
+                    }
                     Some(e) => eprintln!("acquire: verify FAILED after {} rows: {e}", r.rows),
                 }
             }

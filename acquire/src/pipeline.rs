@@ -408,6 +408,7 @@ fn drain(
         live.ring_fill_max_permille
             .fetch_max(fill, Ordering::Relaxed);
         let rec = BlockRec {
+            flags: h.flags,
             first_seq: h.first_scan,
             scans: scans as u32,
             t_ns: h.timestamp_ns,

@@ -249,6 +249,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
             block_bytes: layout.block_bytes,
             block_scans: layout.block_scans(),
             buffer_bytes: layout.data_size,
+            signal: device.signal().into(),
+            timestamps: device.timestamps(),
         },
         channels: channels.clone(),
         kernel_release,

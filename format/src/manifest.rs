@@ -47,6 +47,22 @@ pub struct StreamInfo {
     pub block_scans: u32,
     /// Ring data area size.
     pub buffer_bytes: u64,
+    /// [`SIGNAL_REFERENCE`] or [`SIGNAL_EXTERNAL`]: whether `verify` can
+    /// recompute the values (every earlier run was the reference).
+    #[serde(default = "default_signal")]
+    pub signal: String,
+    /// [`TIMESTAMPS_NOMINAL`] (`t_ns` = start + seq x period) or
+    /// [`TIMESTAMPS_MEASURED`] (per block, from the source), with how.
+    #[serde(default = "default_timestamps")]
+    pub timestamps: String,
+}
+
+fn default_signal() -> String {
+    SIGNAL_REFERENCE.into()
+}
+
+fn default_timestamps() -> String {
+    TIMESTAMPS_NOMINAL.into()
 }
 
 impl StreamInfo {
@@ -68,7 +84,46 @@ pub struct Gap {
     pub at_seq: i64,
     /// Scans lost.
     pub lost: u64,
+    /// What `lost` is worth: counted (exact), inferred (an estimate from
+    /// time) or bounded (at least). Runs recorded before gap kinds existed
+    /// had only counted gaps.
+    #[serde(default)]
+    pub kind: GapKind,
 }
+
+/// How a source knows the size of a gap (the vocabulary of the ring ABI's
+/// [`hsdaq_abi::layout::GapKind`], as recordings spell it).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum GapKind {
+    /// Exact: counted by the producer or from the stream's own counter.
+    #[default]
+    Counted,
+    /// Estimated from time; its size and position may be off.
+    Inferred,
+    /// At least this many.
+    Bounded,
+}
+
+impl From<hsdaq_abi::layout::GapKind> for GapKind {
+    fn from(k: hsdaq_abi::layout::GapKind) -> Self {
+        use hsdaq_abi::layout::GapKind as K;
+        match k {
+            K::Counted => GapKind::Counted,
+            K::Inferred => GapKind::Inferred,
+            K::Bounded => GapKind::Bounded,
+        }
+    }
+}
+
+/// Where `t_ns` comes from, as the manifest says it.
+pub const TIMESTAMPS_NOMINAL: &str = "nominal";
+/// `t_ns` measured by the source (a DMA completion), not computed.
+pub const TIMESTAMPS_MEASURED: &str = "measured";
+/// The signal is `abi/`'s reference waveform: `verify` recomputes values.
+pub const SIGNAL_REFERENCE: &str = "reference-waveform";
+/// The signal comes from outside: nothing can recompute its values.
+pub const SIGNAL_EXTERNAL: &str = "external";
 
 /// A closed segment.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -103,8 +158,11 @@ pub struct SegmentInfo {
 pub struct Counts {
     /// Scans written to closed segments.
     pub scans_recorded: u64,
-    /// Scans lost (sum of all gaps).
+    /// Scans lost (sum of all gaps, whatever their kind).
     pub scans_lost: u64,
+    /// The part of `scans_lost` in inferred gaps: an estimate, not a count.
+    #[serde(default)]
+    pub scans_lost_inferred: u64,
     /// Number of gaps.
     pub gaps: u64,
     /// Blocks recorded.
@@ -284,6 +342,12 @@ impl Manifest {
         let c = &mut self.counts;
         c.scans_recorded += info.rows;
         c.scans_lost += info.lost;
+        c.scans_lost_inferred += info
+            .gaps
+            .iter()
+            .filter(|g| g.kind == GapKind::Inferred)
+            .map(|g| g.lost)
+            .sum::<u64>();
         c.gaps += info.gaps.len() as u64;
         c.blocks += info.blocks;
         c.bytes_written += info.bytes;

@@ -417,6 +417,7 @@ mod tests {
     fn mono_cursor_walks_blocks_across_windows() {
         let blocks = [
             BlockRec {
+                flags: 0,
                 first_seq: 0,
                 scans: 3,
                 t_ns: 100,
@@ -424,6 +425,7 @@ mod tests {
                 ..Default::default()
             },
             BlockRec {
+                flags: 0,
                 first_seq: 10,
                 scans: 2,
                 t_ns: 500,
@@ -456,6 +458,7 @@ mod tests {
         // shortcut must produce the very bytes of the value-by-value path.
         let blocks = [
             BlockRec {
+                flags: 0,
                 first_seq: 0,
                 scans: 300,
                 t_ns: 7,
@@ -463,6 +466,7 @@ mod tests {
                 ..Default::default()
             },
             BlockRec {
+                flags: 0,
                 first_seq: 900,
                 scans: 200,
                 t_ns: 90_000,
@@ -470,6 +474,7 @@ mod tests {
                 ..Default::default()
             },
             BlockRec {
+                flags: 0,
                 first_seq: 1100,
                 scans: 333,
                 t_ns: 100_000,

@@ -113,6 +113,9 @@ impl SegmentFormat {
             column("arrival_ns", PhysicalType::INT64, None),
             column("lost_before", PhysicalType::INT64, None),
             column("ring_fill_permille", PhysicalType::INT32, None),
+            // The block header's BLOCK_FLAG_* bits: bit 1 = `lost_before` is
+            // an estimate (inferred gap), bit 2 = `t_ns` was measured.
+            column("flags", PhysicalType::INT32, None),
         ];
         let blocks_schema = group("hsdaq_blocks", block_fields);
         let blocks_props = WriterProperties::builder()
@@ -431,6 +434,7 @@ impl SegmentWriter {
                 self.gaps.push(Gap {
                     at_seq: b.first_seq as i64,
                     lost: b.lost_before,
+                    kind: hsdaq_abi::layout::GapKind::of_flags(b.flags).into(),
                 });
                 self.lost += b.lost_before;
             }
@@ -489,6 +493,7 @@ impl SegmentWriter {
         ];
         let scans: Vec<i32> = b.iter().map(|r| r.scans as i32).collect();
         let fill: Vec<i32> = b.iter().map(|r| r.ring_fill_permille as i32).collect();
+        let flags: Vec<i32> = b.iter().map(|r| r.flags as i32).collect();
         let mut rg = self.blocks.next_row_group()?;
         let mut i = 0;
         while let Some(mut col) = rg.next_column()? {
@@ -498,7 +503,8 @@ impl SegmentWriter {
                 2 => col.typed::<Int64Type>().write_batch(&i64s[1], None, None)?,
                 3 => col.typed::<Int64Type>().write_batch(&i64s[2], None, None)?,
                 4 => col.typed::<Int64Type>().write_batch(&i64s[3], None, None)?,
-                _ => col.typed::<Int32Type>().write_batch(&fill, None, None)?,
+                5 => col.typed::<Int32Type>().write_batch(&fill, None, None)?,
+                _ => col.typed::<Int32Type>().write_batch(&flags, None, None)?,
             };
             col.close()?;
             i += 1;

@@ -207,6 +207,28 @@ impl Device for CharDevice {
         ioctl(&self.file, IOC_FAULT, &mut fault).context("HSDAQ_IOC_FAULT failed")
     }
 
+    fn signal(&self) -> &'static str {
+        use hsdaq_format::manifest::{SIGNAL_EXTERNAL, SIGNAL_REFERENCE};
+        let i = &self.info;
+        // ABI 2.0 drivers had only the virtual sensor's reference signal.
+        let reference = i.flags & hsdaq_abi::ioctl::INFO_REFERENCE_SIGNAL != 0
+            || (i.abi_minor == 0 && i.source == hsdaq_abi::layout::SOURCE_VIRTUAL);
+        if reference {
+            SIGNAL_REFERENCE
+        } else {
+            SIGNAL_EXTERNAL
+        }
+    }
+
+    fn timestamps(&self) -> String {
+        use hsdaq_format::manifest::{TIMESTAMPS_MEASURED, TIMESTAMPS_NOMINAL};
+        if self.info.source == hsdaq_abi::layout::SOURCE_HARDWARE {
+            format!("{TIMESTAMPS_MEASURED}: each block's DMA completion less its duration at the nominal rate, never before the previous block's last scan")
+        } else {
+            format!("{TIMESTAMPS_NOMINAL}: stream start + seq x period")
+        }
+    }
+
     fn describe(&self) -> DeviceDescription {
         let i = &self.info;
         let mut properties = std::collections::BTreeMap::new();

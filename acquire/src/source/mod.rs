@@ -30,6 +30,15 @@ pub trait Device: Send {
     fn inject(&self, fault: FaultArgs) -> Result<()>;
     /// Identity and settings.
     fn describe(&self) -> DeviceDescription;
+    /// Whether the values are `abi/`'s reference waveform (the manifest's
+    /// `stream.signal`: `verify` recomputes them only then).
+    fn signal(&self) -> &'static str {
+        hsdaq_format::manifest::SIGNAL_REFERENCE
+    }
+    /// Where `t_ns` comes from (the manifest's `stream.timestamps`).
+    fn timestamps(&self) -> String {
+        hsdaq_format::manifest::TIMESTAMPS_NOMINAL.into()
+    }
 
     /// All counters, read from the control page.
     fn stats(&self) -> Stats {
