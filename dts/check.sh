@@ -36,7 +36,7 @@ validate() { # NAME DTB
     fi
 }
 
-base() { # NAME COMPATIBLE -> minimal base tree dtb
+base() { # NAME COMPATIBLE [NODES] -> minimal base tree dtb
     cat >"$WORK/$1-base.dts" <<BASE
 /dts-v1/;
 / {
@@ -45,6 +45,7 @@ base() { # NAME COMPATIBLE -> minimal base tree dtb
 	#address-cells = <2>;
 	#size-cells = <2>;
 	memory@40000000 { device_type = "memory"; reg = <0x0 0x40000000 0x0 0x40000000>; };
+${3:-}
 };
 BASE
     dtc -q -@ -I dts -O dtb -o "$WORK/$1-base.dtb" "$WORK/$1-base.dts"
@@ -64,8 +65,9 @@ for src in "$DTS"/overlays/*.dtso; do
     dtc -q -@ -I dts -O dtb -o "$WORK/$name.dtbo" "$src"
     case $name in
     *qemu-virt*) b=${VIRT_DTB:-$(base "$name" linux,dummy-virt)} ;;
-    *rpi4) b=$(base "$name" brcm,bcm2711) ;;
-    *zynqmp) b=$(base "$name" xlnx,zynqmp) ;;
+    # The labels the board overlays reference, as the real trees have them.
+    *rpi4) b=$(base "$name" brcm,bcm2711 'dma: dma-controller@7e007000 { compatible = "brcm,bcm2835-dma"; reg = <0x0 0x7e007000 0x0 0xb00>; #dma-cells = <1>; };') ;;
+    *zynqmp) b=$(base "$name" xlnx,zynqmp 'zynqmp_clk: clock-controller { #clock-cells = <1>; }; gic: interrupt-controller@f9010000 { compatible = "arm,gic-400"; reg = <0x0 0xf9010000 0x0 0x10000>; interrupt-controller; #interrupt-cells = <3>; };') ;;
     *) b=$(base "$name" hsdaq,test-board) ;;
     esac
     fdtoverlay -i "$b" -o "$WORK/$name.dtb" "$WORK/$name.dtbo"

@@ -22,7 +22,7 @@ use crate::abi::layout::{fill_name, name_bytes, LayoutError, CONTROL_BYTES, SOUR
 use crate::chardev::Consumer;
 use crate::config::setting_name;
 use crate::config::Config;
-use crate::dma::{Channel, Xfers};
+use crate::dma::{Channel, RebootHook, Xfers};
 use crate::producer::Position;
 use crate::reserved::ReservedMem;
 use crate::ring::Ring;
@@ -109,6 +109,9 @@ impl Drop for Teardown {
 #[pin_data]
 pub(crate) struct HsdaqDevice {
     _teardown: Teardown,
+    /// DMA sources: stops the engine at reboot/kexec; unregistered before
+    /// `sensor` drops.
+    _reboot: Option<RebootHook>,
     /// The char device; open files reach `sensor` and `info` through it.
     #[pin]
     pub(crate) misc: MiscDeviceRegistration<Consumer>,
@@ -122,6 +125,7 @@ pub(crate) struct HsdaqDevice {
 /// What probe prepares before the device node is registered.
 struct Parts {
     sensor: Arc<Sensor>,
+    reboot: Option<RebootHook>,
     info: DeviceInfo,
     slot: Slot,
     firmware: Option<FirmwareBound>,
@@ -177,6 +181,7 @@ impl HsdaqDevice {
         pin_init::pin_init_scope(move || {
             let Parts {
                 sensor,
+                reboot,
                 info,
                 slot,
                 firmware,
@@ -184,6 +189,7 @@ impl HsdaqDevice {
             let name = NAMES[slot.0];
             Ok(try_pin_init!(Self {
                 _teardown: Teardown(sensor.clone()),
+                _reboot: reboot,
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
                 sensor,
                 info,
@@ -272,6 +278,17 @@ impl HsdaqDevice {
             _ => (Ring::new(dev, dev, l, &info, region)?, None),
         };
         let sensor = Sensor::new(ring, config, source)?;
+        let reboot = match config.dma {
+            // SAFETY: the hook is a field of the device data declared before
+            // `sensor`, so it is unregistered before this reference goes.
+            Some(_) => Some(unsafe {
+                RebootHook::register(
+                    Arc::as_ptr(&sensor).cast(),
+                    crate::sensor::quiesce_for_reboot,
+                )
+            }?),
+            None => None,
+        };
         dev_dbg!(
             dev,
             "/dev/{}: {} Hz x {} ch {}, {} B blocks, {} B ring{} ({})\n",
@@ -294,6 +311,7 @@ impl HsdaqDevice {
         );
         Ok(Parts {
             sensor,
+            reboot,
             info,
             slot,
             firmware: config.from_firmware.then(FirmwareBound::new),

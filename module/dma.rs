@@ -38,6 +38,46 @@ extern "C" {
     fn hsdaq_dma_submit(chan: *mut c_void, buf: u64, len: usize, x: *mut Xfer) -> i32;
     fn hsdaq_dma_issue_pending(chan: *mut c_void);
     fn hsdaq_dma_terminate_sync(chan: *mut c_void) -> i32;
+    fn hsdaq_reboot_register(
+        owner: *const c_void,
+        quiesce: unsafe extern "C" fn(*const c_void),
+    ) -> *mut c_void;
+    fn hsdaq_reboot_unregister(hook: *mut c_void);
+}
+
+/// Calls `quiesce(owner)` when the system reboots, powers off or kexecs,
+/// before the kernel shuts devices down (7.3's Rust platform driver has no
+/// `.shutdown`); unregistered on drop, which waits for a running call.
+pub(crate) struct RebootHook(*mut c_void);
+
+// SAFETY: the hook is a kernel allocation only registered and unregistered.
+unsafe impl Send for RebootHook {}
+// SAFETY: as above; no method takes `&self`.
+unsafe impl Sync for RebootHook {}
+
+impl RebootHook {
+    /// # Safety
+    ///
+    /// `owner` stays valid for `quiesce` until the hook is dropped.
+    pub(crate) unsafe fn register(
+        owner: *const c_void,
+        quiesce: unsafe extern "C" fn(*const c_void),
+    ) -> Result<Self> {
+        // SAFETY: the caller's contract covers `owner`; `quiesce` is a
+        // function the notifier may call in process context.
+        let hook = unsafe { hsdaq_reboot_register(owner, quiesce) };
+        if hook.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(Self(hook))
+    }
+}
+
+impl Drop for RebootHook {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`, unregistered once, here.
+        unsafe { hsdaq_reboot_unregister(self.0) };
+    }
 }
 
 /// `enum dmaengine_tx_result`: the transfer completed.
@@ -65,9 +105,9 @@ impl Channel {
                 if *e != EPROBE_DEFER {
                     dev_err!(
                         dev,
-                        "property 'dmas' / 'dma-names' = {:?}: cannot get the DMA channel: {:?}\n",
+                        "property 'dmas' / 'dma-names' = {:?}: cannot get the DMA channel (error {})\n",
                         name,
-                        e
+                        e.to_errno()
                     );
                 }
             })?;

@@ -5,6 +5,8 @@
 #include <linux/dmaengine.h>
 #include <linux/err.h>
 #include <linux/mm.h>
+#include <linux/reboot.h>
+#include <linux/slab.h>
 #include <linux/sched.h>
 #include <linux/uaccess.h>
 #include <linux/unaligned.h>
@@ -115,4 +117,41 @@ void hsdaq_dma_issue_pending(struct dma_chan *chan)
 int hsdaq_dma_terminate_sync(struct dma_chan *chan)
 {
 	return dmaengine_terminate_sync(chan);
+}
+
+/* ---- reboot and kexec: quiesce the DMA before the kernel shuts devices down ---- */
+
+/*
+ * 7.3's Rust platform driver has no .shutdown hook, so a DMA source stops its
+ * engine from a reboot notifier instead: kernel_restart_prepare (reboot and
+ * kexec alike) and kernel_shutdown_prepare run the chain before
+ * device_shutdown, so no transfer is in flight when the next kernel (kexec)
+ * or the firmware takes over the memory.
+ */
+static int hsdaq_reboot_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct hsdaq_reboot *r = container_of(nb, struct hsdaq_reboot, nb);
+
+	r->quiesce(r->owner);
+	return NOTIFY_DONE;
+}
+
+struct hsdaq_reboot *hsdaq_reboot_register(void *owner, void (*quiesce)(void *owner))
+{
+	struct hsdaq_reboot *r = kzalloc(sizeof(*r), GFP_KERNEL);
+
+	if (!r)
+		return NULL;
+	r->owner = owner;
+	r->quiesce = quiesce;
+	r->nb.notifier_call = hsdaq_reboot_notify;
+	register_reboot_notifier(&r->nb);
+	return r;
+}
+
+/* Waits for a running notifier call, then frees the hook. */
+void hsdaq_reboot_unregister(struct hsdaq_reboot *r)
+{
+	unregister_reboot_notifier(&r->nb);
+	kfree(r);
 }

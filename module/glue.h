@@ -43,4 +43,16 @@ int hsdaq_dma_submit(struct dma_chan *chan, dma_addr_t buf, size_t len, struct h
 void hsdaq_dma_issue_pending(struct dma_chan *chan);
 int hsdaq_dma_terminate_sync(struct dma_chan *chan);
 
+/* A reboot notifier that calls quiesce(owner) (see glue.c). */
+#include <linux/notifier.h>
+
+struct hsdaq_reboot {
+	struct notifier_block nb;
+	void *owner;
+	void (*quiesce)(void *owner);
+};
+
+struct hsdaq_reboot *hsdaq_reboot_register(void *owner, void (*quiesce)(void *owner));
+void hsdaq_reboot_unregister(struct hsdaq_reboot *r);
+
 #endif

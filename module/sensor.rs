@@ -7,7 +7,7 @@
 //! Which work runs where:
 //! * the **timer callback** (hard IRQ) only reads two fields under the
 //!   `state` spinlock and queues the work item: O(1), whatever the layout;
-//! * the **work item** (process context, `system_unbound_wq`) decides each
+//! * the **work item** (process context, `system_dfl_wq`: unbound) decides each
 //!   block under the spinlock, writes it *outside* any lock in chunks of at
 //!   most [`CHUNK_BYTES`] with a `cond_resched` between chunks, and
 //!   publishes it under the spinlock again. It runs until it has caught up
@@ -66,6 +66,15 @@ const UNBIND_GRACE_MS: u32 = 1000;
 /// Distinct address spaces that may map one open file (processes sharing
 /// the fd); a further one's mmap is `ENOMEM`.
 const MAX_MAPPERS: usize = 64;
+
+/// The queue the producer work runs on: `system_dfl_wq`, the unbound
+/// system queue (7.3 deprecates `system_unbound_wq`, which 7.3's Rust
+/// `workqueue::system_unbound` still returns, in its favour).
+fn producer_queue() -> &'static workqueue::Queue {
+    // SAFETY: `system_dfl_wq` is created at boot, before any module loads,
+    // and never destroyed.
+    unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) }
+}
 
 /// CLOCK_MONOTONIC in nanoseconds.
 ///
@@ -312,7 +321,7 @@ impl Sensor {
             d.failed = None;
             drop(d);
             // Queue the first transfers now, not a tick later.
-            let _ = workqueue::system_unbound().enqueue(self.clone());
+            let _ = producer_queue().enqueue(self.clone());
         }
         *handle = Some(self.clone().start_timer());
         Ok(())
@@ -792,7 +801,7 @@ impl Sensor {
                 d.completed += 1;
             }
         }
-        let _ = workqueue::system_unbound().enqueue(Arc::from(self));
+        let _ = producer_queue().enqueue(Arc::from(self));
     }
 
     /// Mirrors the producer's counters, if the buffer is still there.
@@ -851,6 +860,22 @@ unsafe extern "C" fn dma_complete(
     sensor.dma_done(index, result, counter);
 }
 
+/// The reboot notifier of a DMA sensor: stop the engine before the kernel
+/// shuts devices down (reboot, power-off, kexec).
+///
+/// # Safety
+///
+/// `owner` is `Arc::as_ptr` of a live sensor (the device holds a reference
+/// until its hook, dropped before it, is unregistered).
+pub(crate) unsafe extern "C" fn quiesce_for_reboot(owner: *const core::ffi::c_void) {
+    // SAFETY: the function's contract.
+    let sensor = unsafe { ArcBorrow::from_raw(owner.cast::<Sensor>()) };
+    if sensor.dma.is_some() {
+        sensor.stop();
+        pr_notice!("hsdaq: DMA stopped for reboot/kexec\n");
+    }
+}
+
 impl HrTimerCallback for Sensor {
     type Pointer<'a> = Arc<Self>;
 
@@ -865,7 +890,7 @@ impl HrTimerCallback for Sensor {
         }
         // Already queued (or running: it runs until caught up): the item
         // will see every block due by then.
-        let _ = workqueue::system_unbound().enqueue(Arc::from(this));
+        let _ = producer_queue().enqueue(Arc::from(this));
         let next_ns = match NonZeroU64::new(jitter) {
             Some(j) => this.tick_ns + (xorshift(now_ns()) % j) * 1000,
             None => this.tick_ns,

@@ -712,7 +712,7 @@ fn info_shows_abi_layout_and_counters() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["abi"], "2.0");
+    assert_eq!(v["abi"], "2.1");
     assert_eq!(v["layout"]["channels"], 3);
     assert_eq!(v["layout"]["block_scans"], (16384 - 64) / 6);
     assert_eq!(v["counters"]["dropped_blocks"], 0);

@@ -93,6 +93,13 @@ pub struct RunMetrics {
     pub scans_lost: u64,
     /// Number of gaps.
     pub gaps: u64,
+    /// The part of `scans_lost` in inferred gaps: the source estimated it
+    /// from time (no counter), so it is not a count.
+    pub scans_lost_inferred: u64,
+    /// Where `t_ns` comes from (the manifest's `stream.timestamps`).
+    pub timestamps: String,
+    /// Whether the signal is the reference waveform or external.
+    pub signal: String,
     /// Lost fraction of all scans that should exist.
     pub loss_ratio: f64,
     /// Mean recorded throughput, sample MB/s of stream time.
@@ -266,6 +273,9 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         seconds,
         scans_lost: lost,
         gaps,
+        scans_lost_inferred: m.counts.scans_lost_inferred,
+        timestamps: m.stream.timestamps.clone(),
+        signal: m.stream.signal.clone(),
         loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,

@@ -264,8 +264,13 @@ fn losses<DB: DrawingBackend>(root: &Area<DB>, title: &str, m: &RunMetrics) -> R
         "no samples lost".to_string()
     } else {
         format!(
-            "{} scans lost in {} gaps ({:.4}%){}",
+            "{} scans lost{} in {} gaps ({:.4}%){}",
             m.scans_lost,
+            if m.scans_lost_inferred > 0 {
+                format!(" ({} inferred, estimated from time)", m.scans_lost_inferred)
+            } else {
+                String::new()
+            },
             m.gaps,
             m.loss_ratio * 100.0,
             if m.gap_timeline.len() > LABELLED_GAPS {

@@ -44,6 +44,14 @@ pub fn text(m: &RunMetrics) -> String {
         m.gaps,
         m.loss_ratio * 100.0
     );
+    if m.scans_lost_inferred > 0 {
+        let _ = writeln!(
+            s,
+            "  of them {} scans in inferred gaps: estimated from time by the source (no counter), not counted",
+            m.scans_lost_inferred
+        );
+    }
+    let _ = writeln!(s, "  timestamps {}; signal {}", m.timestamps, m.signal);
     if !m.damage.is_empty() {
         let _ = writeln!(
             s,

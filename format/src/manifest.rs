@@ -390,3 +390,45 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot sync folder {}", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_of_older_runs_read_as_counted() {
+        let g: Gap = serde_json::from_str(r#"{"at_seq": 10, "lost": 4}"#).unwrap();
+        assert_eq!(g.kind, GapKind::Counted);
+        let g: Gap =
+            serde_json::from_str(r#"{"at_seq": 10, "lost": 4, "kind": "inferred"}"#).unwrap();
+        assert_eq!(g.kind, GapKind::Inferred);
+        assert!(
+            serde_json::from_str::<Gap>(r#"{"at_seq": 1, "lost": 1, "kind": "guessed"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn gap_kinds_follow_the_block_flags() {
+        use hsdaq_abi::layout::{GapKind as K, BLOCK_FLAG_AFTER_GAP, BLOCK_FLAG_LOSS_INFERRED};
+        assert_eq!(
+            GapKind::from(K::of_flags(BLOCK_FLAG_AFTER_GAP)),
+            GapKind::Counted
+        );
+        let inferred = BLOCK_FLAG_AFTER_GAP | BLOCK_FLAG_LOSS_INFERRED;
+        assert_eq!(GapKind::from(K::of_flags(inferred)), GapKind::Inferred);
+        assert_eq!(
+            serde_json::to_string(&GapKind::from(K::Bounded)).unwrap(),
+            "\"bounded\""
+        );
+    }
+
+    #[test]
+    fn stream_info_of_older_runs_is_reference_and_nominal() {
+        let s: StreamInfo = serde_json::from_str(
+            r#"{"rate_hz": 1, "channels": 1, "format": "i16", "block_bytes": 256, "block_scans": 96, "buffer_bytes": 8192}"#,
+        )
+        .unwrap();
+        assert_eq!(s.signal, SIGNAL_REFERENCE);
+        assert_eq!(s.timestamps, TIMESTAMPS_NOMINAL);
+    }
+}
