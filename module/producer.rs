@@ -245,9 +245,15 @@ impl Producer {
     /// released beyond those already queued, at most `max_queued` in all.
     /// The engine is never handed a slot that holds unread data.
     pub(crate) fn dma_room(&self, l: &StreamLayout, max_queued: u64) -> u64 {
+        // Checked arithmetic: no panic path (objtool), whatever the state.
         let bb = u64::from(l.block_bytes);
-        let queued = self.dma.queued - self.dma.published;
-        let free = (self.tail + l.data_size - self.head) / bb;
+        let queued = self.dma.queued.saturating_sub(self.dma.published);
+        let free = self
+            .tail
+            .saturating_add(l.data_size)
+            .saturating_sub(self.head)
+            .checked_div(bb)
+            .unwrap_or(0);
         free.saturating_sub(queued)
             .min(max_queued.saturating_sub(queued))
     }

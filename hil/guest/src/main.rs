@@ -23,6 +23,7 @@ mod hostile;
 mod iiocount;
 mod race;
 mod readbench;
+mod ringread;
 mod readpath;
 mod soundness;
 
@@ -71,6 +72,13 @@ enum Command {
         /// Seconds per path.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+    },
+    /// Fill the ring, stop, and time in-place reads of the whole data area.
+    Ringread {
+        #[arg(long, default_value = "/dev/hsdaq0")]
+        device: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        passes: u32,
     },
     /// Read `rate × seconds` scans through read(), counting what arrived
     /// and the losses the block headers report.
@@ -151,6 +159,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hostile { device, ops, seed } => hostile::run(&device, ops, seed),
         Command::Readbench { device, seconds } => readbench::run(&device, seconds),
+        Command::Ringread { device, passes } => ringread::run(&device, passes),
         Command::Race {
             device,
             seconds,
