@@ -208,24 +208,13 @@ impl Producer {
             self.drop_blocks((due - self.next_scan) / bs, bs);
             return Step::Dropped;
         }
-        let header = BlockHeader {
-            magic: BLOCK_MAGIC,
-            flags: if self.pending_lost > 0 {
-                BLOCK_FLAG_AFTER_GAP
-            } else {
-                0
-            },
-            first_scan: self.next_scan,
-            timestamp_ns: l.scan_time_ns(self.start_ns, self.next_scan),
-            lost_before: self.pending_lost,
-            block_seq: self.block_seq,
-            scans: bs as u32,
-            channels: l.channels,
-            format: l.format as u16,
-            period_ns_q16: l.period_ns_q16(),
-            epoch: self.epoch,
-            _reserved: 0,
+        let flags = if self.pending_lost > 0 {
+            BLOCK_FLAG_AFTER_GAP
+        } else {
+            0
         };
+        let t = l.scan_time_ns(self.start_ns, self.next_scan);
+        let header = self.header(l, flags, t, self.pending_lost);
         Step::Write {
             pos: self.head,
             header,
@@ -321,14 +310,20 @@ impl Producer {
             self.next_scan += lost;
             flags |= BLOCK_FLAG_AFTER_GAP;
         }
+        self.header(l, flags, first_ns, lost)
+    }
+
+    /// The header of a full block starting at `next_scan`, the one place
+    /// both sources fill one.
+    fn header(&self, l: &StreamLayout, flags: u32, timestamp_ns: u64, lost: u64) -> BlockHeader {
         BlockHeader {
             magic: BLOCK_MAGIC,
             flags,
             first_scan: self.next_scan,
-            timestamp_ns: first_ns,
+            timestamp_ns,
             lost_before: lost,
             block_seq: self.block_seq,
-            scans: bs as u32,
+            scans: l.block_scans(),
             channels: l.channels,
             format: l.format as u16,
             period_ns_q16: l.period_ns_q16(),

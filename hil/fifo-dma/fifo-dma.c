@@ -289,6 +289,23 @@ static bool fdma_step(struct fdma *f)
 	return true;
 }
 
+/* Nothing issued: the mover sleeps until issue_pending wakes it. */
+static bool fdma_idle(struct fdma *f)
+{
+	unsigned long flags;
+	bool idle;
+
+	spin_lock_irqsave(&f->lock, flags);
+	idle = list_empty(&f->issued);
+	spin_unlock_irqrestore(&f->lock, flags);
+	return idle;
+}
+
+/*
+ * The engine: moves packets while transfers are issued, polling the FIFO
+ * every 200-400 us (the host cannot interrupt the guest); sleeps while none
+ * is issued, so an idle controller costs the guest nothing.
+ */
 static int fdma_mover(void *data)
 {
 	struct fdma *f = data;
@@ -299,8 +316,15 @@ static int fdma_mover(void *data)
 		mutex_lock(&f->move);
 		worked = fdma_step(f);
 		mutex_unlock(&f->move);
-		if (!worked)
-			usleep_range(50, 200);
+		if (worked)
+			continue;
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (fdma_idle(f) && !kthread_should_stop()) {
+			schedule_timeout(HZ);
+			continue;
+		}
+		__set_current_state(TASK_RUNNING);
+		usleep_range(200, 400);
 	}
 	return 0;
 }

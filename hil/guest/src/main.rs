@@ -23,8 +23,8 @@ mod hostile;
 mod iiocount;
 mod race;
 mod readbench;
-mod ringread;
 mod readpath;
+mod ringread;
 mod soundness;
 
 #[derive(Parser)]

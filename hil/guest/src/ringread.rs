@@ -47,6 +47,8 @@ pub fn run(device: &Path, passes: u32) -> std::io::Result<serde_json::Value> {
     }
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
-    Ok(json!({"device": device.display().to_string(), "bytes": data.len, "passes": passes,
-              "mb_per_s_median": median, "mb_per_s": rates, "checksum": sum}))
+    Ok(
+        json!({"device": device.display().to_string(), "bytes": data.len, "passes": passes,
+              "mb_per_s_median": median, "mb_per_s": rates, "checksum": sum}),
+    )
 }
