@@ -44,6 +44,12 @@ peers:
     PEERS_FULL=1 hil/run.sh --board qemu-x86_64 peers
     hil/peers-table.sh --markdown target/hil/qemu-x86_64/peers/figures.json
 
+# The DMA source beside the virtual sensor in the arm64 guest (loss-free
+# rate, CPU per million scans, in-place read speed, coherent or not);
+# figures in target/hil/qemu-arm64/dma-bench/figures.json (README table).
+dma-bench:
+    hil/run.sh --board qemu-arm64 dma-bench
+
 # What the live view costs the recorder: capacity with and without a page.
 bench-live:
     cargo build --release -q -p hsdaq-acquire

@@ -178,12 +178,19 @@ impl Drop for Channel {
 
 /// The records the engine's callbacks receive, one per transfer that may be
 /// in flight; allocated once (the engine keeps pointers into it).
+///
+/// Reached only through `base` (raw pointers, never references): the
+/// engine's C code writes a record's `desc` while it is in flight.
 pub(crate) struct Xfers {
-    records: KVec<Xfer>,
+    /// Owns the allocation; never touched after `new`.
+    _records: KVec<Xfer>,
+    base: *mut Xfer,
+    len: u32,
 }
 
-// SAFETY: the records are plain data; the engine writes `desc` of a record
-// only while it is in flight, when Rust does not touch it.
+// SAFETY: the records are plain data reached through raw pointers; a record
+// is written by Rust only while it is not in flight, and by the engine only
+// while it is.
 unsafe impl Send for Xfers {}
 // SAFETY: as above.
 unsafe impl Sync for Xfers {}
@@ -208,32 +215,47 @@ impl Xfers {
                 GFP_KERNEL,
             )?;
         }
-        Ok(Self { records })
+        let base = records.as_mut_ptr();
+        Ok(Self {
+            _records: records,
+            base,
+            len: n,
+        })
     }
 
     /// Points every record's completion at `complete(owner, …)`.
-    pub(crate) fn arm(
-        &mut self,
+    ///
+    /// # Safety
+    ///
+    /// No record is in flight (no engine reads the records meanwhile).
+    pub(crate) unsafe fn arm(
+        &self,
         owner: *const c_void,
         complete: unsafe extern "C" fn(*const c_void, u32, u32, u32, u64),
         want_metadata: bool,
     ) {
-        for x in self.records.iter_mut() {
-            x.owner = owner;
-            x.complete = complete;
-            x.want_metadata = want_metadata;
+        for i in 0..self.len as usize {
+            // SAFETY: `i < len` records of the live allocation; nothing else
+            // reads or writes them now (the caller's contract).
+            unsafe {
+                let x = self.base.add(i);
+                core::ptr::addr_of_mut!((*x).owner).write(owner);
+                core::ptr::addr_of_mut!((*x).complete).write(complete);
+                core::ptr::addr_of_mut!((*x).want_metadata).write(want_metadata);
+            }
         }
     }
 
     /// Records in the table.
     pub(crate) fn len(&self) -> u32 {
-        self.records.len() as u32
+        self.len
     }
 
     /// The record for transfer number `n` (they are reused in turn).
     pub(crate) fn record(&self, n: u64) -> *mut Xfer {
-        let i = (n % self.records.len().max(1) as u64) as usize;
-        // SAFETY: `i < len`; the pointer is only handed to the engine.
-        unsafe { self.records.as_ptr().add(i).cast_mut() }
+        let i = n.checked_rem(u64::from(self.len)).unwrap_or(0) as usize;
+        // SAFETY: `i < len` (or 0 of an empty table, never handed out: no
+        // transfer is queued without a record); only a pointer is formed.
+        unsafe { self.base.add(i) }
     }
 }

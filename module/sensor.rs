@@ -250,11 +250,8 @@ impl Sensor {
         let Some(parts) = &self.dma else { return };
         let owner = Arc::as_ptr(self).cast::<core::ffi::c_void>();
         let metadata = parts.position == Position::Counted;
-        // SAFETY: nothing is in flight yet (the stream has never started),
-        // so no engine reads the records while they are written; `Xfers` is
-        // only ever reached through raw record pointers.
-        let xfers = core::ptr::from_ref(&parts.xfers).cast_mut();
-        unsafe { (*xfers).arm(owner, dma_complete, metadata) };
+        // SAFETY: the stream has never started: no transfer is in flight.
+        unsafe { parts.xfers.arm(owner, dma_complete, metadata) };
     }
 
     fn block_bytes(&self) -> u64 {
@@ -296,6 +293,15 @@ impl Sensor {
         let mut handle = self.control.lock();
         // `io` keeps a `read()` from copying a block START discards.
         let _io = self.io.lock();
+        // DMA: a stream that failed (a transfer error) stopped without
+        // `stop`: make sure nothing of it is still in flight, or its late
+        // completions would be taken for the new stream's.
+        if self.dma.is_some() && !self.state.lock().running {
+            if let Some(chan) = self.chan.lock().as_ref() {
+                chan.terminate_sync();
+            }
+            self.flush_producer();
+        }
         {
             let mut p = self.state.lock();
             if p.gone {
@@ -386,9 +392,6 @@ impl Sensor {
             self.publish(&p);
         }
         self.stop();
-        // The engine is quiet (stop terminated it): give the channel back
-        // while the device is bound.
-        drop(self.chan.lock().take());
         let mms = {
             let mut maps = self.map.lock();
             let mut left = msecs_to_jiffies(UNBIND_GRACE_MS);
@@ -426,6 +429,10 @@ impl Sensor {
         // still bound.
         self.ring.revoke();
         drop(maps);
+        // The engine is quiet (stop terminated it) and the ring, allocated
+        // for its controller, is freed: only now give the channel back (the
+        // channel pins the controller's driver, which the free still used).
+        drop(self.chan.lock().take());
     }
 
     /// Discards unread blocks (counted) and clears injected faults; only

@@ -91,6 +91,9 @@ pub struct Summary {
     pub scans_lost: u64,
     /// Of those, scans dropped after the last recorded one (no gap row).
     pub scans_lost_at_end: u64,
+    /// Of those, scans in inferred gaps: the source's estimate from time,
+    /// not a count.
+    pub scans_lost_inferred: u64,
     /// Gaps.
     pub gaps: u64,
     /// First gaps (at_seq, lost).
@@ -336,6 +339,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         scans_recorded: m.counts.scans_recorded,
         scans_lost: m.counts.lost(),
         scans_lost_at_end: m.counts.scans_lost_at_end,
+        scans_lost_inferred: m.counts.scans_lost_inferred,
         gaps: m.counts.gaps,
         first_gaps: m.gaps.iter().take(10).copied().collect(),
         segments: m.segments.len(),
@@ -402,12 +406,24 @@ impl Summary {
             let list: Vec<String> = self
                 .first_gaps
                 .iter()
-                .map(|g| format!("{} before seq {}", g.lost, g.at_seq))
+                .map(|g| match g.kind {
+                    crate::manifest::GapKind::Counted => {
+                        format!("{} before seq {}", g.lost, g.at_seq)
+                    }
+                    // An estimate is never printed as if it were a count.
+                    kind => format!("~{} before ~seq {} ({})", g.lost, g.at_seq, kind.name()),
+                })
                 .collect();
-            let end = match self.scans_lost_at_end {
+            let mut end = match self.scans_lost_at_end {
                 0 => String::new(),
                 n => format!("; {n} after the last recorded scan"),
             };
+            if self.scans_lost_inferred > 0 {
+                end += &format!(
+                    "; {} of them inferred from time by the source (estimates, not counts)",
+                    self.scans_lost_inferred
+                );
+            }
             println!(
                 "LOST {} scans in {} gaps: {}{}{end}",
                 self.scans_lost,

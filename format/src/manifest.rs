@@ -105,6 +105,17 @@ pub enum GapKind {
     Bounded,
 }
 
+impl GapKind {
+    /// The name recordings use (`counted`, `inferred`, `bounded`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GapKind::Counted => "counted",
+            GapKind::Inferred => "inferred",
+            GapKind::Bounded => "bounded",
+        }
+    }
+}
+
 impl From<hsdaq_abi::layout::GapKind> for GapKind {
     fn from(k: hsdaq_abi::layout::GapKind) -> Self {
         use hsdaq_abi::layout::GapKind as K;
