@@ -69,19 +69,16 @@ impl Config {
                 EINVAL
             })?,
         };
-        let waveform = match read_string(dev, node, c"hsdaq,waveform")? {
-            None => Waveform::Reference,
-            Some(s) if s.to_bytes() == b"reference" => Waveform::Reference,
-            Some(s) if s.to_bytes() == b"zeros" => Waveform::Zeros,
-            Some(s) => {
-                dev_err!(
-                    dev,
-                    "property 'hsdaq,waveform' = {:?}: expected \"reference\" or \"zeros\"\n",
-                    s
-                );
-                return Err(EINVAL);
-            }
-        };
+        let waveform = read_choice(
+            dev,
+            node,
+            c"hsdaq,waveform",
+            &[
+                ("reference", Waveform::Reference),
+                ("zeros", Waveform::Zeros),
+            ],
+        )?
+        .unwrap_or(Waveform::Reference);
         let block_bytes = read_u32(dev, node, c"hsdaq,block-bytes", Some(DEFAULT_BLOCK_BYTES))?;
         let buffer_bytes = read_u32(dev, node, c"hsdaq,buffer-bytes", Some(DEFAULT_BUFFER_BYTES))?;
         let fault_drop_period = read_u32(dev, node, c"hsdaq,fault-drop-period", Some(0))?;
@@ -96,18 +93,13 @@ impl Config {
         };
         let reference_signal = match dma {
             None => waveform == Waveform::Reference,
-            Some(_) => match read_string(dev, node, c"hsdaq,test-signal")? {
-                None => false,
-                Some(s) if s.to_bytes() == b"reference-waveform" => true,
-                Some(s) => {
-                    dev_err!(
-                        dev,
-                        "property 'hsdaq,test-signal' = {:?}: expected \"reference-waveform\"\n",
-                        s
-                    );
-                    return Err(EINVAL);
-                }
-            },
+            Some(_) => read_choice(
+                dev,
+                node,
+                c"hsdaq,test-signal",
+                &[("reference-waveform", true)],
+            )?
+            .unwrap_or(false),
         };
         let layout = Self::checked(
             dev,
@@ -208,18 +200,13 @@ fn dma_position(dev: &Device, node: &FwNode, memory_region: bool) -> Result<Posi
         );
         return Err(EINVAL);
     }
-    match read_string(dev, node, c"hsdaq,scan-counter")? {
-        None => Ok(Position::Inferred),
-        Some(s) if s.to_bytes() == b"dma-metadata" => Ok(Position::Counted),
-        Some(s) => {
-            dev_err!(
-                dev,
-                "property 'hsdaq,scan-counter' = {:?}: expected \"dma-metadata\"\n",
-                s
-            );
-            Err(EINVAL)
-        }
-    }
+    Ok(read_choice(
+        dev,
+        node,
+        c"hsdaq,scan-counter",
+        &[("dma-metadata", Position::Counted)],
+    )?
+    .unwrap_or(Position::Inferred))
 }
 
 /// The layout the settings describe, or the broken rule with the value the
@@ -291,6 +278,41 @@ fn read_u32(dev: &Device, node: &FwNode, name: &CStr, default: Option<u32>) -> R
 }
 
 /// Reads an optional string property; present but not a string fails.
+/// A string property that must be one of `choices` (None when absent); any
+/// other value is a `dev_err` listing them, e.g. `property 'hsdaq,waveform'
+/// = "sine": expected "reference" or "zeros"`.
+fn read_choice<T: Copy>(
+    dev: &Device,
+    node: &FwNode,
+    name: &CStr,
+    choices: &[(&str, T)],
+) -> Result<Option<T>> {
+    let Some(s) = read_string(dev, node, name)? else {
+        return Ok(None);
+    };
+    if let Some((_, v)) = choices.iter().find(|(c, _)| c.as_bytes() == s.to_bytes()) {
+        return Ok(Some(*v));
+    }
+    match choices {
+        [(a, _)] => dev_err!(dev, "property '{}' = {:?}: expected \"{}\"\n", name, s, a),
+        [(a, _), (b, _)] => dev_err!(
+            dev,
+            "property '{}' = {:?}: expected \"{}\" or \"{}\"\n",
+            name,
+            s,
+            a,
+            b
+        ),
+        _ => dev_err!(
+            dev,
+            "property '{}' = {:?}: not an accepted value\n",
+            name,
+            s
+        ),
+    }
+    Err(EINVAL)
+}
+
 fn read_string(dev: &Device, node: &FwNode, name: &CStr) -> Result<Option<CString>> {
     if !node.property_present(name) {
         return Ok(None);

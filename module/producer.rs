@@ -153,8 +153,13 @@ impl Producer {
 
     /// Counts `n` dropped blocks of `per_block` scans each.
     fn drop_blocks(&mut self, n: u64, per_block: u64) {
-        let scans = n.saturating_mul(per_block);
-        self.dropped_blocks += n;
+        self.lose(n, n.saturating_mul(per_block));
+    }
+
+    /// Counts `scans` lost (in `blocks` blocks) before the next block, which
+    /// reports them; consecutive losses are one loss event (overrun).
+    fn lose(&mut self, blocks: u64, scans: u64) {
+        self.dropped_blocks += blocks;
         self.dropped_scans += scans;
         self.pending_lost += scans;
         self.next_scan += scans;
@@ -304,13 +309,10 @@ impl Producer {
         }
         self.dma.last_ns = Some(first_ns + l.scan_time_ns(0, bs - 1));
         if lost > 0 {
-            self.dropped_scans += lost;
-            self.dropped_blocks += lost.div_ceil(bs);
-            self.overruns += 1;
-            self.next_scan += lost;
+            self.lose(lost.div_ceil(bs), lost);
             flags |= BLOCK_FLAG_AFTER_GAP;
         }
-        self.header(l, flags, first_ns, lost)
+        self.header(l, flags, first_ns, self.pending_lost)
     }
 
     /// The header of a full block starting at `next_scan`, the one place

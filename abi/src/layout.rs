@@ -83,15 +83,6 @@ impl GapKind {
             GapKind::Counted
         }
     }
-
-    /// The name recordings use.
-    pub const fn name(self) -> &'static str {
-        match self {
-            GapKind::Counted => "counted",
-            GapKind::Inferred => "inferred",
-            GapKind::Bounded => "bounded",
-        }
-    }
 }
 
 /// The first page of a mapping.
