@@ -41,6 +41,11 @@ pub const SOURCE_VIRTUAL: u16 = 2;
 /// A hardware source: the driver's DMA source (a DMA engine named in the
 /// device tree writes the block payloads).
 pub const SOURCE_HARDWARE: u16 = 3;
+/// An IIO device read by `acquire` itself (`acquire/src/source/feed.rs`
+/// writes this ring in user space; no kernel driver announces it).
+pub const SOURCE_IIO: u16 = 4;
+/// A network stream received by `acquire` itself (as [`SOURCE_IIO`]).
+pub const SOURCE_NETWORK: u16 = 5;
 
 /// [`ControlPage::status`]: the producer is idle.
 pub const STATUS_STOPPED: u32 = 0;
@@ -60,6 +65,9 @@ pub const BLOCK_FLAG_LOSS_INFERRED: u32 = 1 << 1;
 /// the block's duration at the nominal rate), not computed from the start
 /// time and the nominal rate.
 pub const BLOCK_FLAG_TIME_MEASURED: u32 = 1 << 2;
+/// Block flag (ABI 2.1): `lost_before` is a lower bound (at least this many:
+/// e.g. a wrapping stream counter that may have lapped). See [`GapKind`].
+pub const BLOCK_FLAG_LOSS_AT_LEAST: u32 = 1 << 3;
 
 /// What a block's `lost_before` is worth: the one vocabulary of every
 /// source, the manifest, `verify` and `analysis`.
@@ -79,8 +87,29 @@ impl GapKind {
     pub const fn of_flags(flags: u32) -> GapKind {
         if flags & BLOCK_FLAG_LOSS_INFERRED != 0 {
             GapKind::Inferred
+        } else if flags & BLOCK_FLAG_LOSS_AT_LEAST != 0 {
+            GapKind::Bounded
         } else {
             GapKind::Counted
+        }
+    }
+
+    /// The flag bits that declare this kind.
+    pub const fn flags(self) -> u32 {
+        match self {
+            GapKind::Counted => 0,
+            GapKind::Inferred => BLOCK_FLAG_LOSS_INFERRED,
+            GapKind::Bounded => BLOCK_FLAG_LOSS_AT_LEAST,
+        }
+    }
+
+    /// The kind of two losses told as one `lost_before`: an estimate makes
+    /// the sum an estimate, a bound makes it a bound, only counts stay a count.
+    pub const fn with(self, other: GapKind) -> GapKind {
+        match (self, other) {
+            (GapKind::Inferred, _) | (_, GapKind::Inferred) => GapKind::Inferred,
+            (GapKind::Bounded, _) | (_, GapKind::Bounded) => GapKind::Bounded,
+            _ => GapKind::Counted,
         }
     }
 }

@@ -601,8 +601,10 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         })
     };
     let t = Instant::now();
-    let (outcome, rss) =
-        with_rss(|| crate::pipeline::run(&mut dev, pc, bench_manifest(&l, codec), live.clone()));
+    let (outcome, rss) = with_rss(|| {
+        let m = bench_manifest(&dev, &l, codec);
+        crate::pipeline::run(&mut dev, pc, m, live.clone())
+    });
     let wall = t.elapsed().as_secs_f64();
     let _ = timer.join();
     std::fs::remove_dir_all(&dir).ok();
@@ -622,48 +624,24 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
     })
 }
 
-fn bench_manifest(l: &StreamLayout, codec: Codec) -> crate::manifest::Manifest {
-    crate::manifest::Manifest {
-        kind: "hsdaq-run".into(),
-        manifest_version: 1,
-        status: "bench".into(),
-        error: None,
-        board: None,
-        device: Default::default(),
-        stream: crate::manifest::StreamInfo {
-            rate_hz: l.rate_hz,
-            channels: l.channels,
-            format: l.format.name().into(),
-            block_bytes: l.block_bytes,
-            block_scans: l.block_scans(),
-            buffer_bytes: l.data_size,
-            signal: crate::manifest::SIGNAL_REFERENCE.into(),
-            timestamps: crate::manifest::TIMESTAMPS_NOMINAL.into(),
-        },
-        channels: crate::profile::channel_infos(&[], l.channels as usize).expect("default names"),
-        kernel_release: String::new(),
-        host: String::new(),
-        versions: crate::manifest::Versions {
-            acquire: env!("CARGO_PKG_VERSION").into(),
-            abi: format!(
-                "{}.{}",
-                hsdaq_abi::layout::ABI_MAJOR,
-                hsdaq_abi::layout::ABI_MINOR
-            ),
-            module: None,
-        },
-        start_wall_clock: String::new(),
-        start_monotonic_ns: 0,
-        compression: codec.label().into(),
-        compression_changes: Vec::new(),
-        channel_encoding: DEFAULT_ENCODING.label().into(),
-        segment_policy: crate::units::SegmentPolicy::Bytes(256 << 20),
-        counts: Default::default(),
-        device_counters: Default::default(),
-        gaps: Vec::new(),
-        gaps_not_listed: 0,
-        segments: Vec::new(),
-    }
+fn bench_manifest(
+    dev: &dyn crate::source::Device,
+    l: &StreamLayout,
+    codec: Codec,
+) -> crate::manifest::Manifest {
+    let channels =
+        crate::profile::channel_infos(&[], l.channels as usize, &[]).expect("default names");
+    let mut m = crate::record::start_manifest(
+        dev,
+        l,
+        channels,
+        codec,
+        DEFAULT_ENCODING,
+        crate::units::SegmentPolicy::Bytes(256 << 20),
+        None,
+    );
+    m.status = "bench".into();
+    m
 }
 
 /// Runs every measurement; `progress` hears each figure as it is taken.

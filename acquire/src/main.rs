@@ -63,6 +63,13 @@ enum Cmd {
     },
     /// Measure every pipeline stage against memcpy, per codec.
     Bench(BenchArgs),
+    /// List the devices acquire can record: hsdaq nodes and IIO devices
+    /// (channels, types, trigger, buffer kind).
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List board profiles (boards/*/acquire.toml).
     Boards {
         /// Folder holding one sub-folder per board.
@@ -73,15 +80,22 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct ShapeArgs {
-    /// `sim` for the built-in simulator, or a device node such as /dev/hsdaq0.
+    /// `sim` for the built-in simulator, a device node such as /dev/hsdaq0,
+    /// or an IIO device: iio:NAME, iio:N or /dev/iio:deviceN (`acquire devices` lists them).
     #[arg(long, default_value = "sim")]
     device: String,
     /// Scans per second (simulator), e.g. 1000, 250k, 25M. A kernel device's rate must match if given.
     #[arg(long, value_parser = parse_rate)]
     rate: Option<u64>,
-    /// Values per scan (simulator; checked against a kernel device).
-    #[arg(long)]
-    channels: Option<u16>,
+    /// Values per scan (simulator; checked against a kernel device), or for
+    /// an IIO device the channels to record by name (voltage0,accel_x) or
+    /// `all`; the timestamp channel is always added (it detects loss)
+    /// unless `-timestamp` is listed.
+    #[arg(long, value_parser = parse_channels)]
+    channels: Option<ChannelsArg>,
+    /// IIO devices: the trigger to attach (a name from `acquire devices`).
+    #[arg(long, value_name = "NAME")]
+    iio_trigger: Option<String>,
     /// Sample format (simulator; checked against a kernel device).
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
@@ -229,6 +243,45 @@ impl BenchArgs {
     }
 }
 
+/// `--channels`: a count, or channel names (IIO).
+#[derive(Clone, Debug)]
+enum ChannelsArg {
+    Count(u16),
+    Names(Option<Vec<String>>),
+}
+
+fn parse_channels(s: &str) -> Result<ChannelsArg> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(ChannelsArg::Count(
+            s.parse()
+                .with_context(|| format!("--channels {s}: too large"))?,
+        ));
+    }
+    if s == "all" {
+        return Ok(ChannelsArg::Names(None));
+    }
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        bail!("--channels {s:?}: an empty channel name");
+    }
+    Ok(ChannelsArg::Names(Some(names)))
+}
+
+impl ShapeArgs {
+    fn count(&self) -> Option<u16> {
+        match &self.channels {
+            Some(ChannelsArg::Count(n)) => Some(*n),
+            _ => None,
+        }
+    }
+    fn names(&self) -> Option<Vec<String>> {
+        match &self.channels {
+            Some(ChannelsArg::Names(n)) => n.clone().or(Some(Vec::new())).filter(|v| !v.is_empty()),
+            _ => None,
+        }
+    }
+}
+
 fn parse_format(s: &str) -> Result<Format> {
     Format::from_name(s.as_bytes()).with_context(|| format!("invalid format {s:?}: use i16 or i32"))
 }
@@ -352,6 +405,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Boards { dir } => cmd_boards(&dir),
+        Cmd::Devices { json } => cmd_devices(json),
     }
 }
 
@@ -364,6 +418,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
     } else {
         a.shape.device.clone()
     };
+    let iio = record::is_iio(&device);
     let segment = match (a.segment, &p.record.segment) {
         (Some(s), _) => s,
         (None, Some(s)) => SegmentPolicy::parse(s).context("invalid record.segment in profile")?,
@@ -372,7 +427,12 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
     let plan = RecordPlan {
         device,
         rate_hz: a.shape.rate.or(p.device.rate_hz),
-        channels: a.shape.channels.or(p.device.channels),
+        channels: a
+            .shape
+            .count()
+            .or(if iio { None } else { p.device.channels }),
+        channel_names: a.shape.names(),
+        iio_trigger: a.shape.iio_trigger.clone(),
         format: a.shape.format.or(pf),
         block_bytes: a.shape.block_bytes.or(p.device.block_bytes),
         buffer_bytes: a.shape.buffer_bytes.or(p.device.buffer_bytes),
@@ -451,9 +511,11 @@ fn cmd_recover(dir: &std::path::Path, json: bool) -> Result<i32> {
 
 fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
     let plan = RecordPlan {
+        channels: shape.count(),
+        channel_names: shape.names(),
+        iio_trigger: shape.iio_trigger.clone(),
         device: shape.device,
         rate_hz: shape.rate,
-        channels: shape.channels,
         format: shape.format,
         block_bytes: shape.block_bytes,
         buffer_bytes: shape.buffer_bytes,
@@ -537,6 +599,61 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
             s.next_scan,
             status_name(s.status)
         );
+    }
+    Ok(0)
+}
+
+fn cmd_devices(json: bool) -> Result<i32> {
+    let mut hsdaq: Vec<String> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("hsdaq"))
+                .map(|n| format!("/dev/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    hsdaq.sort();
+    let iio = hsdaq_acquire::source::iio::list()?;
+    if json {
+        let v = serde_json::json!({"simulator": "sim", "hsdaq": hsdaq, "iio": iio});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("sim                  the built-in simulator (reference waveform)");
+    for h in &hsdaq {
+        println!("{h:<20} hsdaq kernel driver (acquire info --device {h})");
+    }
+    for d in &iio {
+        let chans: Vec<String> = d["channels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["type"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "{:<20} IIO {}: trigger {}, buffer {}",
+            d["device"].as_str().unwrap_or("?"),
+            d["node"].as_str().unwrap_or("?"),
+            d["trigger"]
+                .as_str()
+                .map_or("none".to_string(), |t| if t.is_empty() {
+                    "not set".into()
+                } else {
+                    t.into()
+                }),
+            d["buffer"].as_str().unwrap_or("?")
+        );
+        println!("{:<20}   channels: {}", "", chans.join(", "));
+    }
+    if hsdaq.is_empty() && iio.is_empty() {
+        println!("(no hsdaq or IIO device on this machine)");
     }
     Ok(0)
 }

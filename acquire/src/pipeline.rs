@@ -270,6 +270,7 @@ pub fn run(
             .fetch_add(manifest.counts.scans_lost_at_end, Ordering::Relaxed);
     }
     let s = device.stats();
+    manifest.source_counters = device.source_counters();
     manifest.device_counters = crate::manifest::DeviceCounters {
         produced_blocks: s.produced_blocks.saturating_sub(base.produced_blocks),
         dropped_blocks: s.dropped_blocks.saturating_sub(base.dropped_blocks),
@@ -354,10 +355,13 @@ fn drain(
                 && start.elapsed() > Duration::from_secs(2)
                 && cur.peek(block_bytes)?.is_none()
             {
-                bail!(
-                    "the device stopped producing (status {})",
-                    crate::source::status_name(status)
-                );
+                match device.failure() {
+                    Some(why) => bail!("the source failed: {why}"),
+                    None => bail!(
+                        "the device stopped producing (status {})",
+                        crate::source::status_name(status)
+                    ),
+                }
             }
             device.wait(Duration::from_millis(50))?;
             continue;

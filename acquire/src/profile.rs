@@ -122,22 +122,27 @@ impl Profile {
                 );
             }
         }
-        channel_infos(&p.channels, p.channels.len())
+        channel_infos(&p.channels, p.channels.len(), &[])
             .with_context(|| format!("invalid profile {}", path.display()))?;
         Ok(p)
     }
 }
 
-/// Channel descriptions for `n` channels: the profile's, or `ch0…` in counts.
-pub fn channel_infos(specs: &[ChannelSpec], n: usize) -> Result<Vec<ChannelInfo>> {
+/// Channel descriptions for `n` channels: the profile's, else the
+/// source's own (`device`, e.g. IIO names, scale and units), else `ch0…` in
+/// counts. A profile entry replaces name, unit, scale and offset; how the
+/// source stored the value (`raw`, `label`) stays the source's.
+pub fn channel_infos(
+    specs: &[ChannelSpec],
+    n: usize,
+    device: &[ChannelInfo],
+) -> Result<Vec<ChannelInfo>> {
     if specs.is_empty() {
+        if device.len() == n {
+            return Ok(device.to_vec());
+        }
         return Ok((0..n)
-            .map(|i| ChannelInfo {
-                name: format!("ch{i}"),
-                unit: "count".into(),
-                scale: 1.0,
-                offset: 0.0,
-            })
+            .map(|i| ChannelInfo::counts(format!("ch{i}")))
             .collect());
     }
     if specs.len() != n {
@@ -171,11 +176,14 @@ pub fn channel_infos(specs: &[ChannelSpec], n: usize) -> Result<Vec<ChannelInfo>
     }
     Ok(specs
         .iter()
-        .map(|s| ChannelInfo {
+        .enumerate()
+        .map(|(i, s)| ChannelInfo {
             name: s.name.clone(),
             unit: s.unit.clone(),
             scale: s.scale,
             offset: s.offset,
+            label: device.get(i).and_then(|d| d.label.clone()),
+            raw: device.get(i).and_then(|d| d.raw.clone()),
         })
         .collect())
 }

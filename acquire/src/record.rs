@@ -42,6 +42,10 @@ pub struct RecordPlan {
     pub rate_hz: Option<u64>,
     /// Values per scan.
     pub channels: Option<u16>,
+    /// Channels to record by name (IIO sources).
+    pub channel_names: Option<Vec<String>>,
+    /// The IIO trigger to attach (`--iio-trigger`).
+    pub iio_trigger: Option<String>,
     /// Sample format.
     pub format: Option<Format>,
     /// Block slot size.
@@ -119,8 +123,40 @@ pub struct Summary {
 /// Exit status when samples were lost and loss was not allowed.
 pub const EXIT_LOSS: i32 = 3;
 
+/// Whether `device` names an IIO device (`iio:NAME`, `/dev/iio:deviceN`).
+pub fn is_iio(device: &str) -> bool {
+    device.starts_with("iio:") || device.starts_with("/dev/iio:")
+}
+
 /// Opens the device named by the plan.
 pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
+    if plan.channel_names.is_some() && !is_iio(&plan.device) {
+        bail!(
+            "--channels by name applies to IIO devices (--device iio:NAME); give a count for {}",
+            plan.device
+        );
+    }
+    if plan.iio_trigger.is_some() && !is_iio(&plan.device) {
+        bail!("--iio-trigger applies to IIO devices (--device iio:NAME)");
+    }
+    if is_iio(&plan.device) {
+        if plan.channels.is_some() || plan.format.is_some() {
+            bail!("an IIO device's channels and format come from the device: name channels with --channels NAME,NAME");
+        }
+        let req = crate::source::iio::IioRequest {
+            device: plan
+                .device
+                .strip_prefix("iio:")
+                .unwrap_or(&plan.device)
+                .to_string(),
+            channels: plan.channel_names.clone(),
+            trigger: plan.iio_trigger.clone(),
+            rate_hz: plan.rate_hz,
+            block_bytes: plan.block_bytes.unwrap_or(16 << 10),
+            buffer_bytes: plan.buffer_bytes.unwrap_or(16 << 20),
+        };
+        return Ok(Box::new(crate::source::iio::open(&req)?));
+    }
     if plan.device == "sim" {
         let layout = StreamLayout {
             channels: plan.channels.unwrap_or(4),
@@ -206,7 +242,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         .as_ref()
         .map(|p| p.channels.clone())
         .unwrap_or_default();
-    let channels = channel_infos(&specs, layout.channels as usize)
+    let channels = channel_infos(&specs, layout.channels as usize, &device.channels())
         .with_context(|| format!("profile does not fit {}", plan.device))?;
     // Checked before anything is written: an impossible size is a usage error.
     let scan_limit = match (plan.scans, plan.duration) {
@@ -237,50 +273,15 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         None => (None, None),
     };
     prepare_dir(&plan.out)?;
-    let (kernel_release, host) = uname();
-    let desc = device.describe();
-    let manifest = Manifest {
-        kind: "hsdaq-run".into(),
-        manifest_version: 1,
-        status: "recording".into(),
-        error: None,
-        board: plan.profile.as_ref().and_then(|p| p.board.clone()),
-        stream: StreamInfo {
-            rate_hz: layout.rate_hz,
-            channels: layout.channels,
-            format: layout.format.name().into(),
-            block_bytes: layout.block_bytes,
-            block_scans: layout.block_scans(),
-            buffer_bytes: layout.data_size,
-            signal: device.signal().into(),
-            timestamps: device.timestamps(),
-        },
-        channels: channels.clone(),
-        kernel_release,
-        host,
-        versions: Versions {
-            acquire: env!("CARGO_PKG_VERSION").into(),
-            abi: format!(
-                "{}.{}",
-                hsdaq_abi::layout::ABI_MAJOR,
-                hsdaq_abi::layout::ABI_MINOR
-            ),
-            module: desc.module_version.clone(),
-        },
-        device: desc,
-        start_wall_clock: humantime::format_rfc3339_millis(std::time::SystemTime::now())
-            .to_string(),
-        start_monotonic_ns: 0,
-        compression: plan.codec.label().into(),
-        compression_changes: Vec::new(),
-        channel_encoding: plan.encoding.label().into(),
-        segment_policy: plan.segment,
-        counts: Counts::default(),
-        device_counters: Default::default(),
-        gaps: Vec::new(),
-        gaps_not_listed: 0,
-        segments: Vec::new(),
-    };
+    let manifest = start_manifest(
+        device.as_ref(),
+        &layout,
+        channels.clone(),
+        plan.codec,
+        plan.encoding,
+        plan.segment,
+        plan.profile.as_ref().and_then(|p| p.board.clone()),
+    );
     manifest.write(&plan.out)?;
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
     let chunk_rows = chunk_rows(&layout);
@@ -361,6 +362,65 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     Ok((summary, code))
 }
 
+/// The manifest a run starts with, before its first segment (`record` and
+/// `bench` both build it here).
+pub fn start_manifest(
+    device: &dyn Device,
+    layout: &StreamLayout,
+    channels: Vec<crate::manifest::ChannelInfo>,
+    codec: Codec,
+    encoding: ChannelEncoding,
+    segment_policy: SegmentPolicy,
+    board: Option<String>,
+) -> Manifest {
+    let (kernel_release, host) = uname();
+    let desc = device.describe();
+    Manifest {
+        kind: "hsdaq-run".into(),
+        manifest_version: 1,
+        status: "recording".into(),
+        error: None,
+        board,
+        stream: StreamInfo {
+            rate_hz: layout.rate_hz,
+            channels: layout.channels,
+            format: layout.format.name().into(),
+            block_bytes: layout.block_bytes,
+            block_scans: layout.block_scans(),
+            buffer_bytes: layout.data_size,
+            signal: device.signal().into(),
+            timestamps: device.timestamps(),
+            loss_detection: device.loss_detection(),
+        },
+        channels,
+        kernel_release,
+        host,
+        versions: Versions {
+            acquire: env!("CARGO_PKG_VERSION").into(),
+            abi: format!(
+                "{}.{}",
+                hsdaq_abi::layout::ABI_MAJOR,
+                hsdaq_abi::layout::ABI_MINOR
+            ),
+            module: desc.module_version.clone(),
+        },
+        device: desc,
+        start_wall_clock: humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            .to_string(),
+        start_monotonic_ns: 0,
+        compression: codec.label().into(),
+        compression_changes: Vec::new(),
+        channel_encoding: encoding.label().into(),
+        segment_policy,
+        counts: Counts::default(),
+        device_counters: Default::default(),
+        gaps: Vec::new(),
+        gaps_not_listed: 0,
+        source_counters: Default::default(),
+        segments: Vec::new(),
+    }
+}
+
 /// Rows per chunk: about 8 MiB of widened values and at most a quarter
 /// second of data, in whole blocks.
 pub fn chunk_rows(layout: &StreamLayout) -> usize {
@@ -409,6 +469,9 @@ impl Summary {
                 .map(|g| match g.kind {
                     crate::manifest::GapKind::Counted => {
                         format!("{} before seq {}", g.lost, g.at_seq)
+                    }
+                    crate::manifest::GapKind::Bounded => {
+                        format!("at least {} before seq {} (bounded)", g.lost, g.at_seq)
                     }
                     // An estimate is never printed as if it were a count.
                     kind => format!("~{} before ~seq {} ({})", g.lost, g.at_seq, kind.name()),

@@ -16,6 +16,8 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
         device: "sim".into(),
         rate_hz: Some(rate),
         channels: Some(3),
+        channel_names: None,
+        iio_trigger: None,
         format: Some(hsdaq_abi::Format::I16),
         block_bytes: Some(16 << 10),
         buffer_bytes: Some(256 << 10),

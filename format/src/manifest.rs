@@ -30,6 +30,28 @@ pub struct ChannelInfo {
     pub scale: f64,
     /// physical = raw × scale + offset.
     pub offset: f64,
+    /// The source's own label for the channel (IIO `*_label`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How the source stores a value and how it became the recorded
+    /// integer, e.g. `iio le:s12/16>>4: sign-extended from 12 bits` (absent:
+    /// recorded as the source delivered it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl ChannelInfo {
+    /// A raw channel `name` in counts.
+    pub fn counts(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            unit: "count".into(),
+            scale: 1.0,
+            offset: 0.0,
+            label: None,
+            raw: None,
+        }
+    }
 }
 
 /// The stream's shape.
@@ -55,6 +77,15 @@ pub struct StreamInfo {
     /// [`TIMESTAMPS_MEASURED`] (per block, from the source), with how.
     #[serde(default = "default_timestamps")]
     pub timestamps: String,
+    /// How losses are detected, in words: [`LOSS_COUNTED`] when the producer
+    /// counts every drop; otherwise what the source allows (inferred from a
+    /// timestamp channel, or unavailable: then losses can go unseen).
+    #[serde(default = "default_loss_detection")]
+    pub loss_detection: String,
+}
+
+fn default_loss_detection() -> String {
+    LOSS_COUNTED.into()
 }
 
 fn default_signal() -> String {
@@ -135,6 +166,10 @@ pub const TIMESTAMPS_MEASURED: &str = "measured";
 pub const SIGNAL_REFERENCE: &str = "reference-waveform";
 /// The signal comes from outside: nothing can recompute its values.
 pub const SIGNAL_EXTERNAL: &str = "external";
+/// Every loss is counted by the producer (the kernel driver, the simulator).
+pub const LOSS_COUNTED: &str = "counted";
+/// `stream.loss_detection` starts with this when losses can go unseen.
+pub const LOSS_UNAVAILABLE: &str = "unavailable";
 
 /// A closed segment.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -253,6 +288,10 @@ pub struct Manifest {
     pub gaps: Vec<Gap>,
     /// Gaps not listed because of the cap.
     pub gaps_not_listed: u64,
+    /// The source's own counters at the end, which say where losses
+    /// happened (a full kernel buffer, a socket queue): attribution only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_counters: BTreeMap<String, u64>,
     /// Closed segments.
     pub segments: Vec<SegmentInfo>,
 }

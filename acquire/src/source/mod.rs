@@ -1,11 +1,15 @@
 //! Sample sources: what the recorder needs from one (a mapped ring plus a
 //! few controls, the `Device` trait below), implemented by the kernel char
-//! device (`chardev`) and the in-process simulator (`sim`); `faults` plans
-//! losses on purpose.
+//! device (`chardev`), the in-process simulator (`sim`) and, for sources
+//! acquire reads itself, a ring filled from a [`feed::Feed`] (`iio`);
+//! `timegaps` infers losses from timestamps; `faults` plans losses on purpose.
 
 pub mod chardev;
 pub mod faults;
+pub mod feed;
+pub mod iio;
 pub mod sim;
+pub mod timegaps;
 
 use std::time::Duration;
 
@@ -39,6 +43,25 @@ pub trait Device: Send {
     fn timestamps(&self) -> String {
         hsdaq_format::manifest::TIMESTAMPS_NOMINAL.into()
     }
+    /// How losses are detected, in words (the manifest's
+    /// `stream.loss_detection`): a ring producer counts every drop.
+    fn loss_detection(&self) -> String {
+        hsdaq_format::manifest::LOSS_COUNTED.into()
+    }
+    /// Channel names, units, scale and offset, when the source knows them
+    /// (a board profile overrides them).
+    fn channels(&self) -> Vec<hsdaq_format::manifest::ChannelInfo> {
+        Vec::new()
+    }
+    /// The source's own counters that say where a loss happened (manifest
+    /// `source_counters`): attribution, never the loss count.
+    fn source_counters(&self) -> std::collections::BTreeMap<String, u64> {
+        Default::default()
+    }
+    /// Why the producer stopped with `STATUS_ERROR`, when it can say.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 
     /// All counters, read from the control page.
     fn stats(&self) -> Stats {
@@ -66,6 +89,8 @@ pub fn source_name(source: u16) -> &'static str {
         hsdaq_abi::layout::SOURCE_SIMULATOR => "simulator",
         hsdaq_abi::layout::SOURCE_VIRTUAL => "virtual",
         hsdaq_abi::layout::SOURCE_HARDWARE => "hardware",
+        hsdaq_abi::layout::SOURCE_IIO => "iio",
+        hsdaq_abi::layout::SOURCE_NETWORK => "network",
         _ => "unknown",
     }
 }

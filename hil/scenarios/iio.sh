@@ -1,0 +1,78 @@
+# Scenario: acquire's IIO source on iio_dummy (configfs) driven by an
+# hrtimer trigger, beside libiio's iio_readdev on the same device and
+# channels. iio_dummy pushes constant values (drivers/iio/dummy), so the
+# recorded values must equal iio_readdev's raw bytes converted by the
+# documented rule (acquire/src/source/iio/scan.rs). A reader stalled on
+# purpose lets the kernel's kfifo overflow, which IIO does not count: the
+# loss must appear as an inferred gap at the sample index the timestamps
+# say. Without the timestamp channel the run must say loss detection was
+# unavailable. acquire puts back every setting it changed.
+BOARDS="qemu-x86_64"
+DESCRIPTION="IIO source: iio_dummy recorded by acquire and iio_readdev (equal values), kfifo loss inferred at its index, DMABUF refused -> read(), settings restored"
+TIMEOUT=420
+IIO_RATE=1000 # also set in guest(), which runs in the guest alone
+
+guest() {
+    IIO_RATE=1000
+    mount -t configfs none /sys/kernel/config
+    mkdir /sys/kernel/config/iio/triggers/hrtimer/t0
+    mkdir /sys/kernel/config/iio/devices/dummy/d0
+    dev=/sys/bus/iio/devices/iio:device0
+    for t in /sys/bus/iio/devices/trigger*; do
+        [ "$(cat $t/name)" = t0 ] && trig=$t
+    done
+    acquire devices --json >/host/devices.json 2>/host/devices.err
+    acquire devices >/host/devices.txt 2>&1
+    # A clean run: every buffered channel and the timestamp.
+    acquire record --device iio:d0 --iio-trigger t0 --rate $IIO_RATE --duration 5s \
+        --out /tmp/clean --json --allow-loss >/host/clean.json 2>/host/clean.err
+    echo $? >/host/clean.rc
+    cp -r /tmp/clean /host/clean
+    echo "trigger=[$(cat $dev/trigger/current_trigger)] enable=$(cat $dev/buffer0/enable)" \
+        "voltage0_en=$(cat $dev/buffer0/in_voltage0_en) clock=$(cat $dev/current_timestamp_clock)" >/host/after.txt
+    # libiio's reader on the same device and channels, raw bytes.
+    echo $IIO_RATE >$trig/sampling_frequency
+    echo t0 >$dev/trigger/current_trigger
+    timeout -s INT 3 iio_readdev -u local: -T 5000 -b 256 d0 \
+        voltage0 voltage1-voltage2 voltage3-voltage4 accel_x timestamp >/host/readdev.bin 2>/host/readdev.err
+    echo >$dev/trigger/current_trigger
+    # The reader stalls 2 s after 1 s; the kernel buffer holds ~0.5 s.
+    acquire record --device iio:d0 --iio-trigger t0 --rate $IIO_RATE --duration 6s --block-bytes 1KiB \
+        --out /tmp/stall --json --fault stall-producer:2s@1s >/host/stall.json 2>/host/stall.err
+    echo $? >/host/stall.rc
+    cp -r /tmp/stall /host/stall
+    # Without the timestamp channel nothing can see a kfifo loss: said so.
+    acquire record --device iio:d0 --iio-trigger t0 --rate $IIO_RATE --duration 2s \
+        --channels voltage0,accel_x,-timestamp --out /tmp/nots --json --allow-loss >/host/nots.json 2>/host/nots.err
+    echo $? >/host/nots.rc
+    cp /tmp/nots/manifest.json /host/nots.manifest.json
+}
+
+check() {
+    local c=$SHARE/clean/manifest.json s=$SHARE/stall/manifest.json n=$SHARE/nots.manifest.json
+    expect "acquire devices lists iio:d0 with its trigger and a read() buffer (kfifo refuses DMABUF)" \
+        jq -e '.iio[] | select(.device == "iio:d0") | (.channels | length) == 5 and (.buffer | test("EPERM"))' "$SHARE/devices.json"
+    expect "clean run: completed" jq -e '.status == "complete"' "$c"
+    expect "clean run: every scan asked for is recorded or in a gap (5 s x ${IIO_RATE} Hz)" \
+        jq -e --argjson n $((5 * IIO_RATE)) '.counts.scans_recorded + .counts.scans_lost == $n' "$c"
+    expect "clean run: IIO names, units and scale in the manifest" \
+        jq -e '[.channels[].name] == ["voltage0","voltage1_voltage2","voltage3_voltage4","accel_x"] and .channels[0].unit == "mV" and .channels[0].scale > 0 and (.channels[1].raw | test("le:s12/16>>0"))' "$c"
+    expect "clean run: read() chosen, the DMABUF refusal recorded" \
+        jq -e '.device.properties.access | test("^read\\(\\): .*EPERM")' "$c"
+    expect "clean run: external signal, measured timestamps, loss inferred from the timestamp channel" \
+        jq -e '.stream.signal == "external" and (.stream.timestamps | startswith("measured")) and (.stream.loss_detection | startswith("inferred"))' "$c"
+    expect "clean run verifies, and says the values were not compared" \
+        bash -c "'$ACQUIRE_HOST' verify --json '$SHARE/clean' | jq -e '.first_error == null and .values_compared == false'"
+    expect "settings put back: no trigger, buffer off, channel off, clock realtime" \
+        grep -qx 'trigger=\[\] enable=0 voltage0_en=0 clock=realtime' "$SHARE/after.txt"
+    expect "recorded values equal iio_readdev's raw bytes converted by the documented rule" \
+        python3 "$HIL/scenarios/iio_values.py" "$SHARE/clean" "$SHARE/readdev.bin"
+    expect "stall: exit 3 (samples lost)" grep -qx 3 "$SHARE/stall.rc"
+    expect "stall: one or more inferred gaps holding the ~1.5 s the kfifo could not keep" \
+        jq -e '([.gaps[] | select(.kind == "inferred") | .lost] | add) as $l | $l >= 1000 and $l <= 2100 and .counts.scans_lost_inferred == $l' "$s"
+    expect "stall: each inferred gap as large as the time step across it, the stall's at the index the trigger clock gives" \
+        python3 "$HIL/scenarios/iio_values.py" --gaps "$SHARE/stall" "$IIO_RATE"
+    expect "stall: the recording verifies (continuity against the inferred gaps)" verify "$SHARE/stall"
+    expect "no timestamp channel: loss detection recorded as unavailable" \
+        jq -e '(.stream.loss_detection | startswith("unavailable")) and (.stream.timestamps | startswith("nominal")) and (.channels | length) == 2' "$n"
+}
