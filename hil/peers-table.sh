@@ -45,6 +45,13 @@ rows() {
               {stack: "hsdaq-mmap", rate_hz: $r, asked: $asked, delivered: $c.scans_recorded,
                lost: ($asked - $c.scans_recorded), reported_lost: ($c.scans_lost + ($c.scans_lost_at_end // 0)),
                ticks: $t, stderr: $err}' "$dir/$stack-$rate.manifest.json" ;;
+        acquire-iio)
+            # acquire's IIO source: its loss is inferred from the timestamps.
+            jq -c --argjson r "$rate" --argjson s "$seconds" --argjson t "$ticks" --arg err "$err" '
+              ($r * $s) as $asked | .counts as $c |
+              {stack: "acquire-iio", rate_hz: $r, asked: $asked, delivered: $c.scans_recorded,
+               lost: ($asked - $c.scans_recorded), reported_lost: ($c.scans_lost + ($c.scans_lost_at_end // 0)),
+               tolerance: (($asked / 1000) | floor), ticks: $t, stderr: $err}' "$dir/$stack-$rate.manifest.json" ;;
         hsdaq-read)
             jq -c --argjson t "$ticks" --arg err "$err" '. + {ticks: $t, stderr: $err}' "$dir/$stack-$rate.json" ;;
         iio)
@@ -80,7 +87,7 @@ rows | jq -s --argjson s "$seconds" --argjson it "$idle_ticks" --argjson iw "$id
     if length == 0 then "none seen" elif all then "visible" elif any then "partly silent" else "silent" end;
   (knee("hsdaq-mmap").rate_hz) as $h |
   {idle_busy_ticks_per_s: $idle_per_s, steps: $steps,
-   summary: [("hsdaq-mmap", "hsdaq-read", "iio", "comedi") as $s | knee($s) as $k |
+   summary: [("hsdaq-mmap", "hsdaq-read", "iio", "acquire-iio", "comedi") as $s | knee($s) as $k |
      {stack: $s, highest_loss_free_hz: $k.rate_hz, cpu_s_per_mscans: $k.cpu_s_per_mscans,
       loss_visibility: vis($s),
       hsdaq_ratio: (if $k.rate_hz and $h then $h / $k.rate_hz else null end),

@@ -189,8 +189,15 @@ pub struct ControlPage {
     pub name: [u8; 64],
     /// Device-tree compatible that bound the device, NUL-padded.
     pub compatible: [u8; 64],
+
+    // ---- written by the producer before the first block (offset 320) ----
+    /// Stream index of the stream's first scan (ABI 2.1): 0 unless the
+    /// source numbers its own scans (a network stream's sample count), so
+    /// that `seq` is the stream's index and two recorders of one stream
+    /// agree. Scan limits count from here.
+    pub first_scan: AtomicU64,
     /// Reserved up to the end of the page, zero.
-    pub _reserved: [u8; CONTROL_BYTES - 320],
+    pub _reserved: [u8; CONTROL_BYTES - 328],
 }
 
 const _: () = {
@@ -216,6 +223,7 @@ const _: () = {
     assert!(offset_of!(ControlPage, tail) == 128);
     assert!(offset_of!(ControlPage, name) == 192);
     assert!(offset_of!(ControlPage, compatible) == 256);
+    assert!(offset_of!(ControlPage, first_scan) == 320);
 };
 
 /// The 64-byte header at the start of every block slot.

@@ -32,7 +32,8 @@ struct Cli {
 enum Cmd {
     /// Record a stream into a run folder of Parquet segments.
     Record(RecordArgs),
-    /// Recompute every recorded sample and check continuity and timestamps.
+    /// Check structure, continuity against the gaps, timestamps and checksums;
+    /// recompute every value when the source is the reference waveform.
     Verify {
         /// A run folder or one segment file.
         path: PathBuf,
@@ -70,6 +71,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Stream abi's reference waveform as UDP datagrams (VRT, DIFI or a
+    /// counter), breaking it on purpose if asked: a test and benchmark
+    /// sender, to loopback or a peer in the test's own network namespace only.
+    Send(SendArgs),
     /// List board profiles (boards/*/acquire.toml).
     Boards {
         /// Folder holding one sub-folder per board.
@@ -96,6 +101,23 @@ struct ShapeArgs {
     /// IIO devices: the trigger to attach (a name from `acquire devices`).
     #[arg(long, value_name = "NAME")]
     iio_trigger: Option<String>,
+    /// Network sources: how datagrams are framed: vrt, difi, seq32@OFFSET or
+    /// seq64@OFFSET (a big-endian datagram counter at byte OFFSET, samples after it).
+    #[arg(long)]
+    framing: Option<hsdaq_acquire::source::net::Framing>,
+    /// Network sources (VRT): the stream ID to record; others are counted and skipped.
+    #[arg(long, value_parser = parse_u32_auto)]
+    stream_id: Option<u32>,
+    /// Network sources: packets held back to put late ones in order (default 32).
+    #[arg(long)]
+    reorder: Option<usize>,
+    /// Network sources: receive buffer to ask for, e.g. 64MiB (capped by net.core.rmem_max).
+    #[arg(long, value_parser = parse_bytes)]
+    rcvbuf: Option<u64>,
+    /// Network sources: the sender streams abi's reference waveform (acquire
+    /// send), so verify may recompute every value.
+    #[arg(long)]
+    reference_signal: bool,
     /// Sample format (simulator; checked against a kernel device).
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
@@ -153,6 +175,46 @@ struct RecordArgs {
     /// non-loopback address exposes it to the network: the user's choice.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
     live: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Destination ADDR:PORT.
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// vrt, difi, seq32@OFFSET or seq64@OFFSET.
+    #[arg(long)]
+    framing: hsdaq_acquire::source::net::Framing,
+    /// Scans per second, e.g. 1M.
+    #[arg(long, value_parser = parse_rate)]
+    rate: u64,
+    /// Values per scan.
+    #[arg(long, default_value_t = 2)]
+    channels: u16,
+    /// Sample format.
+    #[arg(long, value_parser = parse_format, default_value = "i16")]
+    format: Format,
+    /// Scans per datagram.
+    #[arg(long, default_value_t = 256)]
+    scans_per_datagram: u32,
+    /// Datagrams to send (1 to 10^9).
+    #[arg(long, value_parser = parse_scan_count)]
+    datagrams: u64,
+    /// The stream's index of the first sample.
+    #[arg(long, default_value_t = 0)]
+    first_index: u64,
+    /// VRT stream ID.
+    #[arg(long, value_parser = parse_u32_auto, default_value = "1")]
+    stream_id: u32,
+    /// Break the stream: drop:N@K, dup@K, swap@K, corrupt@K, wrong-stream@K, loss-bit@K (K: datagram number).
+    #[arg(long = "fault")]
+    faults: Vec<hsdaq_acquire::source::net::send::Fault>,
+    /// Send as fast as possible.
+    #[arg(long)]
+    unpaced: bool,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -282,6 +344,31 @@ impl ShapeArgs {
     }
 }
 
+fn parse_u32_auto(s: &str) -> Result<u32> {
+    match s.strip_prefix("0x") {
+        Some(h) => {
+            u32::from_str_radix(h, 16).with_context(|| format!("{s}: not a 32-bit hex number"))
+        }
+        None => s
+            .parse()
+            .with_context(|| format!("{s}: not a 32-bit number")),
+    }
+}
+
+impl ShapeArgs {
+    fn options(&self) -> record::SourceOptions {
+        record::SourceOptions {
+            channel_names: self.names(),
+            iio_trigger: self.iio_trigger.clone(),
+            framing: self.framing,
+            stream_id: self.stream_id,
+            reorder: self.reorder,
+            rcvbuf: self.rcvbuf,
+            reference_signal: self.reference_signal,
+        }
+    }
+}
+
 fn parse_format(s: &str) -> Result<Format> {
     Format::from_name(s.as_bytes()).with_context(|| format!("invalid format {s:?}: use i16 or i32"))
 }
@@ -406,6 +493,39 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Boards { dir } => cmd_boards(&dir),
         Cmd::Devices { json } => cmd_devices(json),
+        Cmd::Send(a) => {
+            if a.channels == 0
+                || a.channels > hsdaq_abi::layout::MAX_CHANNELS
+                || a.scans_per_datagram == 0
+            {
+                return Err(
+                    UsageError("--channels 1..64 and --scans-per-datagram above 0".into()).into(),
+                );
+            }
+            let plan = hsdaq_acquire::source::net::send::SendPlan {
+                to: a.to,
+                framing: a.framing,
+                rate_hz: a.rate,
+                channels: a.channels,
+                format: a.format,
+                scans_per_datagram: a.scans_per_datagram,
+                datagrams: a.datagrams,
+                first_index: a.first_index,
+                stream_id: a.stream_id,
+                faults: a.faults,
+                unpaced: a.unpaced,
+            };
+            let r = hsdaq_acquire::source::net::send::send(&plan, |s| eprintln!("send: {s}"))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "sent {} datagrams ({:.1} MB of samples) in {:.2} s; left out on purpose: {} datagrams ({} scans)",
+                    r.datagrams, r.sample_bytes as f64 / 1e6, r.seconds, r.dropped, r.dropped_scans
+                );
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -431,8 +551,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
             .shape
             .count()
             .or(if iio { None } else { p.device.channels }),
-        channel_names: a.shape.names(),
-        iio_trigger: a.shape.iio_trigger.clone(),
+        source: a.shape.options(),
         format: a.shape.format.or(pf),
         block_bytes: a.shape.block_bytes.or(p.device.block_bytes),
         buffer_bytes: a.shape.buffer_bytes.or(p.device.buffer_bytes),
@@ -512,8 +631,7 @@ fn cmd_recover(dir: &std::path::Path, json: bool) -> Result<i32> {
 fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
     let plan = RecordPlan {
         channels: shape.count(),
-        channel_names: shape.names(),
-        iio_trigger: shape.iio_trigger.clone(),
+        source: shape.options(),
         device: shape.device,
         rate_hz: shape.rate,
         format: shape.format,

@@ -53,6 +53,9 @@ pub struct Live {
     /// CLOCK_MONOTONIC ns of scan 0, read from the control page when the
     /// first block arrives (a kernel device's mapping is gone after unbind).
     pub start_ns: AtomicU64,
+    /// The stream's first scan index (`ControlPage::first_scan`), read when
+    /// the first block arrives: the manifest's `stream.first_seq`.
+    pub first_scan: AtomicU64,
     /// Block latency: the nominal time of a block's last scan → drained.
     pub latency: Latency,
 }
@@ -172,10 +175,13 @@ pub fn run(
     let (mut full_tx, full_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
     let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
     for _ in 0..cfg.pool_chunks {
+        // Room for one more block past `chunk_rows`: a chunk goes out once
+        // it holds `chunk_rows`, whatever size its blocks are (a source that
+        // reads its scans publishes partial blocks).
         let _ = free_tx.try_push(Chunk::with_capacity(
             layout.channels as usize,
             layout.format,
-            cfg.chunk_rows,
+            cfg.chunk_rows + layout.block_scans() as usize,
         ));
     }
     let hand = Arc::new(Handoff {
@@ -264,13 +270,15 @@ pub fn run(
     if matches!(end, End::Limit | End::Signal) {
         let to = produced_to
             .unwrap_or(0)
-            .min(cfg.scan_limit.unwrap_or(u64::MAX));
-        manifest.counts.scans_lost_at_end = to.saturating_sub(next_expected);
+            .min(limit_of(&ring, cfg.scan_limit));
+        let first = ring.control().first_scan.load(Ordering::Acquire);
+        manifest.counts.scans_lost_at_end = to.saturating_sub(next_expected.max(first));
         live.lost
             .fetch_add(manifest.counts.scans_lost_at_end, Ordering::Relaxed);
     }
     let s = device.stats();
     manifest.source_counters = device.source_counters();
+    manifest.events = device.events();
     manifest.device_counters = crate::manifest::DeviceCounters {
         produced_blocks: s.produced_blocks.saturating_sub(base.produced_blocks),
         dropped_blocks: s.dropped_blocks.saturating_sub(base.dropped_blocks),
@@ -320,9 +328,11 @@ fn drain(
     faults.sort_by_key(|f| f.at);
     let mut faults = faults.into_iter().peekable();
     let start = Instant::now();
-    let limit = cfg.scan_limit.unwrap_or(u64::MAX);
     let mut stop = Stop::default();
     let end = loop {
+        // Counted from the stream's first scan, which a numbered source
+        // sets with its first block.
+        let limit = limit_of(&ring, cfg.scan_limit);
         if hand.encoder_failed.load(Ordering::Acquire) {
             break End::Failed("encoder failed".into());
         }
@@ -381,6 +391,10 @@ fn drain(
             // producer before the head store our peek Acquire-loaded.
             let start_ns = unsafe { std::ptr::addr_of!(ring.control().start_ns).read_volatile() };
             live.start_ns.store(start_ns, Ordering::Relaxed);
+            live.first_scan.store(
+                ring.control().first_scan.load(Ordering::Acquire),
+                Ordering::Relaxed,
+            );
         }
         if h.epoch != epoch {
             bail!(
@@ -453,7 +467,7 @@ fn drain(
         live.scans.fetch_add(scans, Ordering::Relaxed);
         st.segment_rows += scans;
         let segment_full = st.segment_rows >= segment_scans;
-        if segment_full || chunk.rows() + layout.block_scans() as usize > cfg.chunk_rows {
+        if segment_full || chunk.rows() >= cfg.chunk_rows {
             send(full_tx, st.chunk.take().expect("chunk present"), hand)?;
         }
         if segment_full {
@@ -468,6 +482,17 @@ fn drain(
         send(full_tx, c, hand)?;
     }
     Ok(end)
+}
+
+/// The first scan index beyond the recording: `scans` from the stream's
+/// first scan (`ControlPage::first_scan`, 0 unless the source numbers scans).
+fn limit_of(ring: &RingMap, scans: Option<u64>) -> u64 {
+    scans.map_or(u64::MAX, |n| {
+        ring.control()
+            .first_scan
+            .load(Ordering::Acquire)
+            .saturating_add(n)
+    })
 }
 
 /// Whether the drain stopped the producer, and whether at the scan limit.
@@ -739,6 +764,7 @@ fn close_segment(
     }
     let name = crate::sink::segment::segment_name(w.index());
     let t0 = Instant::now();
+    manifest.stream.first_seq = live.first_scan.load(Ordering::Relaxed);
     let mut info = w
         .seal(manifest)
         .and_then(|sealed| {

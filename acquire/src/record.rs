@@ -42,10 +42,8 @@ pub struct RecordPlan {
     pub rate_hz: Option<u64>,
     /// Values per scan.
     pub channels: Option<u16>,
-    /// Channels to record by name (IIO sources).
-    pub channel_names: Option<Vec<String>>,
-    /// The IIO trigger to attach (`--iio-trigger`).
-    pub iio_trigger: Option<String>,
+    /// Settings only some sources take (IIO, network).
+    pub source: SourceOptions,
     /// Sample format.
     pub format: Option<Format>,
     /// Block slot size.
@@ -78,6 +76,25 @@ pub struct RecordPlan {
     pub profile: Option<Profile>,
     /// Machine-readable output.
     pub json: bool,
+}
+
+/// Settings only some sources take.
+#[derive(Clone, Debug, Default)]
+pub struct SourceOptions {
+    /// Channels to record by name (IIO).
+    pub channel_names: Option<Vec<String>>,
+    /// The IIO trigger to attach (`--iio-trigger`).
+    pub iio_trigger: Option<String>,
+    /// How datagrams are framed (network).
+    pub framing: Option<crate::source::net::Framing>,
+    /// The VRT stream to keep (network).
+    pub stream_id: Option<u32>,
+    /// Packets held back to put late ones in order (network).
+    pub reorder: Option<usize>,
+    /// Receive buffer to ask for (network).
+    pub rcvbuf: Option<u64>,
+    /// The sender streams abi's reference waveform (network).
+    pub reference_signal: bool,
 }
 
 /// The end-of-run summary (`--json` prints it).
@@ -130,14 +147,49 @@ pub fn is_iio(device: &str) -> bool {
 
 /// Opens the device named by the plan.
 pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
-    if plan.channel_names.is_some() && !is_iio(&plan.device) {
+    let o = &plan.source;
+    if o.channel_names.is_some() && !is_iio(&plan.device) {
         bail!(
             "--channels by name applies to IIO devices (--device iio:NAME); give a count for {}",
             plan.device
         );
     }
-    if plan.iio_trigger.is_some() && !is_iio(&plan.device) {
+    if o.iio_trigger.is_some() && !is_iio(&plan.device) {
         bail!("--iio-trigger applies to IIO devices (--device iio:NAME)");
+    }
+    let net = crate::source::net::parse_url(&plan.device);
+    let net_only = o.framing.is_some()
+        || o.stream_id.is_some()
+        || o.reorder.is_some()
+        || o.rcvbuf.is_some()
+        || o.reference_signal;
+    if net.is_none() && net_only {
+        bail!("--framing, --stream-id, --reorder, --rcvbuf and --reference-signal apply to network sources (--device udp://ADDR:PORT)");
+    }
+    if plan.device.starts_with("udp://") && net.is_none() {
+        bail!(
+            "--device {}: expected udp://ADDR:PORT, e.g. udp://0.0.0.0:4991 or udp://239.1.2.3:4991",
+            plan.device
+        );
+    }
+    if let Some(addr) = net {
+        let framing = o
+            .framing
+            .context("a network source needs --framing vrt|difi|seq32@OFFSET|seq64@OFFSET")?;
+        let req = crate::source::net::NetRequest {
+            addr,
+            framing,
+            stream_id: o.stream_id,
+            channels: plan.channels,
+            format: plan.format,
+            rate_hz: plan.rate_hz,
+            reorder: o.reorder.unwrap_or(32),
+            rcvbuf: o.rcvbuf.unwrap_or(64 << 20) as usize,
+            reference: o.reference_signal,
+            block_bytes: plan.block_bytes.unwrap_or(64 << 10),
+            buffer_bytes: plan.buffer_bytes.unwrap_or(64 << 20),
+        };
+        return Ok(Box::new(crate::source::net::open(&req)?));
     }
     if is_iio(&plan.device) {
         if plan.channels.is_some() || plan.format.is_some() {
@@ -149,8 +201,8 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
                 .strip_prefix("iio:")
                 .unwrap_or(&plan.device)
                 .to_string(),
-            channels: plan.channel_names.clone(),
-            trigger: plan.iio_trigger.clone(),
+            channels: o.channel_names.clone(),
+            trigger: o.iio_trigger.clone(),
             rate_hz: plan.rate_hz,
             block_bytes: plan.block_bytes.unwrap_or(16 << 10),
             buffer_bytes: plan.buffer_bytes.unwrap_or(16 << 20),
@@ -391,6 +443,7 @@ pub fn start_manifest(
             signal: device.signal().into(),
             timestamps: device.timestamps(),
             loss_detection: device.loss_detection(),
+            first_seq: 0,
         },
         channels,
         kernel_release,
@@ -417,6 +470,7 @@ pub fn start_manifest(
         gaps: Vec::new(),
         gaps_not_listed: 0,
         source_counters: Default::default(),
+        events: Vec::new(),
         segments: Vec::new(),
     }
 }

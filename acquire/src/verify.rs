@@ -233,7 +233,7 @@ fn verify_file(
         read_i64(&*g, 0, n, &mut seq)?;
         read_i64(&*g, 1, n, &mut t)?;
         for (i, &s) in seq.iter().enumerate() {
-            let expect = prev.map_or(0, |p| p + 1);
+            let expect = prev.map_or(manifest.stream.first_seq as i64, |p| p + 1);
             if s != expect {
                 let lost = s - expect;
                 match gaps.get(&s) {

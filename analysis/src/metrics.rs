@@ -100,6 +100,9 @@ pub struct RunMetrics {
     pub timestamps: String,
     /// Whether the signal is the reference waveform or external.
     pub signal: String,
+    /// How the source's losses were detected (the manifest's
+    /// `stream.loss_detection`: counted, inferred, or unavailable).
+    pub loss_detection: String,
     /// Lost fraction of all scans that should exist.
     pub loss_ratio: f64,
     /// Mean recorded throughput, sample MB/s of stream time.
@@ -276,6 +279,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         scans_lost_inferred: m.counts.scans_lost_inferred,
         timestamps: m.stream.timestamps.clone(),
         signal: m.stream.signal.clone(),
+        loss_detection: m.stream.loss_detection.clone(),
         loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,

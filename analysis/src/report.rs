@@ -52,6 +52,7 @@ pub fn text(m: &RunMetrics) -> String {
         );
     }
     let _ = writeln!(s, "  timestamps {}; signal {}", m.timestamps, m.signal);
+    let _ = writeln!(s, "  loss detection {}", m.loss_detection);
     if !m.damage.is_empty() {
         let _ = writeln!(
             s,

@@ -82,6 +82,11 @@ pub struct StreamInfo {
     /// timestamp channel, or unavailable: then losses can go unseen).
     #[serde(default = "default_loss_detection")]
     pub loss_detection: String,
+    /// `seq` of the stream's first scan: 0 unless the source numbers its
+    /// scans itself (a network stream's sample count), so that `seq` is the
+    /// stream's own index. Continuity is checked from here.
+    #[serde(default)]
+    pub first_seq: u64,
 }
 
 fn default_loss_detection() -> String {
@@ -170,6 +175,17 @@ pub const SIGNAL_EXTERNAL: &str = "external";
 pub const LOSS_COUNTED: &str = "counted";
 /// `stream.loss_detection` starts with this when losses can go unseen.
 pub const LOSS_UNAVAILABLE: &str = "unavailable";
+
+/// Something the source reported at a sample index.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// The scan it applies to.
+    pub at_seq: i64,
+    /// What (`vrt-context`, `device-sample-loss`).
+    pub kind: String,
+    /// In words.
+    pub detail: String,
+}
 
 /// A closed segment.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -292,6 +308,10 @@ pub struct Manifest {
     /// happened (a full kernel buffer, a socket queue): attribution only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_counters: BTreeMap<String, u64>,
+    /// What the source reported at a sample index (a context change, a
+    /// device's own loss flag), in stream order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
     /// Closed segments.
     pub segments: Vec<SegmentInfo>,
 }

@@ -78,9 +78,13 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf
         )),
     }
     let mut next: Option<(i64, String)> = None;
+    let mut start: Option<i64> = None;
     for f in segments {
         let seg = match segment_metadata(f) {
             Ok((m, seg)) => {
+                // The stream's own first index (0 unless the source numbers
+                // its scans), as each segment's embedded manifest records it.
+                start.get_or_insert(m.stream.first_seq as i64);
                 readable.push((f.clone(), m));
                 seg
             }
@@ -95,7 +99,9 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf
             .iter()
             .find(|g| g.at_seq == seg.first_seq)
             .map_or(0, |g| g.lost as i64);
-        let (expect, after) = next.clone().unwrap_or((0, "the start of the run".into()));
+        let (expect, after) = next
+            .clone()
+            .unwrap_or((start.unwrap_or(0), "the start of the run".into()));
         let at = seg.first_seq - lost_before;
         if at > expect {
             damage.push(format!(

@@ -7,6 +7,8 @@
 #   iio         iio_dummy (4 buffered 16-bit channels + the 64-bit timestamp)
 #               on an hrtimer software trigger, read by libiio's own
 #               iio_readdev (Debian libiio-utils), counted from its output;
+#   acquire-iio the same iio_dummy channels recorded to Parquet by acquire's
+#               IIO source (loss inferred from the timestamp channel);
 #   comedi      comedi_test's analog input (4 ch x 16-bit), a timed async
 #               command read through comedilib with its buffer mmap'd
 #               (hsdaq-hil-guest comedi-read: Debian ships no streaming tool).
@@ -30,7 +32,7 @@ PEERS_SECONDS=${PEERS_SECONDS:-10}
 # hsdaq must be loss-free (and exact about losses) up to this rate: the
 # bench scenario's asserted guest figure.
 PEERS_HSDAQ_ASSERT_HZ=${PEERS_HSDAQ_ASSERT_HZ:-2000000}
-steps=$(($(wc -w <<<"$PEERS_HSDAQ_RATES") * 2 + $(wc -w <<<"$PEERS_IIO_RATES $PEERS_COMEDI_RATES")))
+steps=$(($(wc -w <<<"$PEERS_HSDAQ_RATES $PEERS_IIO_RATES") * 2 + $(wc -w <<<"$PEERS_COMEDI_RATES")))
 TIMEOUT=$((120 + steps * (PEERS_SECONDS * 2 + 8)))
 cat >"$SHARE/peers.env" <<ENV
 HSDAQ_RATES="$PEERS_HSDAQ_RATES"
@@ -101,6 +103,11 @@ guest() {
                 hsdaq-hil-guest iio-count --scan-bytes 16 --ts-offset 8 --rate $rate
         }
         step iio $rate iio
+        # acquire's own IIO source on the same device and channels, to Parquet.
+        step acquire-iio $rate acquire record --device iio:peerdummy --iio-trigger peertrig --rate $rate \
+            --duration ${S}s --out /tmp/ai --compression none --allow-loss --json
+        cp /tmp/ai/manifest.json /host/peers/acquire-iio-$rate.manifest.json
+        rm -rf /tmp/ai
     done
 
     for rate in $COMEDI_RATES; do
@@ -128,6 +135,8 @@ check() {
     for rate in $PEERS_IIO_RATES; do
         expect "iio $rate: iio_readdev ran and delivered scans" \
             jq -e --argjson r "$rate" '.steps[] | select(.stack == "iio" and .rate_hz == $r) | .delivered > 0' "$f"
+        expect "acquire-iio $rate: every scan asked for is recorded or in an inferred gap" \
+            jq -e --argjson r "$rate" '.steps[] | select(.stack == "acquire-iio" and .rate_hz == $r) | .delivered > 0 and .delivered + .reported_lost == .asked' "$f"
     done
     for rate in $PEERS_COMEDI_RATES; do
         expect "comedi $rate: the comedilib reader ran and delivered scans" \

@@ -46,6 +46,9 @@ pub struct Batch {
     /// CLOCK_MONOTONIC ns of the first and the last scan, when the source
     /// timestamps its scans.
     pub times: Option<(u64, u64)>,
+    /// The stream's own index of the first scan, when the source numbers
+    /// its scans: the stream's first batch sets where `seq` starts.
+    pub at: Option<u64>,
 }
 
 /// What one [`Feed::read`] produced.
@@ -86,6 +89,15 @@ pub trait Feed: Send + 'static {
     fn timestamps(&self) -> String;
     /// Channel names, units, scale and offset, when the source knows them.
     fn channels(&self) -> Vec<hsdaq_format::manifest::ChannelInfo> {
+        Vec::new()
+    }
+    /// Whether the values are abi's reference waveform (a test sender).
+    fn signal(&self) -> &'static str {
+        hsdaq_format::manifest::SIGNAL_EXTERNAL
+    }
+    /// Events at a sample index the source saw (context changes, a
+    /// device's own loss flag), for the manifest.
+    fn events(&self) -> Vec<hsdaq_format::manifest::Event> {
         Vec::new()
     }
 }
@@ -153,6 +165,7 @@ pub struct FeedDevice<F: Feed> {
     loss_detection: String,
     timestamps: String,
     channels: Vec<hsdaq_format::manifest::ChannelInfo>,
+    signal: &'static str,
 }
 
 impl<F: Feed> FeedDevice<F> {
@@ -171,6 +184,7 @@ impl<F: Feed> FeedDevice<F> {
             loss_detection: feed.loss_detection(),
             timestamps: feed.timestamps(),
             channels: feed.channels(),
+            signal: feed.signal(),
             feed: Arc::new(Mutex::new(feed)),
             thread: None,
         })
@@ -260,11 +274,15 @@ impl<F: Feed> Device for FeedDevice<F> {
     }
 
     fn signal(&self) -> &'static str {
-        hsdaq_format::manifest::SIGNAL_EXTERNAL
+        self.signal
     }
 
     fn timestamps(&self) -> String {
         self.timestamps.clone()
+    }
+
+    fn events(&self) -> Vec<hsdaq_format::manifest::Event> {
+        self.feed().events()
     }
 
     fn loss_detection(&self) -> String {
@@ -298,6 +316,8 @@ impl<F: Feed> Drop for FeedDevice<F> {
 /// ring is full (its scans are then read, dropped and counted).
 struct Open {
     pos: Option<u64>,
+    /// A fault forced this block to be dropped.
+    forced: bool,
     scans: u32,
     lost_before: u64,
     kind: GapKind,
@@ -349,6 +369,7 @@ fn pump<F: Feed>(ring: &RingMap, feed: &mut F, shared: &Shared) -> Result<()> {
                 } else {
                     cursor.reserve(block_bytes)
                 },
+                forced,
                 scans: 0,
                 lost_before: 0,
                 kind: GapKind::Counted,
@@ -356,6 +377,10 @@ fn pump<F: Feed>(ring: &RingMap, feed: &mut F, shared: &Shared) -> Result<()> {
                 opened: Instant::now(),
             }
         });
+        if o.pos.is_none() && o.scans == 0 && !o.forced {
+            // Still empty: the ring may have room again.
+            o.pos = cursor.reserve(block_bytes);
+        }
         let payload: &mut [u8] = match o.pos {
             // SAFETY: `pos` was reserved by our cursor and is published only
             // after this borrow ends.
@@ -392,6 +417,14 @@ fn pump<F: Feed>(ring: &RingMap, feed: &mut F, shared: &Shared) -> Result<()> {
                 }
                 if b.lost_before > 0 && o.scans > 0 {
                     bail!("the source reported a gap inside a block");
+                }
+                if block_seq == 0 && o.scans == 0 && next_scan == 0 && pending.0 == 0 {
+                    if let Some(at) = b.at {
+                        // The stream numbers its scans: `seq` starts there.
+                        next_scan = at;
+                        c.first_scan.store(at, Ordering::Release);
+                        c.next_scan.store(at, Ordering::Release);
+                    }
                 }
                 if o.scans == 0 {
                     o.lost_before = b.lost_before;
@@ -464,7 +497,8 @@ fn pump<F: Feed>(ring: &RingMap, feed: &mut F, shared: &Shared) -> Result<()> {
                 shared.bell.ring();
             }
             None => {
-                // Read and dropped: counted exactly, on top of the source's own.
+                // Read and dropped: counted exactly, on top of the source's
+                // own; the next published block says how many.
                 pending = (lost + o.scans as u64, kind);
                 c.dropped_blocks.fetch_add(1, Ordering::Release);
                 c.dropped_scans.fetch_add(o.scans as u64, Ordering::Release);
@@ -472,8 +506,11 @@ fn pump<F: Feed>(ring: &RingMap, feed: &mut F, shared: &Shared) -> Result<()> {
                     c.overruns.fetch_add(1, Ordering::Release);
                 }
                 was_full = true;
+                c.next_scan.store(next_scan + pending.0, Ordering::Release);
+                continue;
             }
         }
+        // `next_scan`: the first scan no published block accounts for.
         next_scan += lost + o.scans as u64;
         c.next_scan.store(next_scan, Ordering::Release);
     }
@@ -492,6 +529,8 @@ mod tests {
         steps: VecDeque<Option<(u64, GapKind, u32)>>,
         next: u64,
         gap_held: bool,
+        /// While set, a pause step waits here instead of sleeping.
+        gate: Arc<AtomicBool>,
     }
 
     impl Feed for Script {
@@ -504,6 +543,10 @@ mod tests {
                 return Ok(Read::Nothing);
             };
             let Some((lost, kind, scans)) = *step else {
+                if self.gate.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    return Ok(Read::Nothing);
+                }
                 self.steps.pop_front();
                 std::thread::sleep(FLUSH_AFTER + Duration::from_millis(20));
                 return Ok(Read::Nothing);
@@ -530,6 +573,7 @@ mod tests {
                 lost_before: lost,
                 kind: Some(kind),
                 times: Some((first, first + (n as u64 - 1) * 1000)),
+                at: None,
             }))
         }
         fn stop(&mut self) -> Result<()> {
@@ -593,6 +637,7 @@ mod tests {
             steps: steps.into(),
             next: 0,
             gap_held: false,
+            gate: Arc::default(),
         };
         FeedDevice::new(s, layout(data_size), SOURCE_IIO, "test").unwrap()
     }
@@ -628,11 +673,22 @@ mod tests {
     }
 
     /// A full ring: the pump keeps reading, drops whole blocks and counts
-    /// every scan, and the next block says how many.
+    /// every scan, and the next block published says how many, at its
+    /// stream index.
     #[test]
     fn a_full_ring_drops_counted_scans() {
-        // 8 KiB = 32 slots; 40 blocks' worth with nobody draining.
-        let mut dev = device(vec![Some((0, GapKind::Counted, 96 * 40))], 8192);
+        // 8 KiB = 32 slots; 40 blocks' worth with nobody draining, then a
+        // pause (held by the gate), then one more block.
+        let mut dev = device(
+            vec![
+                Some((0, GapKind::Counted, 96 * 40)),
+                None,
+                Some((0, GapKind::Counted, 96)),
+            ],
+            8192,
+        );
+        let gate = dev.feed().gate.clone();
+        gate.store(true, Ordering::Relaxed);
         dev.start().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while dev.stats().next_scan < 96 * 40 && Instant::now() < deadline {
@@ -643,6 +699,13 @@ mod tests {
         assert_eq!(s.dropped_blocks, 8);
         assert_eq!(s.dropped_scans, 8 * 96);
         assert_eq!(s.overruns, 1);
+        assert_eq!(s.next_scan, 40 * 96, "the dropped scans are accounted for");
+        let mut blocks = drain(&dev, 32 * 96);
+        gate.store(false, Ordering::Relaxed);
+        blocks.extend(drain(&dev, 41 * 96));
         dev.stop().unwrap();
+        assert_eq!(blocks.len(), 33);
+        let after = BLOCK_FLAG_AFTER_GAP | BLOCK_FLAG_TIME_MEASURED;
+        assert_eq!(blocks[32], (40 * 96, 96, 8 * 96, after));
     }
 }

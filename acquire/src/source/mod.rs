@@ -8,6 +8,7 @@ pub mod chardev;
 pub mod faults;
 pub mod feed;
 pub mod iio;
+pub mod net;
 pub mod sim;
 pub mod timegaps;
 
@@ -57,6 +58,10 @@ pub trait Device: Send {
     /// `source_counters`): attribution, never the loss count.
     fn source_counters(&self) -> std::collections::BTreeMap<String, u64> {
         Default::default()
+    }
+    /// Events at a sample index the source saw (manifest `events`).
+    fn events(&self) -> Vec<hsdaq_format::manifest::Event> {
+        Vec::new()
     }
     /// Why the producer stopped with `STATUS_ERROR`, when it can say.
     fn failure(&self) -> Option<String> {

@@ -615,6 +615,7 @@ impl Feed for IioFeed {
             lost_before: lost,
             kind: (lost > 0).then_some(hsdaq_abi::layout::GapKind::Inferred),
             times,
+            at: None,
         }))
     }
 
