@@ -19,6 +19,9 @@ apt_install() {
 
 # Plot labels need one TrueType font (analysis loads it at run time).
 apt_install fonts-dejavu-core
+# The network-source test (tests/netns.sh) makes namespaces with ip and
+# reads manifests with jq; the network benchmark compares with tcpdump.
+apt_install iproute2 jq tcpdump
 # The HIL guest tools link comedilib (the peers comparison's Comedi reader,
 # hil/guest/src/comedi.rs); the workspace build and clippy need it.
 apt_install libcomedi-dev

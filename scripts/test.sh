@@ -34,6 +34,8 @@ stage "live view: a recording with --live in headless Chromium (traces move, the
 python3 tests/live_view.py target/debug/acquire target/live-screenshot.png
 stage "fleet summary on Spark (analysis/spark/summary.py, local mode) equals analysis report's"
 python3 tests/spark_summary.py target/debug/acquire target/debug/analysis
+stage "network source over veth: two namespaces, VRT unicast and multicast with injected faults, every gap at its index"
+tests/netns.sh target/debug/acquire
 stage "dts: binding schema, example, overlays and .dtsi validate"
 dts/check.sh
 # The arm64 user space (a static cross build, ~8 min cold) uses the cores

@@ -734,19 +734,29 @@ pub fn open(req: &NetRequest) -> Result<FeedDevice<NetFeed>> {
 }
 
 /// Whether this process may send to `addr`: loopback always; anything
-/// else only from inside a network namespace other than the machine's
-/// (a test's own veth pair), never onto a real network.
+/// else only from inside a named network namespace (`ip netns add`, whose
+/// handle lives in /run/netns): a test's own veth pair, never a real
+/// network.
 pub fn may_send_to(addr: &SocketAddr) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     if addr.ip().is_loopback() {
         return Ok(());
     }
-    let ns = |p: &str| std::fs::read_link(Path::new(p)).ok();
-    match (ns("/proc/self/ns/net"), ns("/proc/1/ns/net")) {
-        (Some(me), Some(init)) if me != init => Ok(()),
-        _ => bail!(
-            "acquire send streams only to loopback, or to a peer inside a network namespace of its own (ip netns exec …); {addr} is neither"
-        ),
+    let me = std::fs::metadata("/proc/self/ns/net").map(|m| (m.dev(), m.ino()));
+    let named = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::metadata(e.path()).map(|m| (m.dev(), m.ino())).ok()
+                == me.as_ref().ok().copied()
+        });
+    if named {
+        return Ok(());
     }
+    bail!(
+        "acquire send streams only to loopback, or from inside a network namespace made with `ip netns add` (a test's veth pair); {addr} is neither"
+    )
 }
 
 #[cfg(test)]

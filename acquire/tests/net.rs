@@ -1,0 +1,309 @@
+//! The UDP source end to end on loopback: `acquire send` streams abi's
+//! reference waveform with faults injected at known datagrams, `acquire
+//! record` receives it, and the manifest must place every injected loss at
+//! its exact sample index with its exact size, absorb what the reorder
+//! window can, count the rest by reason, and verify against the waveform.
+//! (tests/netns.sh does the same over a veth pair between two namespaces.)
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hsdaq_acquire::manifest::{GapKind, Manifest};
+
+fn acquire() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_acquire"))
+}
+
+/// A loopback port nobody uses right now.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn recorder(port: u16, out: &Path, framing: &str, samples: u64, extra: &[&str]) -> Child {
+    let r = acquire()
+        .args([
+            "record",
+            "--device",
+            &format!("udp://127.0.0.1:{port}"),
+            "--framing",
+            framing,
+        ])
+        .args([
+            "--reference-signal",
+            "--samples",
+            &samples.to_string(),
+            "--json",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("acquire record runs");
+    // Bound before the sender starts (the first datagrams would be lost).
+    std::thread::sleep(Duration::from_millis(400));
+    r
+}
+
+fn send(port: u16, args: &[&str]) {
+    let o = acquire()
+        .args(["send", "--to", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .output()
+        .expect("acquire send runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn finish(mut r: Child) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = r.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recorder did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn gaps(m: &Manifest) -> Vec<(i64, u64, GapKind)> {
+    m.gaps.iter().map(|g| (g.at_seq, g.lost, g.kind)).collect()
+}
+
+fn counter(m: &Manifest, k: &str) -> u64 {
+    m.source_counters.get(k).copied().unwrap_or(0)
+}
+
+/// VRT: every fault lands where it was injected.
+#[test]
+fn vrt_faults_land_at_their_sample_index() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let port = free_port();
+    let (n, first) = (256u64, 5_000_000u64);
+    let r = recorder(port, &out, "vrt", 1000 * n, &[]);
+    send(
+        port,
+        &[
+            "--framing",
+            "vrt",
+            "--rate",
+            "400k",
+            "--channels",
+            "2",
+            "--datagrams",
+            "1000",
+            "--first-index",
+            &first.to_string(),
+            "--scans-per-datagram",
+            &n.to_string(),
+            "--fault",
+            "drop:3@100",
+            "--fault",
+            "dup@200",
+            "--fault",
+            "swap@300",
+            "--fault",
+            "corrupt@400",
+            "--fault",
+            "wrong-stream@500",
+            "--fault",
+            "loss-bit@600",
+        ],
+    );
+    assert_eq!(finish(r), 3, "samples were lost: exit 3");
+    let m = Manifest::read(&out).unwrap();
+    let at = |k: u64| (first + k * n) as i64;
+    assert_eq!(
+        gaps(&m),
+        vec![
+            (at(103), 3 * n, GapKind::Counted),
+            (at(401), n, GapKind::Counted),
+            (at(501), n, GapKind::Counted),
+        ]
+    );
+    assert_eq!(m.stream.first_seq, first, "seq is the stream's own index");
+    assert_eq!(m.counts.scans_recorded + m.counts.lost(), 1000 * n);
+    assert_eq!(counter(&m, "duplicates"), 1);
+    assert_eq!(counter(&m, "reordered"), 1);
+    assert_eq!(counter(&m, "malformed-size-field"), 1);
+    assert_eq!(counter(&m, "skipped-stream-id"), 1);
+    assert_eq!(counter(&m, "trailer-sample-loss"), 1);
+    let loss: Vec<i64> = m
+        .events
+        .iter()
+        .filter(|e| e.kind == "device-sample-loss")
+        .map(|e| e.at_seq)
+        .collect();
+    assert_eq!(loss, vec![at(600)]);
+    assert!(m
+        .events
+        .iter()
+        .any(|e| e.kind == "vrt-context" && e.at_seq == first as i64));
+    let v = hsdaq_acquire::verify::verify(&out, false).unwrap();
+    assert!(v.ok(), "{:?}", v.first_error);
+    assert!(v.values_compared, "the reference signal was recomputed");
+}
+
+/// A 32-bit datagram counter that wraps mid-stream, behind a 4-byte
+/// prefix; malformed datagrams from elsewhere are counted, not recorded.
+#[test]
+fn seq32_unwraps_and_counts_malformed_datagrams() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let port = free_port();
+    let n = 100u64;
+    // The counter starts 5 short of 2^32.
+    let first = ((1u64 << 32) - 5) * n;
+    let r = recorder(
+        port,
+        &out,
+        "seq32@4",
+        400 * n,
+        &["--rate", "200k", "--channels", "3", "--format", "i32"],
+    );
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    junk.send_to(&[1, 2, 3], ("127.0.0.1", port)).unwrap();
+    send(
+        port,
+        &[
+            "--framing",
+            "seq32@4",
+            "--rate",
+            "200k",
+            "--channels",
+            "3",
+            "--format",
+            "i32",
+            "--datagrams",
+            "400",
+            "--first-index",
+            &first.to_string(),
+            "--scans-per-datagram",
+            &n.to_string(),
+            "--fault",
+            "drop:2@7",
+            "--fault",
+            "swap@50",
+            "--fault",
+            "corrupt@60",
+        ],
+    );
+    assert_eq!(finish(r), 3);
+    let m = Manifest::read(&out).unwrap();
+    let at = |k: u64| (first + k * n) as i64;
+    assert_eq!(
+        gaps(&m),
+        vec![
+            (at(9), 2 * n, GapKind::Counted),
+            (at(61), n, GapKind::Counted)
+        ]
+    );
+    assert_eq!(counter(&m, "reordered"), 1);
+    assert_eq!(counter(&m, "malformed-short"), 1, "the 3-byte datagram");
+    assert_eq!(
+        counter(&m, "malformed-payload-size"),
+        1,
+        "the cut-short one"
+    );
+    let v = hsdaq_acquire::verify::verify(&out, false).unwrap();
+    assert!(v.ok(), "{:?}", v.first_error);
+}
+
+/// DIFI: complex 16-bit samples with UTC + picosecond stamps; the layout
+/// comes from the context packet alone.
+#[test]
+fn difi_layout_comes_from_the_context_packet() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let port = free_port();
+    let r = recorder(port, &out, "difi", 300 * 128, &[]);
+    send(
+        port,
+        &[
+            "--framing",
+            "difi",
+            "--rate",
+            "256000",
+            "--channels",
+            "2",
+            "--datagrams",
+            "300",
+            "--scans-per-datagram",
+            "128",
+            "--first-index",
+            "1000000000",
+        ],
+    );
+    assert_eq!(finish(r), 0, "nothing lost");
+    let m = Manifest::read(&out).unwrap();
+    assert_eq!(
+        (
+            m.stream.rate_hz,
+            m.stream.channels,
+            m.stream.format.as_str()
+        ),
+        (256_000, 2, "i16")
+    );
+    assert_eq!(m.stream.first_seq, 1_000_000_000);
+    assert!(m.gaps.is_empty());
+    assert!(hsdaq_acquire::verify::verify(&out, false).unwrap().ok());
+}
+
+/// Bad flags are named before anything is written.
+#[test]
+fn network_flags_are_checked() {
+    let o = acquire()
+        .args([
+            "record",
+            "--device",
+            "udp://127.0.0.1:9",
+            "--samples",
+            "10",
+            "--out",
+            "/tmp/never",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --framing"));
+    let o = acquire()
+        .args([
+            "record",
+            "--device",
+            "sim",
+            "--framing",
+            "vrt",
+            "--samples",
+            "10",
+            "--out",
+            "/tmp/never",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("apply to network sources"));
+    let o = acquire()
+        .args([
+            "send",
+            "--to",
+            "192.0.2.1:9",
+            "--framing",
+            "vrt",
+            "--rate",
+            "1k",
+            "--datagrams",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only to loopback"));
+    assert!(!Path::new("/tmp/never").exists());
+}
