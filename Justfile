@@ -50,6 +50,12 @@ peers:
 dma-bench:
     hil/run.sh --board qemu-arm64 dma-bench
 
+# The UDP source vs tcpdump -w over a veth pair between two namespaces
+# (root), 60 s per rate; figures in target/net-bench/figures.json.
+net-bench:
+    cargo build --release -p hsdaq-acquire
+    scripts/net-bench.sh target/release/acquire
+
 # What the live view costs the recorder: capacity with and without a page.
 bench-live:
     cargo build --release -q -p hsdaq-acquire

@@ -10,24 +10,10 @@
 # namespaces are removed on exit.
 set -euo pipefail
 acquire=$(realpath "${1:-target/debug/acquire}")
-tx=hsdaq-tx-$$ rx=hsdaq-rx-$$
 work=$(mktemp -d)
-cleanup() {
-    ip netns del "$tx" 2>/dev/null || true
-    ip netns del "$rx" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ip netns add "$tx"
-ip netns add "$rx"
-ip link add va netns "$tx" type veth peer name vb netns "$rx"
-ip -n "$tx" addr add 10.203.0.1/24 dev va
-ip -n "$rx" addr add 10.203.0.2/24 dev vb
-for ns in "$tx" "$rx"; do ip -n "$ns" link set lo up; done
-ip -n "$tx" link set va up
-ip -n "$rx" link set vb up
-ip -n "$tx" route add 239.0.0.0/8 dev va
-ip -n "$rx" route add 239.0.0.0/8 dev vb
+source "$(dirname "$0")/netns-lib.sh"
+netns_cleanup_more() { rm -rf "$work"; }
+netns_up
 
 fail() { echo "netns: FAILED: $*" >&2; exit 1; }
 check() { # check WHAT JQ-EXPR MANIFEST

@@ -2,11 +2,11 @@
 //!
 //! The ring may be produced by the kernel driver (`/dev/hsdaqN`, mapped with
 //! memmap2), by the in-process simulator, or by acquire's own thread for a
-//! source it reads (an IIO device: `source::feed`); one consumer reads all. The
+//! source it reads (an IIO device, a UDP stream: `source::feed`); one consumer reads all. The
 //! modules follow the data path, and imports run one way, down this list:
 //! the CLI (`main.rs`) → `record`, `bench`, `verify` → `pipeline` (drain,
 //! `chunk`s, encoder and writer threads) → `sink` (Parquet pages, codecs,
-//! segment files) and `source` (kernel device, simulator, IIO, faults) → `ring`
+//! segment files) and `source` (kernel device, simulator, IIO, network, faults) → `ring`
 //! and `sched` (how each thread asks to be scheduled) → the ABI crate.
 
 // Sources of ring blocks, and the scheduling every stage's threads ask for.

@@ -135,6 +135,8 @@ pub struct Summary {
     pub device_counters: crate::manifest::DeviceCounters,
     /// Highest ring fill seen, percent.
     pub ring_fill_max_percent: f64,
+    /// How the source's losses were detected (manifest `stream.loss_detection`).
+    pub loss_detection: String,
 }
 
 /// Exit status when samples were lost and loss was not allowed.
@@ -403,7 +405,19 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         scans_per_s: m.counts.scans_recorded as f64 / secs,
         device_counters: m.device_counters,
         ring_fill_max_percent: live.ring_fill_max_permille.load(Ordering::Relaxed) as f64 / 10.0,
+        loss_detection: m.stream.loss_detection.clone(),
     };
+    if let (Some(span), Some(placed)) = (
+        m.source_counters.get("timestamp-span-scans"),
+        m.source_counters.get("recorded-or-placed-scans"),
+    ) {
+        if *span > placed + placed / 100 {
+            eprintln!(
+                "acquire: warning: the source's timestamps span {span} scans but only {placed} were recorded or placed in gaps: {} more were lost than could be placed (its timestamps jitter by more than a sample period); the gap list undercounts",
+                span - placed
+            );
+        }
+    }
     let code = if summary.status == "failed" {
         1
     } else if summary.scans_lost > 0 && !plan.allow_loss {
@@ -547,6 +561,14 @@ impl Summary {
                 self.gaps,
                 list.join(", "),
                 if self.gaps > 10 { ", …" } else { "" }
+            );
+        } else if self
+            .loss_detection
+            .starts_with(crate::manifest::LOSS_UNAVAILABLE)
+        {
+            println!(
+                "no loss seen, but loss detection was unavailable: {}",
+                self.loss_detection
             );
         } else {
             println!("no samples lost");

@@ -23,6 +23,7 @@ guest() {
     done
     acquire devices --json >/host/devices.json 2>/host/devices.err
     acquire devices >/host/devices.txt 2>&1
+    acquire info --device iio:d0 --iio-trigger t0 --json >/host/info.json 2>/host/info.err
     # A clean run: every buffered channel and the timestamp.
     acquire record --device iio:d0 --iio-trigger t0 --rate $IIO_RATE --duration 5s \
         --out /tmp/clean --json --allow-loss >/host/clean.json 2>/host/clean.err
@@ -52,6 +53,8 @@ check() {
     local c=$SHARE/clean/manifest.json s=$SHARE/stall/manifest.json n=$SHARE/nots.manifest.json
     expect "acquire devices lists iio:d0 with its trigger and a read() buffer (kfifo refuses DMABUF)" \
         jq -e '.iio[] | select(.device == "iio:d0") | (.channels | length) == 5 and (.buffer | test("EPERM"))' "$SHARE/devices.json"
+    expect "acquire info on iio:d0: its ring layout from the device's channels" \
+        jq -e '.source == "iio" and .layout.channels == 4 and .layout.format == "i16"' "$SHARE/info.json"
     expect "clean run: completed" jq -e '.status == "complete"' "$c"
     expect "clean run: every scan asked for is recorded or in a gap (5 s x ${IIO_RATE} Hz)" \
         jq -e --argjson n $((5 * IIO_RATE)) '.counts.scans_recorded + .counts.scans_lost == $n' "$c"
@@ -61,6 +64,8 @@ check() {
         jq -e '.device.properties.access | test("^read\\(\\): .*EPERM")' "$c"
     expect "clean run: external signal, measured timestamps, loss inferred from the timestamp channel" \
         jq -e '.stream.signal == "external" and (.stream.timestamps | startswith("measured")) and (.stream.loss_detection | startswith("inferred"))' "$c"
+    expect "clean run: the per-scan inference accounts for the timestamps' span (within 1 %)" \
+        jq -e '.source_counters | ."timestamp-span-scans" - ."recorded-or-placed-scans" <= ."timestamp-span-scans" / 100' "$c"
     expect "clean run verifies, and says the values were not compared" \
         bash -c "'$ACQUIRE_HOST' verify --json '$SHARE/clean' | jq -e '.first_error == null and .values_compared == false'"
     expect "settings put back: no trigger, buffer off, channel off, clock realtime" \
@@ -75,4 +80,5 @@ check() {
     expect "stall: the recording verifies (continuity against the inferred gaps)" verify "$SHARE/stall"
     expect "no timestamp channel: loss detection recorded as unavailable" \
         jq -e '(.stream.loss_detection | startswith("unavailable")) and (.stream.timestamps | startswith("nominal")) and (.channels | length) == 2' "$n"
+    expect "no timestamp channel: the summary says so" jq -e '.loss_detection | startswith("unavailable")' "$SHARE/nots.json"
 }

@@ -363,7 +363,11 @@ impl<'a> MonoCursor<'a> {
         let b = &self.blocks[self.block];
         let n = out.len() as u64;
         let integral = !self.time || b.period_q16 & 0xFFFF == 0;
-        if !integral || self.scan + n > b.scans as u64 || n == 0 {
+        // A window may stand for its values by its last one only if every
+        // value, the first included, is one step from the one before: so it
+        // must start inside the block (a block's first scan may follow a
+        // gap, or a measured time, not the previous scan plus one step).
+        if !integral || self.scan == 0 || self.scan + n > b.scans as u64 || n == 0 {
             self.fill(out);
             return None;
         }
@@ -483,7 +487,18 @@ mod tests {
             },
         ];
         let rows = 833;
-        for time in [false, true] {
+        // The same with the gap's block starting exactly where a 128-value
+        // window starts (row 129: the first value is the header's).
+        let mut aligned = blocks;
+        aligned[0].scans = 129;
+        aligned[1].first_seq = 729;
+        aligned[1].scans = 371;
+        for (blocks, time) in [
+            (blocks, false),
+            (blocks, true),
+            (aligned, false),
+            (aligned, true),
+        ] {
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             let mut c = MonoCursor::new(&blocks, time);
             dbp_int64(rows, |w| c.window(w), &mut fast);

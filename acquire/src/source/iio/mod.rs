@@ -114,6 +114,10 @@ pub struct IioFeed {
     pending: u64,
     /// The last scan read waits for the next one (see `TimeGaps::observe`).
     want_more: bool,
+    /// First and last timestamp seen, and scans recorded or inferred lost
+    /// between them: the span check of [`Feed::counters`].
+    span: Option<(i64, i64)>,
+    placed: u64,
     available: Option<File>,
     length: u64,
     counters: BTreeMap<String, u64>,
@@ -397,6 +401,8 @@ impl IioFeed {
             clock,
             pending: 0,
             want_more: false,
+            span: None,
+            placed: 0,
             length,
             counters: BTreeMap::new(),
             channels,
@@ -587,6 +593,7 @@ impl Feed for IioFeed {
                     break;
                 }
                 lost += k;
+                self.span = Some((self.span.map_or(ts, |s| s.0), ts));
                 let t = (ts + self.clock_offset).max(0) as u64;
                 times = Some((times.map_or(t, |x| x.0), t));
             }
@@ -602,6 +609,9 @@ impl Feed for IioFeed {
         self.pending = gap_next;
         if matches!(self.input, Input::Read { .. }) {
             self.check_full();
+        }
+        if self.span.is_some() {
+            self.placed += n as u64 + lost;
         }
         if n == 0 {
             return Ok(if gap_next > 0 {
@@ -641,13 +651,22 @@ impl Feed for IioFeed {
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
-        self.counters.clone()
+        let mut c = self.counters.clone();
+        if let Some((first, last)) = self.span {
+            // What the timestamps' span says the trigger produced, beside
+            // what the per-scan inference placed: when stamps jitter by
+            // more than a period, the second falls short of the first.
+            let span = ((last - first) as f64 * self.rate_hz as f64 / 1e9).round() as u64 + 1;
+            c.insert("timestamp-span-scans".into(), span);
+            c.insert("recorded-or-placed-scans".into(), self.placed);
+        }
+        c
     }
 
     fn loss_detection(&self) -> String {
         match &self.gaps {
             Some(g) => format!(
-                "inferred: from the timestamp channel ({} clock), a step of more than {:.0} µs beyond the scan grid; IIO itself counts no loss (a full kernel buffer drops scans silently); acquire's ring counts its own drops",
+                "inferred: from the timestamp channel ({} clock), a step of more than {:.0} µs beyond the scan grid that the next scan confirms; IIO itself counts no loss (a full kernel buffer drops scans silently); acquire's ring counts its own drops; where stamps jitter by more than a period, per-scan inference falls short (source_counters: timestamp-span-scans vs recorded-or-placed-scans, and a warning)",
                 self.clock,
                 g.slack_ns() / 1e3
             ),

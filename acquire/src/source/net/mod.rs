@@ -20,7 +20,6 @@ pub mod vrt;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -634,11 +633,7 @@ impl Feed for NetFeed {
             let bytes = take as usize * sb;
             let dst = &mut payload[n as usize * sb..n as usize * sb + bytes];
             if self.big_endian {
-                for (d, s) in dst.chunks_exact_mut(w).zip(src[..bytes].chunks_exact(w)) {
-                    for (k, b) in d.iter_mut().enumerate() {
-                        *b = s[w - 1 - k];
-                    }
-                }
+                be_to_native(dst, &src[..bytes], w);
             } else {
                 dst.copy_from_slice(&src[..bytes]);
             }
@@ -721,6 +716,19 @@ impl Feed for NetFeed {
     }
 }
 
+/// Copies big-endian `w`-byte items into native order (VRT's payloads).
+fn be_to_native(dst: &mut [u8], src: &[u8], w: usize) {
+    if w == 2 {
+        for (d, s) in dst.chunks_exact_mut(2).zip(src.chunks_exact(2)) {
+            d.copy_from_slice(&u16::from_be_bytes([s[0], s[1]]).to_ne_bytes());
+        }
+    } else {
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+            d.copy_from_slice(&u32::from_be_bytes([s[0], s[1], s[2], s[3]]).to_ne_bytes());
+        }
+    }
+}
+
 /// Opens a network source as a device the pipeline drains.
 pub fn open(req: &NetRequest) -> Result<FeedDevice<NetFeed>> {
     let feed = NetFeed::open(req)?;
@@ -775,6 +783,48 @@ mod tests {
             Some("127.0.0.1:5000".parse().unwrap())
         );
         assert!(may_send_to(&"127.0.0.1:9".parse().unwrap()).is_ok());
+    }
+
+    /// VRT with only its 4-bit packet count: a short gap is counted, one
+    /// after a silence that may hide whole laps is a lower bound.
+    #[test]
+    fn a_packet_count_alone_counts_short_gaps_and_bounds_long_ones() {
+        let req = NetRequest {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            framing: Framing::Vrt,
+            stream_id: None,
+            channels: Some(1),
+            format: Some(Format::I16),
+            rate_hz: Some(100_000),
+            reorder: 4,
+            rcvbuf: 1 << 16,
+            reference: false,
+            block_bytes: 4096,
+            buffer_bytes: 1 << 16,
+        };
+        let mut f = NetFeed::open(&req).unwrap();
+        let n = 100; // scans per packet: 1 ms each
+        let at = |f: &mut NetFeed, k: u8| {
+            let i = f.index_of(Position::Count(k), n);
+            f.last_arrival = Some(Instant::now());
+            if let Some(i) = i {
+                f.expected = Some(i + n as u64);
+            }
+            i
+        };
+        assert_eq!(at(&mut f, 3), Some(0));
+        assert_eq!(at(&mut f, 4), Some(100));
+        // Packets 5 and 6 missing: counted, exact.
+        assert_eq!(at(&mut f, 7), Some(400));
+        assert_eq!(f.gap.take(), Some((200, GapKind::Counted)));
+        // The same count again: a duplicate, not recorded.
+        assert_eq!(at(&mut f, 7), None);
+        assert_eq!(f.counters["duplicates"], 1);
+        // A silence of 30 ms (30 packets): the count says 2 missing, but
+        // whole laps of 16 may hide in it: a lower bound.
+        f.last_arrival = Some(Instant::now() - Duration::from_millis(30));
+        assert_eq!(f.index_of(Position::Count(10), n), Some(700));
+        assert_eq!(f.gap.take(), Some((200, GapKind::Bounded)));
     }
 
     #[test]

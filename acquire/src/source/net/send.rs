@@ -164,6 +164,17 @@ fn datagram(p: &SendPlan, k: u64, buf: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     }
 }
 
+/// Sends one datagram. A refusal (an earlier datagram found nobody
+/// listening: ICMP port unreachable) is not the sender's error: UDP says
+/// nothing about delivery, and the receiver counts what it missed.
+fn put(sock: &UdpSocket, d: &[u8]) -> Result<()> {
+    match sock.send(d) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => Err(e).context("send failed"),
+    }
+}
+
 /// Streams the plan; `progress` hears a line a second.
 pub fn send(p: &SendPlan, mut progress: impl FnMut(&str)) -> Result<SendReport> {
     super::may_send_to(&p.to)?;
@@ -191,8 +202,8 @@ pub fn send(p: &SendPlan, mut progress: impl FnMut(&str)) -> Result<SendReport> 
         vrt::build_context(&mut ctx, p.stream_id, p.rate_hz, bits, p.channels == 2);
         // Sent twice: a receiver that learns the stream's shape from it
         // should not depend on one datagram.
-        sock.send(&ctx)?;
-        sock.send(&ctx)?;
+        put(&sock, &ctx)?;
+        put(&sock, &ctx)?;
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut r = SendReport::default();
@@ -226,8 +237,8 @@ pub fn send(p: &SendPlan, mut progress: impl FnMut(&str)) -> Result<SendReport> 
         datagram(p, k, &mut buf, &mut scratch);
         if p.faults.contains(&Fault::Swap(k)) && k + 1 < p.datagrams {
             datagram(p, k + 1, &mut held, &mut scratch);
-            sock.send(&held)?;
-            sock.send(&buf)?;
+            put(&sock, &held)?;
+            put(&sock, &buf)?;
             r.datagrams += 2;
             r.sample_bytes += (held.len() + buf.len()) as u64;
             k += 2;
@@ -239,12 +250,7 @@ pub fn send(p: &SendPlan, mut progress: impl FnMut(&str)) -> Result<SendReport> 
             1
         };
         for _ in 0..times {
-            match sock.send(&buf) {
-                Ok(_) => {}
-                // Nobody listening yet (loopback ICMP): not a sender error.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                Err(e) => return Err(e).context("send failed"),
-            }
+            put(&sock, &buf)?;
             r.datagrams += 1;
             r.sample_bytes += scratch.len() as u64;
         }
