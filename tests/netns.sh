@@ -27,7 +27,13 @@ run() {
     timeout 60 ip netns exec "$rx" "$acquire" record --device "udp://$listen" --framing vrt \
         --reference-signal --samples 256000 --out "$out" --json >"$work/$name.json" 2>"$work/$name.err" &
     local rec=$!
-    sleep 0.5
+    # The sender starts once the recorder holds its port (a loaded machine
+    # may take a while to start it): the first datagrams must not be lost.
+    local port=${listen##*:} i
+    for i in $(seq 200); do
+        ip netns exec "$rx" ss -Hlun "sport = :$port" | grep -q . && break
+        sleep 0.05
+    done
     timeout 60 ip netns exec "$tx" "$acquire" send --to "$dest" --framing vrt --rate 500k --channels 2 \
         --datagrams 1000 --first-index 7000000 --fault drop:5@100 --fault dup@200 --fault swap@300 \
         --fault corrupt@400 --fault loss-bit@600 >/dev/null

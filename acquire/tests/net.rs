@@ -45,8 +45,25 @@ fn recorder(port: u16, out: &Path, framing: &str, samples: u64, extra: &[&str]) 
         .stderr(Stdio::piped())
         .spawn()
         .expect("acquire record runs");
-    // Bound before the sender starts (the first datagrams would be lost).
-    std::thread::sleep(Duration::from_millis(400));
+    // Bound before the sender starts (the first datagrams would be lost):
+    // wait until the kernel lists a socket on the port (/proc/net/udp).
+    let bound = || {
+        let t = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        let want = format!(":{port:04X} ");
+        t.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&want))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bound() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recorder never bound its port"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     r
 }
 
