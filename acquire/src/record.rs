@@ -411,10 +411,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         m.source_counters.get("timestamp-span-scans"),
         m.source_counters.get("recorded-or-placed-scans"),
     ) {
-        if *span > placed + placed / 100 {
+        if span.abs_diff(*placed) > placed / 100 {
             eprintln!(
-                "acquire: warning: the source's timestamps span {span} scans but only {placed} were recorded or placed in gaps: {} more were lost than could be placed (its timestamps jitter by more than a sample period); the gap list undercounts",
-                span - placed
+                "acquire: warning: the source's timestamps span {span} scans but {placed} were recorded or placed in gaps: its timestamps jitter by more than a sample period, so the inferred gaps are {} by about {} scans",
+                if span > placed { "short" } else { "over" },
+                span.abs_diff(*placed)
             );
         }
     }

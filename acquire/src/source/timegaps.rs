@@ -23,6 +23,10 @@ pub struct TimeGaps {
     last: f64,
     clean_ns: f64,
     clean_steps: u64,
+    /// The last loss-free step, counted only once the next step is loss-free
+    /// too: a stamp right before a gap is often a late one (a late handler
+    /// is why the trigger skipped), and would bias the mean.
+    unconfirmed: Option<f64>,
 }
 
 /// Phase gain: the share of a residual the expected time follows.
@@ -50,6 +54,7 @@ impl TimeGaps {
             last: 0.0,
             clean_ns: 0.0,
             clean_steps: 0,
+            unconfirmed: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl TimeGaps {
     fn restart(&mut self, t: f64) {
         self.expected = Some(t + self.period_ns);
         self.last = t;
+        self.unconfirmed = None;
     }
 
     /// Scans missing immediately before the scan stamped `t_ns`, given the
@@ -118,9 +124,13 @@ impl TimeGaps {
         let hi = self.nominal_ns * (1.0 + MAX_RATE_ERROR);
         self.period_ns = (self.period_ns + FREQUENCY_GAIN * resid).clamp(lo, hi);
         self.expected = Some(here + self.period_ns + PHASE_GAIN * resid);
+        let step = self.unconfirmed.take();
         if lost == 0 {
-            self.clean_ns += t - self.last;
-            self.clean_steps += 1;
+            if let Some(dt) = step {
+                self.clean_ns += dt;
+                self.clean_steps += 1;
+            }
+            self.unconfirmed = Some(t - self.last);
         }
         self.last = t;
         Some(lost)
