@@ -338,8 +338,20 @@ impl ShapeArgs {
     }
     fn names(&self) -> Option<Vec<String>> {
         match &self.channels {
-            Some(ChannelsArg::Names(n)) => n.clone().or(Some(Vec::new())).filter(|v| !v.is_empty()),
+            // `all` is `Names(None)`: every channel.
+            Some(ChannelsArg::Names(n)) => n.clone(),
             _ => None,
+        }
+    }
+    fn options(&self) -> record::SourceOptions {
+        record::SourceOptions {
+            channel_names: self.names(),
+            iio_trigger: self.iio_trigger.clone(),
+            framing: self.framing,
+            stream_id: self.stream_id,
+            reorder: self.reorder,
+            rcvbuf: self.rcvbuf,
+            reference_signal: self.reference_signal,
         }
     }
 }
@@ -352,20 +364,6 @@ fn parse_u32_auto(s: &str) -> Result<u32> {
         None => s
             .parse()
             .with_context(|| format!("{s}: not a 32-bit number")),
-    }
-}
-
-impl ShapeArgs {
-    fn options(&self) -> record::SourceOptions {
-        record::SourceOptions {
-            channel_names: self.names(),
-            iio_trigger: self.iio_trigger.clone(),
-            framing: self.framing,
-            stream_id: self.stream_id,
-            reorder: self.reorder,
-            rcvbuf: self.rcvbuf,
-            reference_signal: self.reference_signal,
-        }
     }
 }
 

@@ -293,6 +293,61 @@ impl RingMap {
     }
 }
 
+/// A ring in this process's own memory (the simulator's, a feed's): an
+/// anonymous mapping whose control page is written here, once.
+pub struct LocalRing {
+    map: memmap2::MmapMut,
+}
+
+impl LocalRing {
+    /// Allocates a ring of `layout` and writes its control page; `what`
+    /// names the producer in errors, `source` is a `SOURCE_*` constant.
+    pub fn new(
+        layout: &StreamLayout,
+        source: u16,
+        name: &[u8],
+        what: &str,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use hsdaq_abi::layout::*;
+        if let Err(e) = layout.validate() {
+            anyhow::bail!("invalid {what} setting {}: {:?}", e.field(), e);
+        }
+        let mut map = memmap2::MmapMut::map_anon(CONTROL_BYTES + layout.data_size as usize)
+            .with_context(|| format!("cannot allocate the {what} ring"))?;
+        let control = map.as_mut_ptr().cast::<ControlPage>();
+        // SAFETY: the mapping is page-aligned, CONTROL_BYTES + data_size
+        // long, zero-filled and exclusively borrowed; all-zero is a valid
+        // ControlPage (integers, atomics and byte arrays).
+        let c = unsafe { &mut *control };
+        c.magic = CONTROL_MAGIC;
+        c.abi_major = ABI_MAJOR;
+        c.abi_minor = ABI_MINOR;
+        c.control_bytes = CONTROL_BYTES as u32;
+        c.block_header_bytes = BLOCK_HEADER_BYTES as u32;
+        c.data_offset = CONTROL_BYTES as u64;
+        c.data_size = layout.data_size;
+        c.block_bytes = layout.block_bytes;
+        c.block_scans = layout.block_scans();
+        c.channels = layout.channels;
+        c.format = layout.format as u16;
+        c.source = source;
+        c.rate_hz = layout.rate_hz;
+        fill_name(&mut c.name, name);
+        Ok(Self { map })
+    }
+
+    /// The ring's view. Valid while `self` lives: an owner joins the
+    /// thread that writes through it before dropping the ring.
+    pub fn view(&self) -> RingMap {
+        let base = self.map.as_ptr() as *mut u8;
+        // SAFETY: the mapping holds the control page written in `new` and
+        // `data_size` bytes after it, alive as long as `self`.
+        unsafe { RingMap::new(base.cast(), base.add(hsdaq_abi::layout::CONTROL_BYTES)) }
+            .expect("LocalRing::new writes a valid control page")
+    }
+}
+
 /// A block header decoded from a slot and checked against the stream.
 #[inline]
 pub fn read_header(slot: &[u8], layout: &StreamLayout) -> Result<BlockHeader, BadBlock> {

@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hsdaq_abi::ioctl::{FaultArgs, FAULT_DROP_BLOCKS, FAULT_STALL_US};
 use hsdaq_abi::layout::*;
-use memmap2::MmapMut;
 
-use crate::ring::{write_header, RingMap};
+use crate::ring::{write_header, LocalRing, RingMap};
 use crate::source::{Device, DeviceDescription};
 use crate::units::monotonic_ns;
 
@@ -102,30 +101,6 @@ pub trait Feed: Send + 'static {
     }
 }
 
-/// Initialises a control page for a ring produced in this process.
-pub fn init_control(map: &mut MmapMut, l: &StreamLayout, source: u16, name: &[u8]) {
-    assert!(map.len() >= CONTROL_BYTES + l.data_size as usize);
-    let control = map.as_mut_ptr().cast::<ControlPage>();
-    // SAFETY: the mapping is page-aligned, at least CONTROL_BYTES long
-    // (asserted), zero-filled and exclusively borrowed; all-zero is a valid
-    // ControlPage (integers, atomics and byte arrays).
-    let c = unsafe { &mut *control };
-    c.magic = CONTROL_MAGIC;
-    c.abi_major = ABI_MAJOR;
-    c.abi_minor = ABI_MINOR;
-    c.control_bytes = CONTROL_BYTES as u32;
-    c.block_header_bytes = BLOCK_HEADER_BYTES as u32;
-    c.data_offset = CONTROL_BYTES as u64;
-    c.data_size = l.data_size;
-    c.block_bytes = l.block_bytes;
-    c.block_scans = l.block_scans();
-    c.channels = l.channels;
-    c.format = l.format as u16;
-    c.source = source;
-    c.rate_hz = l.rate_hz;
-    fill_name(&mut c.name, name);
-}
-
 /// Wakes the drain when a block is published.
 #[derive(Default)]
 struct Doorbell {
@@ -156,11 +131,16 @@ struct Shared {
 }
 
 /// A ring in this process's memory, filled by a [`Feed`] on its own thread.
+///
+/// The feed moves into that thread for the run and comes back when it is
+/// joined; what the recorder reads of it meanwhile (identity, settings) is
+/// taken once, before the start.
 pub struct FeedDevice<F: Feed> {
-    map: MmapMut,
+    ring: LocalRing,
     shared: Arc<Shared>,
-    feed: Arc<Mutex<F>>,
-    thread: Option<JoinHandle<()>>,
+    /// `None` while the pump thread owns it.
+    feed: Option<F>,
+    thread: Option<JoinHandle<F>>,
     description: DeviceDescription,
     loss_detection: String,
     timestamps: String,
@@ -171,61 +151,48 @@ pub struct FeedDevice<F: Feed> {
 impl<F: Feed> FeedDevice<F> {
     /// A ring of `layout` for `feed`; `source` is a `SOURCE_*` constant.
     pub fn new(feed: F, layout: StreamLayout, source: u16, name: &str) -> Result<Self> {
-        if let Err(e) = layout.validate() {
-            bail!("invalid stream setting {}: {:?}", e.field(), e);
-        }
-        let mut map = MmapMut::map_anon(CONTROL_BYTES + layout.data_size as usize)
-            .context("cannot allocate the ring")?;
-        init_control(&mut map, &layout, source, name.as_bytes());
         Ok(Self {
-            map,
+            ring: LocalRing::new(&layout, source, name.as_bytes(), "stream")?,
             shared: Arc::default(),
             description: feed.describe(),
             loss_detection: feed.loss_detection(),
             timestamps: feed.timestamps(),
             channels: feed.channels(),
             signal: feed.signal(),
-            feed: Arc::new(Mutex::new(feed)),
+            feed: Some(feed),
             thread: None,
         })
     }
 
-    fn ring_map(&self) -> RingMap {
-        let base = self.map.as_ptr() as *mut u8;
-        // SAFETY: the mapping holds a control page initialised in `new` and
-        // `data_size` bytes after it; it lives as long as `self`, and the
-        // pump thread is joined before `self` is dropped.
-        unsafe { RingMap::new(base.cast(), base.add(CONTROL_BYTES)) }
-            .expect("init_control writes a valid control page")
-    }
-
-    /// The feed (for its counters at the end of a run).
-    pub fn feed(&self) -> std::sync::MutexGuard<'_, F> {
-        self.feed.lock().unwrap_or_else(|e| e.into_inner())
+    /// The feed, when no run holds it (before the start, after the stop).
+    pub fn feed(&self) -> Option<&F> {
+        self.feed.as_ref()
     }
 }
 
 impl<F: Feed> Device for FeedDevice<F> {
     fn ring(&self) -> RingMap {
-        self.ring_map()
+        // The pump thread is joined before `self` (and the ring) drops.
+        self.ring.view()
     }
 
     fn start(&mut self) -> Result<()> {
-        if self.thread.is_some() {
-            return Ok(());
+        let Some(mut feed) = self.feed.take() else {
+            return Ok(()); // running already
+        };
+        if let Err(e) = feed.start() {
+            self.feed = Some(feed);
+            return Err(e);
         }
-        self.feed().start()?;
-        let ring = self.ring_map();
+        let ring = self.ring.view();
         let shared = self.shared.clone();
-        let feed = self.feed.clone();
         shared.stop.store(false, Ordering::Relaxed);
         let t = std::thread::Builder::new()
             .name("hsdaq-feed".into())
             .spawn(move || {
                 crate::sched::short_slices();
                 let c = ring.control();
-                let mut feed = feed.lock().unwrap_or_else(|e| e.into_inner());
-                let r = pump(&ring, &mut *feed, &shared);
+                let r = pump(&ring, &mut feed, &shared);
                 let _ = feed.stop();
                 let status = match r {
                     Ok(()) => STATUS_STOPPED,
@@ -237,6 +204,7 @@ impl<F: Feed> Device for FeedDevice<F> {
                 };
                 c.status.store(status, Ordering::Release);
                 shared.bell.ring();
+                feed
             })
             .context("cannot start the source thread")?;
         self.thread = Some(t);
@@ -246,8 +214,10 @@ impl<F: Feed> Device for FeedDevice<F> {
     fn stop(&mut self) -> Result<()> {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.join()
+            let feed = t
+                .join()
                 .map_err(|_| anyhow::anyhow!("the source thread panicked"))?;
+            self.feed = Some(feed);
         }
         Ok(())
     }
@@ -282,7 +252,7 @@ impl<F: Feed> Device for FeedDevice<F> {
     }
 
     fn events(&self) -> Vec<hsdaq_format::manifest::Event> {
-        self.feed().events()
+        self.feed.as_ref().map(|f| f.events()).unwrap_or_default()
     }
 
     fn loss_detection(&self) -> String {
@@ -294,7 +264,7 @@ impl<F: Feed> Device for FeedDevice<F> {
     }
 
     fn source_counters(&self) -> BTreeMap<String, u64> {
-        self.feed().counters()
+        self.feed.as_ref().map(|f| f.counters()).unwrap_or_default()
     }
 
     fn failure(&self) -> Option<String> {
@@ -669,7 +639,7 @@ mod tests {
                 (160, 10, 3, bounded | BLOCK_FLAG_TIME_MEASURED),
             ]
         );
-        assert!(dev.feed().gap_held, "the held gap path ran");
+        assert!(dev.feed().unwrap().gap_held, "the held gap path ran");
     }
 
     /// A full ring: the pump keeps reading, drops whole blocks and counts
@@ -687,7 +657,7 @@ mod tests {
             ],
             8192,
         );
-        let gate = dev.feed().gate.clone();
+        let gate = dev.feed().unwrap().gate.clone();
         gate.store(true, Ordering::Relaxed);
         dev.start().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -11,9 +11,8 @@ use anyhow::{bail, Context, Result};
 use hsdaq_abi::ioctl::{FaultArgs, FAULT_DROP_BLOCKS, FAULT_JITTER_US, FAULT_STALL_US};
 use hsdaq_abi::layout::*;
 use hsdaq_abi::{waveform, Format};
-use memmap2::MmapMut;
 
-use crate::ring::{write_header, RingMap};
+use crate::ring::{write_header, LocalRing, RingMap};
 use crate::source::{Device, DeviceDescription};
 use crate::units::monotonic_ns;
 
@@ -53,7 +52,7 @@ struct Knobs {
 
 /// The simulator device.
 pub struct SimDevice {
-    map: MmapMut,
+    ring: LocalRing,
     config: SimConfig,
     knobs: Arc<Knobs>,
     thread: Option<JoinHandle<()>>,
@@ -63,32 +62,9 @@ impl SimDevice {
     /// Allocates and initialises the ring.
     pub fn new(config: SimConfig) -> Result<Self> {
         let l = config.layout;
-        if let Err(e) = l.validate() {
-            bail!("invalid simulator setting {}: {:?}", e.field(), e);
-        }
-        let mut map = MmapMut::map_anon(CONTROL_BYTES + l.data_size as usize)
-            .context("cannot allocate the simulator ring")?;
-        let control = map.as_mut_ptr().cast::<ControlPage>();
-        // SAFETY: the mapping is page-aligned, zero-filled, CONTROL_BYTES +
-        // data_size long and exclusively ours; all-zero is a valid
-        // ControlPage (integers, atomics and byte arrays).
-        let c = unsafe { &mut *control };
-        c.magic = CONTROL_MAGIC;
-        c.abi_major = ABI_MAJOR;
-        c.abi_minor = ABI_MINOR;
-        c.control_bytes = CONTROL_BYTES as u32;
-        c.block_header_bytes = BLOCK_HEADER_BYTES as u32;
-        c.data_offset = CONTROL_BYTES as u64;
-        c.data_size = l.data_size;
-        c.block_bytes = l.block_bytes;
-        c.block_scans = l.block_scans();
-        c.channels = l.channels;
-        c.format = l.format as u16;
-        c.source = SOURCE_SIMULATOR;
-        c.rate_hz = l.rate_hz;
-        fill_name(&mut c.name, b"hsdaq-sim");
+        let ring = LocalRing::new(&l, SOURCE_SIMULATOR, b"hsdaq-sim", "simulator")?;
         Ok(Self {
-            map,
+            ring,
             config,
             knobs: Arc::default(),
             thread: None,
@@ -96,12 +72,8 @@ impl SimDevice {
     }
 
     fn ring_map(&self) -> RingMap {
-        let base = self.map.as_ptr() as *mut u8;
-        // SAFETY: the mapping holds a control page initialised in `new` and
-        // `data_size` bytes after it; it lives as long as `self`, and the
-        // producer thread is joined before `self` is dropped.
-        unsafe { RingMap::new(base.cast(), base.add(CONTROL_BYTES)) }
-            .expect("simulator writes a valid control page")
+        // The producer thread is joined before `self` (and the ring) drops.
+        self.ring.view()
     }
 }
 

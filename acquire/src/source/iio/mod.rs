@@ -428,6 +428,15 @@ impl IioFeed {
             .map_or(self.node.as_raw_fd(), |b| b.as_raw_fd())
     }
 
+    /// The buffer's `enable` attribute (`open` refuses a device without one).
+    fn enable_attr(&self) -> PathBuf {
+        self.info
+            .buffer
+            .as_ref()
+            .expect("checked at open")
+            .join("enable")
+    }
+
     fn count(&mut self, what: &str, n: u64) {
         *self.counters.entry(what.into()).or_default() += n;
     }
@@ -498,12 +507,7 @@ impl Feed for IioFeed {
         if let Input::Dmabuf(q) = &mut self.input {
             q.enqueue_all()?;
         }
-        let enable = self
-            .info
-            .buffer
-            .as_ref()
-            .expect("checked at open")
-            .join("enable");
+        let enable = self.enable_attr();
         self.restore.set(&enable, "1").with_context(|| {
             format!(
                 "cannot enable the buffer of IIO device {} (is its trigger running?)",
@@ -630,13 +634,7 @@ impl Feed for IioFeed {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let enable = self
-            .info
-            .buffer
-            .as_ref()
-            .expect("checked at open")
-            .join("enable");
-        sysfs::write(&enable, "0")
+        sysfs::write(&self.enable_attr(), "0")
     }
 
     fn describe(&self) -> DeviceDescription {
