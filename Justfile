@@ -39,14 +39,14 @@ powercut cuts="40":
 
 # The peers comparison, full rate ladder (CI runs a reduced one): hsdaq
 # (mmap and read()) vs IIO + libiio and Comedi in one QEMU guest; prints
-# the README table.
+# the table in docs/BENCHMARKS.md.
 peers:
     PEERS_FULL=1 hil/run.sh --board qemu-x86_64 peers
     hil/peers-table.sh --markdown target/hil/qemu-x86_64/peers/figures.json
 
 # The DMA source beside the virtual sensor in the arm64 guest (loss-free
 # rate, CPU per million scans, in-place read speed, coherent or not);
-# figures in target/hil/qemu-arm64/dma-bench/figures.json (README table).
+# figures in target/hil/qemu-arm64/dma-bench/figures.json (table in docs/BENCHMARKS.md).
 dma-bench:
     hil/run.sh --board qemu-arm64 dma-bench
 
@@ -70,6 +70,10 @@ bench-analysis run="target/bench-analysis/run":
 boards:
     cargo run --release -q -p hsdaq-acquire -- boards boards
 
+# Static acquire for x86_64, aarch64, armv7 and a .deb each, in target/dist/ (root: installs cross tools).
+dist *flags:
+    scripts/dist.sh {{flags}}
+
 fmt:
     cargo fmt --all
 
@@ -87,7 +91,7 @@ hil-arm64 *scenarios:
 
 # Validate the DT binding, its example, the overlays and the .dtsi.
 dts-check:
-    dts/check.sh
+    bash -c 'source scripts/venv.sh && dts/check.sh'
 
 # The test kernel's build folder (built once, cached by input hash).
 kernel board="qemu-x86_64":

@@ -20,14 +20,16 @@ build_userspace() {
         cp "$ROOT/target/debug/acquire" "$ROOT/target/debug/hsdaq-hil-guest" "$dir/"
     else
         # rustup cannot add targets here: Debian's rustc-web and its arm64 std
-        # build a static binary, in their own target folder (another rustc).
-        echo "hil: cargo build --target aarch64-unknown-linux-gnu (static, Debian rustc)" >&2
-        local tdir=$ROOT/target/cross
+        # build a static binary, in their own target folder (another rustc),
+        # kept outside the repository so a clean clone reuses it. The same
+        # command as scripts/dist.sh's: the guest runs the shipped binary.
+        echo "hil: cargo build --profile dist --target aarch64-unknown-linux-gnu (static, Debian rustc)" >&2
+        local tdir=${HSDAQ_CACHE:-/var/cache/hsdaq}/cross-target
         (cd "$ROOT" && RUSTC=/usr/bin/rustc RUSTFLAGS="-C target-feature=+crt-static" \
             CARGO_TARGET_DIR=$tdir CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-            cargo build -q --target aarch64-unknown-linux-gnu -p hsdaq-acquire -p hsdaq-hil-guest) >&2
-        cp "$tdir/aarch64-unknown-linux-gnu/debug/acquire" \
-            "$tdir/aarch64-unknown-linux-gnu/debug/hsdaq-hil-guest" "$dir/"
+            cargo build -q --profile dist --target aarch64-unknown-linux-gnu -p hsdaq-acquire -p hsdaq-hil-guest) >&2
+        cp "$tdir/aarch64-unknown-linux-gnu/dist/acquire" \
+            "$tdir/aarch64-unknown-linux-gnu/dist/hsdaq-hil-guest" "$dir/"
     fi
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gathers the peers scenario's per-step files into one JSON object:
 #   hil/peers-table.sh DIR SECONDS          figures.json on stdout
-#   hil/peers-table.sh --markdown FIGURES   the README table
+#   hil/peers-table.sh --markdown FIGURES   the table in docs/BENCHMARKS.md
 # A step is loss-free when nothing asked for went missing; for IIO, whose
 # only evidence is the scan timestamps (iio_dummy has no sample counter and
 # stamps in its threaded handler, so the span jitters by a few periods),

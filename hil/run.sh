@@ -17,6 +17,9 @@ HIL=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HIL")
 source "$HIL/arch.sh"
 source "$HIL/lib.sh"
+# Host-side checks (iio_values.py: pyarrow; dts/check.sh: dt-validate) use
+# the project's virtual environment, never the system interpreter.
+source "$ROOT/scripts/venv.sh"
 
 BOARD=qemu-x86_64
 if [[ ${1:-} == --board ]]; then BOARD=$2; shift 2; fi

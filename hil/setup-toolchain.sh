@@ -23,66 +23,34 @@ SRC
     apt-get update -qq
 fi
 
-installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null; }
+source "$(dirname "$0")/../scripts/apt.sh"
 
-# apt_pin NAME=VERSION...: install exactly these versions when not present.
-apt_pin() {
-    local want=()
-    for spec in "$@"; do
-        local name=${spec%%=*} ver=${spec#*=}
-        [[ $(installed "$name") == "install ok installed $ver" ]] || want+=("$spec")
-    done
-    if ((${#want[@]})); then
-        log "apt-get install ${want[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            --allow-downgrades "${want[@]}" >/dev/null
-    fi
-}
-apt_any() {
-    local want=()
-    for p in "$@"; do [[ $(installed "$p") == "install ok installed"* ]] || want+=("$p"); done
-    if ((${#want[@]})); then
-        log "apt-get install ${want[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
-    fi
-}
-
-apt_pin "linux-source-7.3=$LINUX_SOURCE_VERSION" \
+apt_need "linux-source-7.3=$LINUX_SOURCE_VERSION" \
     "rustc-web=$RUSTC_WEB_VERSION" "rust-web-src=$RUSTC_WEB_VERSION"
-apt_any flex bison bc libelf-dev libssl-dev cpio kmod busybox-static jq \
+apt_need flex bison bc libelf-dev libssl-dev cpio kmod busybox-static jq \
     libclang-19-dev clang-19 acpica-tools device-tree-compiler xz-utils \
     e2fsprogs procps
 # The peers comparison (hil/scenarios/peers.sh) runs libiio's own reader in
 # the guest (copied into the initramfs with its libraries).
-apt_any libiio-utils
+apt_need libiio-utils
 # The debug kernel (KASAN with Rust) is built by clang, linked by lld.
-apt_any lld-19 llvm-19
+apt_need lld-19 llvm-19
 # QEMU must come from bookworm-backports: the machine's qemu-utils 10 conflicts with 7.2.
-if [[ $(installed qemu-system-x86) != "install ok installed"* ]]; then
-    log "apt-get install -t bookworm-backports qemu-system-x86"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        -t bookworm-backports qemu-system-x86 >/dev/null
-fi
+apt_need -t bookworm-backports qemu-system-x86
 
 # arm64 guests: cross compilers for the kernel (gcc) and for acquire (Debian's
 # std for rustc-web, multi-arch), QEMU's arm system emulator (backports, as
 # above) and the arm64 busybox-static package (downloaded, not installed).
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    log "dpkg --add-architecture arm64"
-    dpkg --add-architecture arm64
-    apt-get update -qq
-fi
-apt_any gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-apt_pin "libstd-rust-web-dev:arm64=$RUSTC_WEB_VERSION"
-if [[ $(installed qemu-system-arm) != "install ok installed"* ]]; then
-    log "apt-get install -t bookworm-backports qemu-system-arm"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        -t bookworm-backports qemu-system-arm >/dev/null
-fi
+apt_arch arm64
+apt_need gcc-aarch64-linux-gnu libc6-dev-arm64-cross "libstd-rust-web-dev:arm64=$RUSTC_WEB_VERSION"
+apt_need -t bookworm-backports qemu-system-arm
 
-# Binding schema tools (dt-doc-validate, dt-validate, dt-extract-example).
-if ! command -v dt-validate >/dev/null; then
-    log "pip install dtschema"
+# Binding schema tools (dt-doc-validate, dt-validate, dt-extract-example),
+# in the project's virtual environment like every test's Python package.
+source "$(dirname "$0")/../scripts/venv.sh"
+have=$(python3 -c 'import importlib.metadata as m; print(m.version("dtschema"))' 2>/dev/null || true)
+if [[ $have != "$DTSCHEMA_VERSION" ]]; then
+    log "pip install dtschema==$DTSCHEMA_VERSION into $HSDAQ_VENV"
     python3 -m pip install -q --disable-pip-version-check "dtschema==$DTSCHEMA_VERSION"
 fi
 

@@ -28,11 +28,11 @@ import time
 
 def attach(url, stop, counts):
     """A minimal WebSocket client (stdlib): handshake, then read frames."""
-    hostport = url.split("//", 1)[1].rstrip("/")
+    hostport, query = url.split("//", 1)[1].split("/", 1)
     host, port = hostport.rsplit(":", 1)
     s = socket.create_connection((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /ws HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    s.sendall((f"GET /ws{query} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     s.settimeout(0.5)
     while not stop.is_set():

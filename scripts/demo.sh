@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # Quick start: record ~5 s from the simulator, verify it, render its report.
+# Needs only a Rust toolchain (rustup's) and one TrueType font for the plot
+# labels; it installs nothing and never touches the system Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/demo-$(date +%Y%m%d-%H%M%S)}
-scripts/setup.sh >/dev/null
+command -v cargo >/dev/null || {
+    echo "demo: cargo not found: install Rust with rustup (https://rustup.rs)" >&2
+    exit 1
+}
+if [[ -z ${HSDAQ_FONT:-} && ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "demo: apt-get install fonts-dejavu-core (the report's plot labels)" >&2
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends fonts-dejavu-core >/dev/null
+    else
+        echo "demo: the report needs one font: sudo apt install fonts-dejavu-core" >&2
+        echo "      (or HSDAQ_FONT=/path/to/font.ttf)" >&2
+        exit 1
+    fi
+fi
 # The dev profile optimises dependencies (see Cargo.toml) and shares its
 # build with `scripts/test.sh`; use --release builds for long recordings.
 echo "demo: building acquire and analysis (the first build takes ~15 minutes on 2 cores)" >&2
 cargo build -q -p hsdaq-acquire -p hsdaq-analysis
-bin=target/debug
+bin=${CARGO_TARGET_DIR:-target}/debug
 $bin/acquire record --device sim --rate 1M --channels 4 --format i16 --duration 5s --out "$run"
 $bin/acquire verify "$run"
 $bin/analysis report "$run" --out "$run/report"

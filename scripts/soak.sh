@@ -9,7 +9,7 @@
 #
 # 17M is half of the 35M scans/s `acquire bench --sustain` recorded for
 # 60 s without loss on the 2-core machines this project is measured on
-# (README "Benchmarks"); pass another RATE on other hardware. The run's
+# (docs/BENCHMARKS.md); pass another RATE on other hardware. The run's
 # segments are deleted once verified and reported (SOAK_KEEP=1 keeps them);
 # manifest.json, health.csv, figures.json and the report stay in target/soak/.
 set -euo pipefail
@@ -22,7 +22,7 @@ OUT=target/soak
 RSS_SLACK_MIB=${SOAK_RSS_SLACK_MIB:-16}
 
 rate_hz=$(echo "$RATE" | sed -e 's/[kK]$/000/' -e 's/M$/000000/')
-# Disk needed: 8 bytes a scan, compressed to about 0.6 (README "Encodings"),
+# Disk needed: 8 bytes a scan, compressed to about 0.6 (docs/BENCHMARKS.md "Encodings"),
 # plus a margin.
 need=$((rate_hz * 8 * SECONDS_WANTED * 6 / 10 + (1 << 30)))
 mkdir -p "$OUT"

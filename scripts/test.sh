@@ -10,6 +10,9 @@ stage() { echo "== [$((SECONDS - start))s] $*"; }
 stage "setup: user-space and kernel toolchains"
 scripts/setup.sh
 hil/setup-toolchain.sh
+# Every python3, spark-submit and dt-validate below is the project's
+# virtual environment's (made by setup.sh), never the system interpreter.
+source scripts/venv.sh
 # The test kernels (cached by input hash; ~40 min of builds on a cold machine)
 # build in the background while the user-space checks run: their Rust and
 # link phases leave a core idle much of the time.
@@ -40,8 +43,8 @@ stage "dts: binding schema, example, overlays and .dtsi validate"
 dts/check.sh
 # The arm64 user space (a static cross build, ~8 min cold) uses the cores
 # the kernel builds' serial phases leave idle; the HIL stages wait for it.
-stage "arm64 user space: cross-building acquire and the guest tools in the background; log target/cross-build.log"
-(ROOT=$PWD ARCH=arm64 && source hil/lib.sh && build_userspace target/hil/qemu-arm64/bin) \
+stage "arm64 user space and dist: cross-building acquire and the guest tools, then the static x86_64/aarch64/armv7 binaries and packages, in the background; log target/cross-build.log"
+(ROOT=$PWD ARCH=arm64 && source hil/lib.sh && build_userspace target/hil/qemu-arm64/bin && scripts/dist.sh) \
     >target/cross-build.log 2>&1 &
 cross=$!
 trap 'kill "$kernels" "$cross" 2>/dev/null || true' EXIT
@@ -69,6 +72,8 @@ stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"
 hil/run.sh --board qemu-arm64
+stage "dist: each static binary's --version (armv7 and aarch64 under qemu-user; armv7 records and verifies), the amd64 package installed, its unit verified, removed"
+scripts/dist.sh --check
 stage "readers: pyarrow, DuckDB, polars, Spark, fastparquet read every sample of each encoding and codec"
 python3 tests/interop.py target/debug/acquire
 stage "all tests passed"

@@ -105,8 +105,8 @@ def readers(run, files, label, encoding, codec):
     check(f"{label}: manifest counts", manifest["counts"]["scans_recorded"] == SCANS)
 
     # fastparquet reads DELTA_BINARY_PACKED (version 1 pages) but has no
-    # BYTE_STREAM_SPLIT decoder: the README's reader matrix says so, and this
-    # check fails (asking for the README to change) the day that differs.
+    # BYTE_STREAM_SPLIT decoder: docs/RECORDINGS.md's reader matrix says so, and this
+    # check fails (asking for that page to change) the day that differs.
     import fastparquet
     try:
         fp = fastparquet.ParquetFile([str(f) for f in files]).to_pandas()
@@ -116,7 +116,7 @@ def readers(run, files, label, encoding, codec):
     except NotImplementedError:
         outcome = "no decoder"
     expect = "reads exactly" if encoding == "delta_binary_packed" else "no decoder"
-    check(f"{label}: fastparquet {expect} (README reader matrix)", outcome == expect, outcome)
+    check(f"{label}: fastparquet {expect} (docs/RECORDINGS.md reader matrix)", outcome == expect, outcome)
     return ref
 
 

@@ -55,27 +55,53 @@ def main():
 
         # Only the page itself may read the stream (acquire/src/live/origin.rs):
         # a WebSocket handshake from another site's page, or addressed by a
-        # DNS name (rebinding), is refused; the same handshake from the page's
-        # own origin is accepted.
-        hostport = url.split("//", 1)[1].rstrip("/")
+        # DNS name (rebinding), or without the printed URL's token, is refused
+        # (403, and not one frame follows); the same handshake from the
+        # page's own origin with the token is accepted.
+        hostport, query = url.split("//", 1)[1].split("/", 1)
+        query = query.lstrip("/")
+        check(query.startswith("?token=") and len(query) == len("?token=") + 32,
+              "the printed URL carries a 128-bit token")
 
-        def handshake(host, origin):
+        def handshake(host, origin, target):
             import socket
             h, p = hostport.rsplit(":", 1)
             with socket.create_connection((h.strip("[]"), int(p)), timeout=5) as c:
-                req = (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                req = (f"GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
                 if origin:
                     req += f"Origin: {origin}\r\n"
                 c.sendall((req + "\r\n").encode())
-                return c.recv(64).decode(errors="replace").split("\r\n", 1)[0]
+                # Everything the server says within a second (frames flow at 20/s).
+                got, c_end = b"", time.time() + 1.0
+                c.settimeout(0.2)
+                while time.time() < c_end:
+                    try:
+                        d = c.recv(4096)
+                    except OSError:
+                        continue
+                    if not d:
+                        break
+                    got += d
+                status = got.split(b"\r\n", 1)[0].decode(errors="replace")
+                frames = b'"type"' in got  # a frame's JSON; a 403 body has none
+                return status, frames
 
-        check(" 101 " in handshake(hostport, f"http://{hostport}"),
-              "WebSocket from the page's own origin accepted (101)")
-        check(" 403" in handshake(hostport, "https://evil.example"),
-              "WebSocket from another site's page refused (403)")
-        check(" 403" in handshake("evil.example:" + hostport.rsplit(":", 1)[1], None),
-              "request addressed by a DNS name other than localhost (rebinding) refused (403)")
+        own = f"http://{hostport}"
+        status, frames = handshake(hostport, own, "/ws" + query)
+        check(" 101 " in status and frames, "WebSocket from the page's own origin, with the token: 101 and frames")
+        for what, host, origin, target in [
+            ("from another site's page", hostport, "https://evil.example", "/ws" + query),
+            ("addressed by a DNS name other than localhost (rebinding)",
+             "evil.example:" + hostport.rsplit(":", 1)[1], None, "/ws" + query),
+            ("without the token", hostport, own, "/ws"),
+            ("with a wrong token", hostport, own, "/ws?token=" + "0" * 32),
+            ("with the token's first half", hostport, own, "/ws" + query[:-16]),
+        ]:
+            status, frames = handshake(host, origin, target)
+            check(" 403" in status and not frames, f"WebSocket {what}: 403 and no frame (got {status!r})")
+        status, _ = handshake(hostport, None, "/")
+        check(" 403" in status, f"the page without the token: 403 (got {status!r})")
 
         b = Browser()
         try:

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::pipeline::Live;
+use crate::counters::Live;
 
 pub use hsdaq_format::health::{HEALTH_COLUMNS, HEALTH_FILE};
 

@@ -16,6 +16,9 @@ pub mod source;
 
 // The recording pipeline and the Parquet sink.
 pub mod chunk;
+pub mod counters;
+pub mod exit;
+pub mod faults;
 pub mod pipeline;
 pub mod sink;
 

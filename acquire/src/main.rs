@@ -6,23 +6,23 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use hsdaq_abi::Format;
+use hsdaq_acquire::faults::PlannedFault;
 use hsdaq_acquire::profile::Profile;
 use hsdaq_acquire::record::{self, RecordPlan};
 use hsdaq_acquire::sink::codec::Codec;
 use hsdaq_acquire::sink::pages::ChannelEncoding;
-use hsdaq_acquire::source::faults::PlannedFault;
 use hsdaq_acquire::source::{source_name, status_name};
 use hsdaq_acquire::units::{
     parse_bytes, parse_positive_duration, parse_rate, parse_scan_count, SegmentPolicy,
     SegmentPolicyExt, UsageError,
 };
-use hsdaq_acquire::{bench, verify};
+use hsdaq_acquire::{bench, exit, units, verify};
 
 /// Record high-speed sample streams from an hsdaq device (or the simulator) to Parquet.
 #[derive(Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(name = "acquire", about, propagate_version = true, after_help = exit::TABLE)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -75,20 +75,37 @@ enum Cmd {
     /// counter), breaking it on purpose if asked: a test and benchmark
     /// sender, to loopback or a peer in the test's own network namespace only.
     Send(SendArgs),
-    /// List board profiles (boards/*/acquire.toml).
+    /// List board profiles (BOARD/acquire.toml).
     Boards {
-        /// Folder holding one sub-folder per board.
-        #[arg(default_value = "boards")]
-        dir: PathBuf,
+        /// Folder holding one sub-folder per board. Default: $HSDAQ_BOARDS,
+        /// else ./boards in a checkout, else the installed profiles
+        /// (/usr/share/hsdaq/boards, or ../share/hsdaq/boards beside the binary).
+        dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --dir write one page per subcommand.
+    Manpage {
+        /// Write acquire.1 and acquire-SUBCOMMAND.1 into this folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
 #[derive(Args, Clone)]
 struct ShapeArgs {
     /// `sim` for the built-in simulator, a device node such as /dev/hsdaq0,
-    /// or an IIO device: iio:NAME, iio:N or /dev/iio:deviceN (`acquire devices` lists them).
-    #[arg(long, default_value = "sim")]
-    device: String,
+    /// an IIO device (iio:NAME, iio:N or /dev/iio:deviceN: `acquire devices`
+    /// lists them) or a network source (udp://ADDR:PORT). Default: the
+    /// profile's device, else sim.
+    #[arg(long)]
+    device: Option<String>,
     /// Scans per second (simulator), e.g. 1000, 250k, 25M. A kernel device's rate must match if given.
     #[arg(long, value_parser = parse_rate)]
     rate: Option<u64>,
@@ -159,16 +176,23 @@ struct RecordArgs {
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Exit 0 even if samples were lost (losses are still recorded and reported).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_allow_loss")]
     allow_loss: bool,
+    /// Exit 3 if samples were lost, whatever the profile says (the default).
+    #[arg(long, overrides_with = "allow_loss")]
+    no_allow_loss: bool,
     /// Print a JSON summary at the end instead of text.
     #[arg(long)]
     json: bool,
-    /// Inject a fault: overrun:BLOCKS@T, stall-producer:DUR@T, stall-consumer:DUR@T, jitter:DUR@T.
-    #[arg(long = "fault", value_parser = PlannedFault::parse)]
+    /// Inject a fault (tests and drills), T after the start:
+    /// overrun:BLOCKS@T, stall-producer:DUR@T, stall-consumer:DUR@T,
+    /// jitter:DUR@T, slow-disk:BYTES@T (bytes per second),
+    /// powercut:write|seal|sync|rename|manifest@T (reboots the machine
+    /// without syncing: a test VM only, needs HSDAQ_POWERCUT=1).
+    #[arg(long = "fault", value_parser = PlannedFault::parse, help_heading = "Testing (not for real recordings)")]
     faults: Vec<PlannedFault>,
     /// Simulator only: produce as fast as the recorder drains (waits when full) instead of at --rate.
-    #[arg(long)]
+    #[arg(long, help_heading = "Testing (not for real recordings)")]
     unpaced: bool,
     /// Serve a read-only live view (signal envelope, rate, losses) while
     /// recording, at ADDR (IP:PORT; default 127.0.0.1 on a free port). A
@@ -207,7 +231,7 @@ struct SendArgs {
     #[arg(long, value_parser = parse_u32_auto, default_value = "1")]
     stream_id: u32,
     /// Break the stream: drop:N@K, dup@K, swap@K, corrupt@K, wrong-stream@K, loss-bit@K (K: datagram number).
-    #[arg(long = "fault")]
+    #[arg(long = "fault", help_heading = "Testing (not for real recordings)")]
     faults: Vec<hsdaq_acquire::source::net::send::Fault>,
     /// Send as fast as possible.
     #[arg(long)]
@@ -260,7 +284,7 @@ struct BenchArgs {
 impl BenchArgs {
     /// The same rules as `record`: a bad value is a usage error naming it.
     fn validate(&self) -> Result<()> {
-        let usage = |m: String| -> Result<()> { Err(UsageError(m).into()) };
+        let usage = |m: String| -> Result<()> { Err(units::usage(m)) };
         if self.channels == 0 || self.channels > hsdaq_abi::layout::MAX_CHANNELS {
             return usage(format!(
                 "--channels {}: expected 1 to {}",
@@ -398,18 +422,48 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if !matches!(cli.cmd, Cmd::Record(_)) {
+        // A listing piped into `head` ends quietly when the reader goes,
+        // like any Unix tool. A recording keeps SIGPIPE ignored: a closed
+        // progress pipe must not kill it before its segment is sealed.
+        // SAFETY: restoring a signal's default disposition, before any
+        // thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("acquire: error: {e:#}");
-            ExitCode::from(if e.downcast_ref::<UsageError>().is_some() {
-                2
-            } else {
-                1
-            })
+            // Usage errors are made as the root error (`units::usage`);
+            // anyhow finds the root through any context added on the way.
+            let is_usage = e.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAILURE })
         }
     }
+}
+
+/// The clap command with the version line that names the ring ABI this
+/// build speaks (a board's driver must match its major).
+fn command() -> clap::Command {
+    let v = format!(
+        "{} (ring ABI {}.{}, reads {}.x)",
+        env!("CARGO_PKG_VERSION"),
+        hsdaq_abi::layout::ABI_MAJOR,
+        hsdaq_abi::layout::ABI_MINOR,
+        hsdaq_abi::layout::ABI_MAJOR
+    );
+    Cli::command()
+        .version(v)
+        .mut_subcommands(|c| c.after_help(exit::TABLE))
+}
+
+/// Marks an error as the user's (exit 2), keeping its message.
+fn usage(e: anyhow::Error) -> anyhow::Error {
+    units::usage(format!("{e:#}"))
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -489,16 +543,23 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Boards { dir } => cmd_boards(&dir),
+        Cmd::Boards { dir, json } => cmd_boards(dir, json),
+        Cmd::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command(), "acquire", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(0)
+        }
+        Cmd::Manpage { dir } => cmd_manpage(dir),
         Cmd::Devices { json } => cmd_devices(json),
         Cmd::Send(a) => {
             if a.channels == 0
                 || a.channels > hsdaq_abi::layout::MAX_CHANNELS
                 || a.scans_per_datagram == 0
             {
-                return Err(
-                    UsageError("--channels 1..64 and --scans-per-datagram above 0".into()).into(),
-                );
+                return Err(units::usage(
+                    "--channels 1..64 and --scans-per-datagram above 0",
+                ));
             }
             let plan = hsdaq_acquire::source::net::send::SendPlan {
                 to: a.to,
@@ -528,18 +589,33 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn cmd_record(a: RecordArgs) -> Result<i32> {
-    let profile = a.profile.as_deref().map(Profile::load).transpose()?;
+    // Every setting: the flag if given, else the profile's, else the default.
+    let profile = a
+        .profile
+        .as_deref()
+        .map(Profile::load)
+        .transpose()
+        .map_err(usage)?;
     let p = profile.clone().unwrap_or_default();
-    let pf = p.device.format.as_deref().map(parse_format).transpose()?;
-    let device = if a.shape.device == "sim" {
-        p.device.path.clone().unwrap_or_else(|| "sim".into())
-    } else {
-        a.shape.device.clone()
-    };
+    let pf = p
+        .device
+        .format
+        .as_deref()
+        .map(parse_format)
+        .transpose()
+        .map_err(usage)?;
+    let device = a
+        .shape
+        .device
+        .clone()
+        .or_else(|| p.device.path.clone())
+        .unwrap_or_else(|| "sim".into());
     let iio = record::is_iio(&device);
     let segment = match (a.segment, &p.record.segment) {
         (Some(s), _) => s,
-        (None, Some(s)) => SegmentPolicy::parse(s).context("invalid record.segment in profile")?,
+        (None, Some(s)) => SegmentPolicy::parse(s)
+            .context("invalid record.segment in profile")
+            .map_err(usage)?,
         (None, None) => SegmentPolicy::parse("1s")?,
     };
     let plan = RecordPlan {
@@ -566,7 +642,11 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
             .encoding
             .or(p.record.encoding)
             .unwrap_or(record::DEFAULT_ENCODING),
-        allow_loss: a.allow_loss || p.record.allow_loss.unwrap_or(false),
+        allow_loss: if a.allow_loss || a.no_allow_loss {
+            a.allow_loss
+        } else {
+            p.record.allow_loss.unwrap_or(false)
+        },
         faults: a.faults,
         live: a.live,
         unpaced: a.unpaced,
@@ -574,7 +654,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         json: a.json,
     };
     if plan.unpaced && plan.device != "sim" {
-        bail!("--unpaced applies to the simulator only");
+        return Err(units::usage("--unpaced applies to the simulator only"));
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -598,7 +678,7 @@ fn cmd_recover(dir: &std::path::Path, json: bool) -> Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        let was = r.previous_status.as_deref().unwrap_or("missing");
+        let was = r.previous_status.map_or("missing", |s| s.as_str());
         if r.rewritten {
             println!(
                 "recovered {}: manifest.json (was {was}) rebuilt from {} closed segments ({} not listed before): {} scans, {} lost in recorded gaps",
@@ -630,7 +710,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
     let plan = RecordPlan {
         channels: shape.count(),
         source: shape.options(),
-        device: shape.device,
+        device: shape.device.unwrap_or_else(|| "sim".into()),
         rate_hz: shape.rate,
         format: shape.format,
         block_bytes: shape.block_bytes,
@@ -774,36 +854,131 @@ fn cmd_devices(json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_boards(dir: &std::path::Path) -> Result<i32> {
-    let mut found = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for d in entries {
-        let f = d.join("acquire.toml");
-        if !f.exists() {
-            continue;
-        }
-        found += 1;
-        match Profile::load(&f) {
-            Ok(p) => println!(
-                "{:<14} {:<10} {} ch × {} @ {} scans/s  {}",
-                p.board
-                    .clone()
-                    .unwrap_or_else(|| d.file_name().unwrap().to_string_lossy().into()),
-                p.device.path.clone().unwrap_or_else(|| "sim".into()),
-                p.device.channels.map_or("?".into(), |c| c.to_string()),
-                p.device.format.clone().unwrap_or_else(|| "?".into()),
-                p.device.rate_hz.map_or("?".into(), |r| r.to_string()),
-                p.description.unwrap_or_default()
-            ),
-            Err(e) => println!("{:<14} INVALID: {e:#}", d.display()),
+/// Where `boards` looks when no folder is given: `$HSDAQ_BOARDS`, then
+/// `./boards` in a checkout, then the installed profiles.
+fn boards_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("HSDAQ_BOARDS") {
+        return Ok(PathBuf::from(d));
+    }
+    let mut tried = vec![PathBuf::from("boards")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(prefix) = exe.parent().and_then(|b| b.parent()) {
+            tried.push(prefix.join("share/hsdaq/boards"));
         }
     }
-    if found == 0 {
+    tried.push(PathBuf::from("/usr/share/hsdaq/boards"));
+    for d in &tried {
+        if d.join(".").is_dir()
+            && std::fs::read_dir(d)?
+                .flatten()
+                .any(|e| e.path().join("acquire.toml").is_file())
+        {
+            return Ok(d.clone());
+        }
+    }
+    bail!(
+        "no board profiles found (looked in {}): give a folder or set HSDAQ_BOARDS",
+        tried
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn cmd_boards(dir: Option<PathBuf>, json: bool) -> Result<i32> {
+    let dir = match dir {
+        Some(d) => d,
+        None => boards_dir()?,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d.join("acquire.toml").exists())
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
         bail!("no board profiles (*/acquire.toml) under {}", dir.display());
+    }
+    let mut rows = Vec::new();
+    let mut invalid = 0;
+    for d in entries {
+        let f = d.join("acquire.toml");
+        let folder = d
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let row = match Profile::load(&f) {
+            Ok(p) => serde_json::json!({
+                "board": p.board.clone().unwrap_or_else(|| folder.clone()),
+                "profile": f.display().to_string(),
+                "device": p.device.path.clone().unwrap_or_else(|| "sim".into()),
+                "channels": p.device.channels,
+                "format": p.device.format,
+                "rate_hz": p.device.rate_hz,
+                "description": p.description,
+            }),
+            Err(e) => {
+                invalid += 1;
+                serde_json::json!({"board": folder, "profile": f.display().to_string(), "error": format!("{e:#}")})
+            }
+        };
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let or_q = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "?".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        for r in &rows {
+            if let Some(e) = r.get("error") {
+                println!("{:<14} INVALID: {}", or_q(&r["board"]), or_q(e));
+            } else {
+                println!(
+                    "{:<14} {:<10} {} ch × {} @ {} scans/s  {}",
+                    or_q(&r["board"]),
+                    or_q(&r["device"]),
+                    or_q(&r["channels"]),
+                    or_q(&r["format"]),
+                    or_q(&r["rate_hz"]),
+                    r["description"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(if invalid > 0 {
+        i32::from(exit::FAILURE)
+    } else {
+        0
+    })
+}
+
+/// `acquire manpage`: the pages clap_mangen makes from the same clap
+/// definitions `--help` prints, so the two never disagree.
+fn cmd_manpage(dir: Option<PathBuf>) -> Result<i32> {
+    let cmd = command();
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut pages = vec![("acquire".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("acquire-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
     }
     Ok(0)
 }

@@ -35,16 +35,59 @@ pub struct Profile {
 pub struct DeviceSettings {
     /// `sim` or `/dev/hsdaqN`.
     pub path: Option<String>,
-    /// Scans per second.
+    /// Scans per second: a number or the flags' grammar (`"1M"`); `rate`
+    /// is the same key under the flag's name.
+    #[serde(default, alias = "rate", deserialize_with = "rate")]
     pub rate_hz: Option<u64>,
     /// Values per scan.
     pub channels: Option<u16>,
     /// `i16` or `i32`.
     pub format: Option<String>,
-    /// Block slot size, bytes.
+    /// Block slot size, bytes: a number or `"64KiB"`.
+    #[serde(default, deserialize_with = "block_bytes")]
     pub block_bytes: Option<u32>,
-    /// Ring data area, bytes.
+    /// Ring data area, bytes: a number or `"64MiB"`.
+    #[serde(default, deserialize_with = "bytes")]
     pub buffer_bytes: Option<u64>,
+}
+
+/// A profile number: a TOML integer, or a string in the flags' grammar
+/// ([`crate::units::parse_quantity`]), so `rate-hz = "1M"` means what
+/// `--rate 1M` means.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Quantity {
+    Int(u64),
+    Text(String),
+}
+
+fn quantity<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    parse: fn(&str) -> Result<u64>,
+) -> std::result::Result<Option<u64>, D::Error> {
+    match Option::<Quantity>::deserialize(d)? {
+        None => Ok(None),
+        Some(Quantity::Int(n)) => Ok(Some(n)),
+        Some(Quantity::Text(t)) => parse(&t)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{e:#}"))),
+    }
+}
+
+fn rate<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    quantity(d, crate::units::parse_rate)
+}
+
+fn bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    quantity(d, crate::units::parse_bytes)
+}
+
+fn block_bytes<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
+    bytes(d)?
+        .map(|b| u32::try_from(b).map_err(|_| serde::de::Error::custom("block-bytes too large")))
+        .transpose()
 }
 
 /// Recording settings.
@@ -186,4 +229,32 @@ pub fn channel_infos(
             raw: device.get(i).and_then(|d| d.raw.clone()),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(body: &str) -> Result<DeviceSettings> {
+        let p: Profile = toml::from_str(&format!("[device]\n{body}"))?;
+        Ok(p.device)
+    }
+
+    #[test]
+    fn profile_numbers_take_the_flags_grammar() {
+        let d = device("rate-hz = \"2.5M\"\nblock-bytes = \"64KiB\"\nbuffer-bytes = \"64MiB\"")
+            .unwrap();
+        assert_eq!(d.rate_hz, Some(2_500_000));
+        assert_eq!(d.block_bytes, Some(65536));
+        assert_eq!(d.buffer_bytes, Some(64 << 20));
+        let d = device("rate = 48000\nblock-bytes = 4096").unwrap();
+        assert_eq!((d.rate_hz, d.block_bytes), (Some(48000), Some(4096)));
+        for bad in [
+            "rate-hz = \"fast\"",
+            "block-bytes = \"1.2345KiB\"",
+            "block-bytes = \"8GiB\"",
+        ] {
+            assert!(device(bad).is_err(), "{bad}");
+        }
+    }
 }

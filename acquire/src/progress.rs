@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::pipeline::Live;
+use crate::counters::Live;
 
 /// Reports a recording's progress.
 pub struct Progress {
@@ -47,8 +47,8 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let scans = live.scans.load(Relaxed);
         let msg = format!(
-            "{:.2} M scans ({:.1} MB/s), {:.1} MB written in {} segments, backlog {}/{} chunks, ring {:.1}% (max {:.1}%), lost {} in {} gaps",
-            scans as f64 / 1e6,
+            "{} scans ({:.1} MB/s), {:.1} MB written in {} segments, backlog {}/{} chunks, ring {:.1}% (max {:.1}%), lost {} in {} gaps",
+            human(scans),
             scans as f64 * self.scan_bytes as f64 / secs / 1e6,
             live.bytes_written.load(Relaxed) as f64 / 1e6,
             live.segments.load(Relaxed),
@@ -72,5 +72,26 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// A count as a person reads it: `950`, `12.3 k`, `4.56 M`, `7.89 G`.
+fn human(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1} k", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} M", n as f64 / 1e6),
+        _ => format!("{:.2} G", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_at_every_rate() {
+        assert_eq!(super::human(950), "950");
+        assert_eq!(super::human(12_345), "12.3 k");
+        assert_eq!(super::human(4_560_000), "4.56 M");
+        assert_eq!(super::human(7_890_000_000), "7.89 G");
     }
 }

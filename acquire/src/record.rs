@@ -6,29 +6,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use hsdaq_abi::layout::StreamLayout;
 use hsdaq_abi::Format;
 use serde::Serialize;
 
-use crate::manifest::{sync_dir, Counts, Manifest, StreamInfo, Versions};
-use crate::pipeline::{End, Live, PipelineConfig};
+use crate::counters::Live;
+use crate::exit;
+use crate::faults::PlannedFault;
+use crate::manifest::{sync_dir, Counts, Manifest, RunStatus, StreamInfo, Versions};
+use crate::pipeline::{End, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
 use crate::sink::codec::Codec;
 use crate::sink::pages::ChannelEncoding;
 use crate::sink::segment::SegmentFormat;
 use crate::source::chardev::CharDevice;
-use crate::source::faults::PlannedFault;
 use crate::source::sim::{Overflow, SimConfig, SimDevice};
 use crate::source::Device;
 use crate::units::uname;
 use crate::units::{SegmentPolicy, SegmentPolicyExt};
 
+/// A usage error (exit 2): the flags or profile, not the machine, are wrong.
+macro_rules! usage_err {
+    ($($t:tt)*) => { crate::units::usage(format!($($t)*)) };
+}
+macro_rules! usage_bail {
+    ($($t:tt)*) => { return Err(usage_err!($($t)*)) };
+}
+
 /// Chunks in the recorder's pool: one filling, one encoding, the rest absorb
 /// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32).
 pub const POOL_CHUNKS: usize = 6;
 
-/// The codec when neither flag nor profile names one (README "Encodings").
+/// The codec when neither flag nor profile names one (docs/BENCHMARKS.md "Encodings").
 pub const DEFAULT_CODEC: Codec = Codec::Zstd;
 /// The channel encoding when neither flag nor profile names one.
 pub const DEFAULT_ENCODING: ChannelEncoding = ChannelEncoding::Delta;
@@ -103,7 +113,7 @@ pub struct Summary {
     /// Run folder.
     pub run_dir: String,
     /// `complete`, `interrupted` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// Failure, if any.
     pub error: Option<String>,
     /// Scans recorded.
@@ -139,25 +149,40 @@ pub struct Summary {
     pub loss_detection: String,
 }
 
-/// Exit status when samples were lost and loss was not allowed.
-pub const EXIT_LOSS: i32 = 3;
-
 /// Whether `device` names an IIO device (`iio:NAME`, `/dev/iio:deviceN`).
 pub fn is_iio(device: &str) -> bool {
     device.starts_with("iio:") || device.starts_with("/dev/iio:")
+}
+
+/// The simulator's block size when none is asked for: the largest power of
+/// two whose block spans at most ~10 ms of the stream, so that progress, the
+/// live view and the file follow a slow stream within a fraction of a second
+/// (a 64 KiB block is 8 s of a 1 kHz × 4 ch × i16 stream). Bounded below by
+/// a header and four scans (and the ABI's minimum), above by 64 KiB, which
+/// fast streams need to keep the per-block cost small.
+pub fn default_block_bytes(rate_hz: u64, scan_bytes: usize) -> u32 {
+    use hsdaq_abi::layout::{BLOCK_HEADER_BYTES, MIN_BLOCK_BYTES};
+    const MAX: u64 = 64 << 10;
+    let per_10ms = (u128::from(rate_hz) * scan_bytes as u128 / 100) as u64;
+    let want = (per_10ms + BLOCK_HEADER_BYTES as u64).min(MAX);
+    let floor_pow2 = 1u64 << (63 - want.leading_zeros());
+    let min = ((BLOCK_HEADER_BYTES + 4 * scan_bytes) as u64)
+        .next_power_of_two()
+        .max(u64::from(MIN_BLOCK_BYTES));
+    floor_pow2.clamp(min, MAX.max(min)) as u32
 }
 
 /// Opens the device named by the plan.
 pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
     let o = &plan.source;
     if o.channel_names.is_some() && !is_iio(&plan.device) {
-        bail!(
+        usage_bail!(
             "--channels by name applies to IIO devices (--device iio:NAME); give a count for {}",
             plan.device
         );
     }
     if o.iio_trigger.is_some() && !is_iio(&plan.device) {
-        bail!("--iio-trigger applies to IIO devices (--device iio:NAME)");
+        usage_bail!("--iio-trigger applies to IIO devices (--device iio:NAME)");
     }
     let net = crate::source::net::parse_url(&plan.device);
     let net_only = o.framing.is_some()
@@ -166,18 +191,18 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
         || o.rcvbuf.is_some()
         || o.reference_signal;
     if net.is_none() && net_only {
-        bail!("--framing, --stream-id, --reorder, --rcvbuf and --reference-signal apply to network sources (--device udp://ADDR:PORT)");
+        usage_bail!("--framing, --stream-id, --reorder, --rcvbuf and --reference-signal apply to network sources (--device udp://ADDR:PORT)");
     }
     if plan.device.starts_with("udp://") && net.is_none() {
-        bail!(
+        usage_bail!(
             "--device {}: expected udp://ADDR:PORT, e.g. udp://0.0.0.0:4991 or udp://239.1.2.3:4991",
             plan.device
         );
     }
     if let Some(addr) = net {
-        let framing = o
-            .framing
-            .context("a network source needs --framing vrt|difi|seq32@OFFSET|seq64@OFFSET")?;
+        let Some(framing) = o.framing else {
+            usage_bail!("a network source needs --framing vrt|difi|seq32@OFFSET|seq64@OFFSET");
+        };
         let req = crate::source::net::NetRequest {
             addr,
             framing,
@@ -195,7 +220,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
     }
     if is_iio(&plan.device) {
         if plan.channels.is_some() || plan.format.is_some() {
-            bail!("an IIO device's channels and format come from the device: name channels with --channels NAME,NAME");
+            usage_bail!("an IIO device's channels and format come from the device: name channels with --channels NAME,NAME");
         }
         let req = crate::source::iio::IioRequest {
             device: plan
@@ -212,15 +237,23 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
         return Ok(Box::new(crate::source::iio::open(&req)?));
     }
     if plan.device == "sim" {
+        let (channels, format) = (
+            plan.channels.unwrap_or(4),
+            plan.format.unwrap_or(Format::I16),
+        );
+        let rate_hz = plan.rate_hz.unwrap_or(1_000_000);
+        let scan_bytes = channels as usize * format.bytes();
         let layout = StreamLayout {
-            channels: plan.channels.unwrap_or(4),
-            format: plan.format.unwrap_or(Format::I16),
+            channels,
+            format,
             data_size: plan.buffer_bytes.unwrap_or(64 << 20),
-            block_bytes: plan.block_bytes.unwrap_or(64 << 10),
-            rate_hz: plan.rate_hz.unwrap_or(1_000_000),
+            block_bytes: plan
+                .block_bytes
+                .unwrap_or_else(|| default_block_bytes(rate_hz, scan_bytes)),
+            rate_hz,
         };
         if let Err(e) = layout.validate() {
-            bail!(
+            usage_bail!(
                 "invalid --{}: {} (channels 1..=64, block bytes a power of two >= 256 and <= buffer/2, buffer a power of two 8KiB..1GiB, rate 1..=100M)",
                 e.field().replace("-hz", ""),
                 match e.field() {
@@ -249,7 +282,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
     let i = *dev.info();
     let fmt = Format::from_raw(i.format);
     let mismatch = |what: &str, want: String, have: String| {
-        anyhow::anyhow!("{what} {want} was asked for, but {} delivers {have}: change the profile/flags or the device's firmware properties", plan.device)
+        usage_err!("{what} {want} was asked for, but {} delivers {have}: change the profile/flags or the device's firmware properties", plan.device)
     };
     if let Some(c) = plan.channels.filter(|&c| c != i.channels) {
         return Err(mismatch("channels", c.to_string(), i.channels.to_string()));
@@ -270,7 +303,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
 /// Creates the run folder; refuses one that already holds a recording.
 fn prepare_dir(out: &Path) -> Result<()> {
     if out.join("manifest.json").exists() {
-        bail!(
+        usage_bail!(
             "{} already holds a recording (manifest.json): choose another --out",
             out.display()
         );
@@ -297,7 +330,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         .map(|p| p.channels.clone())
         .unwrap_or_default();
     let channels = channel_infos(&specs, layout.channels as usize, &device.channels())
-        .with_context(|| format!("profile does not fit {}", plan.device))?;
+        .with_context(|| format!("profile does not fit {}", plan.device))
+        .map_err(|e| usage_err!("{e:#}"))?;
     // Checked before anything is written: an impossible size is a usage error.
     let scan_limit = match (plan.scans, plan.duration) {
         (Some(n), _) => Some(n),
@@ -377,11 +411,13 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     let mut m = outcome.manifest;
     m.start_monotonic_ns = live.start_ns.load(Ordering::Relaxed);
     let (status, error) = match &outcome.end {
-        End::Limit => ("complete", None),
-        End::Signal => ("interrupted", None),
-        End::Failed(e) => ("failed", Some(e.clone())),
+        End::Limit => (RunStatus::Complete, None),
+        // With no --duration/--samples a signal is the planned end.
+        End::Signal if scan_limit.is_none() => (RunStatus::Complete, None),
+        End::Signal => (RunStatus::Interrupted, None),
+        End::Failed(e) => (RunStatus::Failed, Some(e.clone())),
     };
-    m.status = status.into();
+    m.status = status;
     m.error = error.clone();
     m.write(&plan.out)
         .context("cannot write the final manifest")?;
@@ -389,7 +425,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     let sample_bytes = m.counts.scans_recorded * layout.scan_bytes() as u64;
     let summary = Summary {
         run_dir: plan.out.display().to_string(),
-        status: status.into(),
+        status,
         error,
         scans_recorded: m.counts.scans_recorded,
         scans_lost: m.counts.lost(),
@@ -419,13 +455,15 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
             );
         }
     }
-    let code = if summary.status == "failed" {
-        1
+    let code = i32::from(if summary.status == RunStatus::Failed {
+        exit::FAILURE
     } else if summary.scans_lost > 0 && !plan.allow_loss {
-        EXIT_LOSS
+        exit::SAMPLES_LOST
+    } else if summary.status == RunStatus::Interrupted {
+        exit::INTERRUPTED
     } else {
-        0
-    };
+        exit::COMPLETE
+    });
     Ok((summary, code))
 }
 
@@ -445,7 +483,7 @@ pub fn start_manifest(
     Manifest {
         kind: "hsdaq-run".into(),
         manifest_version: 1,
-        status: "recording".into(),
+        status: RunStatus::Recording,
         error: None,
         board,
         stream: StreamInfo {
@@ -476,7 +514,7 @@ pub fn start_manifest(
         start_wall_clock: humantime::format_rfc3339_millis(std::time::SystemTime::now())
             .to_string(),
         start_monotonic_ns: 0,
-        compression: codec.label().into(),
+        compression: codec.name().into(),
         compression_changes: Vec::new(),
         channel_encoding: encoding.label().into(),
         segment_policy,
@@ -577,5 +615,47 @@ impl Summary {
         if let Some(e) = &self.error {
             eprintln!("acquire: error: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_blocks_span_at_most_about_ten_ms() {
+        use hsdaq_abi::layout::BLOCK_HEADER_BYTES;
+        for (rate, scan) in [
+            (1_000u64, 8usize),
+            (10_000, 8),
+            (48_000, 16),
+            (250_000, 16),
+            (1_000_000, 8),
+            (25_000_000, 8),
+            (1_000, 256),
+        ] {
+            let b = default_block_bytes(rate, scan);
+            assert!(
+                b.is_power_of_two() && (256..=64 << 10).contains(&b),
+                "{rate} {scan}: {b}"
+            );
+            let scans = (b as usize - BLOCK_HEADER_BYTES) / scan;
+            assert!(scans >= 4, "{rate} {scan}: {scans} scans");
+            let ms = scans as f64 * 1e3 / rate as f64;
+            // ~10 ms unless the floor (4 scans, 256 B) or the 64 KiB cap decides.
+            assert!(
+                ms <= 10.0 || b == 256 || scans == 4,
+                "{rate} {scan}: {ms} ms"
+            );
+            if b < 64 << 10 && b > 256 {
+                assert!(ms > 2.5, "{rate} {scan}: {ms} ms is needlessly small");
+            }
+        }
+        assert_eq!(
+            default_block_bytes(1_000_000, 8),
+            64 << 10,
+            "fast streams keep 64 KiB"
+        );
+        assert_eq!(default_block_bytes(10_000, 8), 512);
     }
 }

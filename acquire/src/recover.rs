@@ -15,11 +15,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::manifest::{Counts, Manifest, SegmentInfo};
-use crate::verify::{run_files, segment_metadata, structure};
-
-/// Status of a manifest rebuilt by `recover`.
-pub const STATUS_RECOVERED: &str = "recovered";
+use crate::manifest::{Counts, Manifest, RunStatus, SegmentInfo};
+use hsdaq_format::run::{run_files, segment_metadata, structure};
 
 /// Why a `.partial` segment whose block table was not renamed is left.
 pub const PARTIAL_WHY: &str = "not confirmed durable: the recorder renames a segment's block \
@@ -44,7 +41,7 @@ pub struct RecoverReport {
     /// The run folder.
     pub run_dir: String,
     /// `manifest.json`'s status before (None when it was missing or unreadable).
-    pub previous_status: Option<String>,
+    pub previous_status: Option<RunStatus>,
     /// Whether `manifest.json` was rewritten (false: it already matched).
     pub rewritten: bool,
     /// Closed segments in the rebuilt manifest.
@@ -79,7 +76,9 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
         bail!("{} is not a run folder", dir.display());
     }
     let previous = Manifest::read(dir).ok();
-    let unclosed = previous.as_ref().is_none_or(|m| m.status == "recording");
+    let unclosed = previous
+        .as_ref()
+        .is_none_or(|m| m.status == RunStatus::Recording);
     let mut salvaged = Vec::new();
     if unclosed {
         for p in run_files(dir)?.1 {
@@ -115,7 +114,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
     // already recovered keeps its manifest: a mismatch there is damage to
     // report (below), not a crash to repair.
     let rebuilt = match &previous {
-        Some(p) if p.status != "recording" => p.clone(),
+        Some(p) if p.status.closed() => p.clone(),
         _ => rebuild(base, &records, previous.as_ref(), salvaged.len()),
     };
     let known = previous.as_ref().map_or(0, |m| m.segments.len());
@@ -137,7 +136,11 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
             why: PARTIAL_WHY.into(),
         });
     }
-    let (damage, _) = structure(dir, &done);
+    let damage: Vec<String> = structure(dir, &done)
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Ok(RecoverReport {
         run_dir: dir.display().to_string(),
         previous_status: previous.map(|m| m.status),
@@ -189,7 +192,7 @@ fn rebuild(
          known",
         segments.len()
     ));
-    m.status = STATUS_RECOVERED.into();
+    m.status = RunStatus::Recovered;
     m.counts = Counts::default();
     m.gaps.clear();
     m.gaps_not_listed = 0;

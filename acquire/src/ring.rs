@@ -160,15 +160,25 @@ impl<'a, C: Counter> ConsumerCursor<'a, C> {
 
 /// A mapped ring: the control page and the data area, wherever they live
 /// (simulator memory, a kernel mapping).
-#[derive(Clone, Copy)]
+///
+/// A view holds its mapping alive (`owner`): a `RingMap` that outlives the
+/// device it came from still points at mapped memory, so `let r =
+/// dev.ring(); drop(dev); r.control()` reads a ring nobody writes any more,
+/// never an unmapped page. Cloning is one reference count; it is done at
+/// set-up, never per block.
+#[derive(Clone)]
 pub struct RingMap {
     control: *const ControlPage,
     data: *mut u8,
     layout: StreamLayout,
+    _owner: Owner,
 }
 
-// SAFETY: a RingMap is two raw pointers into a mapping that outlives every
-// thread using it (owned by the device object). All shared mutable state in
+/// What keeps a ring's memory mapped: the mapping itself, shared.
+pub type Owner = std::sync::Arc<dyn Send + Sync>;
+
+// SAFETY: a RingMap is two raw pointers into a mapping that its `owner`
+// keeps alive as long as any view exists. All shared mutable state in
 // it is accessed through atomics or, for block bytes, under the SPSC
 // protocol, which gives each block slot one owner at a time.
 unsafe impl Send for RingMap {}
@@ -203,8 +213,12 @@ impl RingMap {
     /// # Safety
     /// `control` must point to a mapped, 4096-byte control page and `data`
     /// to `data_size` mapped bytes (as announced by that page), both valid
-    /// for as long as the returned value is used.
-    pub unsafe fn new(control: *const ControlPage, data: *mut u8) -> Result<Self, MapError> {
+    /// for as long as `owner` lives (the view keeps it).
+    pub unsafe fn new(
+        control: *const ControlPage,
+        data: *mut u8,
+        owner: Owner,
+    ) -> Result<Self, MapError> {
         // SAFETY: the caller guarantees `control` is valid.
         let c = unsafe { &*control };
         if c.magic != hsdaq_abi::layout::CONTROL_MAGIC {
@@ -232,6 +246,7 @@ impl RingMap {
             control,
             data,
             layout,
+            _owner: owner,
         })
     }
 
@@ -296,7 +311,7 @@ impl RingMap {
 /// A ring in this process's own memory (the simulator's, a feed's): an
 /// anonymous mapping whose control page is written here, once.
 pub struct LocalRing {
-    map: memmap2::MmapMut,
+    map: std::sync::Arc<memmap2::MmapMut>,
 }
 
 impl LocalRing {
@@ -334,17 +349,26 @@ impl LocalRing {
         c.source = source;
         c.rate_hz = layout.rate_hz;
         fill_name(&mut c.name, name);
-        Ok(Self { map })
+        Ok(Self {
+            map: std::sync::Arc::new(map),
+        })
     }
 
-    /// The ring's view. Valid while `self` lives: an owner joins the
-    /// thread that writes through it before dropping the ring.
+    /// The ring's view; it keeps the memory mapped as long as it lives.
     pub fn view(&self) -> RingMap {
         let base = self.map.as_ptr() as *mut u8;
+        let owner: Owner = self.map.clone();
         // SAFETY: the mapping holds the control page written in `new` and
-        // `data_size` bytes after it, alive as long as `self`.
-        unsafe { RingMap::new(base.cast(), base.add(hsdaq_abi::layout::CONTROL_BYTES)) }
-            .expect("LocalRing::new writes a valid control page")
+        // `data_size` bytes after it, and `owner` keeps it mapped. Writes
+        // go through the view's atomics and protocol-owned slots only.
+        unsafe {
+            RingMap::new(
+                base.cast(),
+                base.add(hsdaq_abi::layout::CONTROL_BYTES),
+                owner,
+            )
+        }
+        .expect("LocalRing::new writes a valid control page")
     }
 }
 
@@ -405,8 +429,9 @@ mod abi_tests {
             (*c).abi_major = 1;
         }
         let mut data = [0u8; 64];
-        // SAFETY: `RingMap::new` refuses before it reads the data area.
-        let err = unsafe { RingMap::new(c, data.as_mut_ptr()) }
+        // SAFETY: `RingMap::new` refuses before it reads the data area, so
+        // no view outlives `page` or `data`.
+        let err = unsafe { RingMap::new(c, data.as_mut_ptr(), std::sync::Arc::new(())) }
             .err()
             .expect("refused");
         assert!(matches!(err, MapError::Abi { major: 1, minor: 0 }));

@@ -12,7 +12,7 @@ pub fn available_cores() -> usize {
 /// Nice value of the encoder and writer threads: they have a pool of
 /// chunks of slack, the drain has only the ring. When all cores are busy
 /// encoding, a waking drain thread then runs at once instead of waiting for
-/// a time slice (README "What the figures say": block latency).
+/// a time slice (docs/BENCHMARKS.md "What the figures say": block latency).
 const ENCODER_NICE: libc::c_int = 10;
 
 /// Lowers the calling thread's priority to [`ENCODER_NICE`] (Linux nice

@@ -10,40 +10,76 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         .with_context(|| format!("invalid duration {s:?} (try 10s, 500ms, 2m)"))
 }
 
-/// Parses a byte size such as `4096`, `64KiB`, `256MiB`, `1GB`.
-pub fn parse_bytes(s: &str) -> Result<u64> {
+/// The multipliers of [`parse_quantity`]'s grammar: SI and binary.
+const MULTIPLIERS: [(&str, u128); 7] = [
+    ("k", 1_000),
+    ("K", 1_000),
+    ("M", 1_000_000),
+    ("G", 1_000_000_000),
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+];
+
+/// The one grammar for every number a user types, in flags and profile
+/// keys alike: a whole or decimal number, then an optional multiplier,
+/// SI `k`/`K`, `M`, `G` (×10³, ×10⁶, ×10⁹) or binary `Ki`, `Mi`, `Gi`
+/// (×2¹⁰, ×2²⁰, ×2³⁰); sizes may end in `B` (`64KiB`, `1MB`, `4096B`).
+/// `2.5M` is 2 500 000; a value that is not a whole number (`1.5`) is
+/// refused, as is an overflow. A bare `K` means 1000 here as on a rate:
+/// one meaning per letter, everywhere.
+pub fn parse_quantity(s: &str, bytes: bool) -> Result<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid size {s:?} (try 4096, 64KiB, 256MiB)"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "kB" | "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        u => bail!("invalid size unit {u:?} in {s:?} (use B, KiB, MiB, GiB, kB, MB, GB)"),
+    if num.is_empty() || num == "." {
+        bail!("{s:?} is not a number");
+    }
+    let mut unit = unit.trim();
+    if bytes {
+        unit = unit.strip_suffix('B').unwrap_or(unit);
+    }
+    let mult: u128 = match MULTIPLIERS.iter().find(|m| m.0 == unit) {
+        Some(m) => m.1,
+        None if unit.is_empty() => 1,
+        None => bail!(
+            "unknown multiplier {:?} in {s:?} (use k, M, G or Ki, Mi, Gi{})",
+            unit,
+            if bytes {
+                ", optionally followed by B"
+            } else {
+                ""
+            }
+        ),
     };
-    n.checked_mul(mult)
-        .with_context(|| format!("size {s:?} overflows"))
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if frac.contains('.') || frac.len() > 9 {
+        bail!("{s:?} is not a number");
+    }
+    let digits = format!("{whole}{frac}");
+    let mantissa: u128 = digits
+        .parse()
+        .with_context(|| format!("{s:?} is not a number"))?;
+    let scaled = mantissa
+        .checked_mul(mult)
+        .with_context(|| format!("{s:?} is too large"))?;
+    let div = 10u128.pow(frac.len() as u32);
+    if scaled % div != 0 {
+        bail!("{s:?} is not a whole number");
+    }
+    u64::try_from(scaled / div).with_context(|| format!("{s:?} is too large"))
 }
 
-/// Parses a rate in scans per second: `1000`, `250k`, `25M`.
+/// Parses a byte size such as `4096`, `64KiB`, `256MiB`, `1GB` ([`parse_quantity`]).
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    parse_quantity(s, true).context("invalid size (try 4096, 64KiB, 256MiB, 1GB)")
+}
+
+/// Parses a rate in scans per second: `1000`, `250k`, `2.5M` ([`parse_quantity`]).
 pub fn parse_rate(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1_000),
-        Some((i, 'M')) => (&t[..i], 1_000_000),
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid rate {s:?} (try 1000, 250k, 25M)"))?;
-    let r = n.checked_mul(mult).context("rate overflows")?;
+    let r = parse_quantity(s, false).context("invalid rate (try 1000, 250k, 25M)")?;
     if r == 0 {
         bail!("rate must be above 0 scans/s");
     }
@@ -64,7 +100,14 @@ pub trait SegmentPolicyExt: Sized {
 impl SegmentPolicyExt for SegmentPolicy {
     fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
-        let is_size = t.ends_with('B') || t.chars().all(|c| c.is_ascii_digit());
+        // A size ends in B, is a bare number, or ends in a multiplier of
+        // the one grammar (`256M`, `1Gi`): `M` is never months here.
+        let is_size = t.ends_with('B')
+            || t.chars().all(|c| c.is_ascii_digit())
+            || MULTIPLIERS.iter().any(|(m, _)| {
+                t.strip_suffix(m)
+                    .is_some_and(|n| n.ends_with(|c: char| c.is_ascii_digit() || c == '.'))
+            });
         let p = if is_size {
             SegmentPolicy::Bytes(parse_bytes(t)?)
         } else {
@@ -94,6 +137,12 @@ impl SegmentPolicyExt for SegmentPolicy {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A usage error (exit 2) with this message: the one way code says the
+/// user's flags or profile, not the machine, are wrong.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
 /// Most scans a recording can index: `seq` is a signed 64-bit column.
 pub const MAX_SCANS: u64 = i64::MAX as u64;
 
@@ -109,11 +158,10 @@ pub fn scans_in(d: Duration, rate: u64, flag: &str) -> Result<u64> {
         .filter(|&n| n <= MAX_SCANS)
     {
         Some(n) => Ok(n.max(1)),
-        None => Err(UsageError(format!(
+        None => Err(usage(format!(
             "{flag} {} at {rate} scans/s is more scans than a recording can index (2^63 - 1)",
             humantime::format_duration(d)
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -128,10 +176,8 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration> {
 
 /// Parses a scan count in `1..=2^63-1` (`--samples`).
 pub fn parse_scan_count(s: &str) -> Result<u64> {
-    let n: u64 = s
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid scan count {s:?} (a whole number such as 1000000)"))?;
+    let n = parse_quantity(s, false)
+        .context("invalid count (a whole number such as 1000000, 50M or 4Mi)")?;
     if n == 0 {
         bail!("0 scans records nothing: give a positive count");
     }
@@ -184,6 +230,60 @@ mod tests {
         assert_eq!(parse_rate("250k").unwrap(), 250_000);
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn one_grammar_for_counts_rates_and_sizes() {
+        // The same letter means the same factor in every kind of number.
+        for (text, want) in [
+            ("50M", 50_000_000),
+            ("2.5M", 2_500_000),
+            ("12500k", 12_500_000),
+            ("64K", 64_000),
+            ("4Mi", 4 << 20),
+            ("1G", 1_000_000_000),
+            ("0.5k", 500),
+        ] {
+            assert_eq!(parse_quantity(text, false).unwrap(), want, "{text}");
+            assert_eq!(parse_scan_count(text).unwrap(), want, "{text}");
+            assert_eq!(parse_rate(text).unwrap(), want, "{text}");
+            assert_eq!(parse_bytes(&format!("{text}B")).unwrap(), want, "{text}B");
+        }
+        assert_eq!(parse_bytes("64KiB").unwrap(), 65536);
+        assert_eq!(parse_bytes("64Ki").unwrap(), 65536);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        for bad in [
+            "1.5",
+            "-5",
+            "",
+            ".",
+            "1..2",
+            "5X",
+            "1KiBB",
+            "1e6",
+            "99999999999999999999G",
+        ] {
+            assert!(parse_scan_count(bad).is_err(), "{bad:?}");
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_rate("50MB").is_err(), "a rate takes no B");
+        // --segment: M is a size multiplier, never months; m is minutes.
+        assert_eq!(
+            SegmentPolicy::parse("256M").unwrap(),
+            SegmentPolicy::Bytes(256_000_000)
+        );
+        assert_eq!(
+            SegmentPolicy::parse("1Gi").unwrap(),
+            SegmentPolicy::Bytes(1 << 30)
+        );
+        assert_eq!(
+            SegmentPolicy::parse("64MiB").unwrap(),
+            SegmentPolicy::Bytes(64 << 20)
+        );
+        assert_eq!(
+            SegmentPolicy::parse("2m").unwrap(),
+            SegmentPolicy::Duration(std::time::Duration::from_secs(120))
+        );
         assert_eq!(
             SegmentPolicy::parse("1s").unwrap(),
             SegmentPolicy::Duration(Duration::from_secs(1))

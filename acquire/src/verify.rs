@@ -16,8 +16,8 @@ use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
 use serde::Serialize;
 
-use crate::manifest::{Gap, Manifest};
-pub use hsdaq_format::run::{run_files, segment_metadata, structure};
+use crate::manifest::{Gap, Manifest, RunStatus};
+pub use hsdaq_format::run::{run_files, segment_metadata, structure, Damage};
 
 /// What `verify` found.
 #[derive(Debug, Default, Serialize)]
@@ -64,8 +64,8 @@ impl VerifyReport {
 /// `recording`, or an unfinished segment is left): what to run.
 fn crash_hint(dir: &Path, report: &VerifyReport) -> Option<String> {
     let status = Manifest::read(dir).map(|m| m.status).ok();
-    let open = status.as_deref() == Some("recording");
-    let recovered = status.as_deref() == Some(crate::recover::STATUS_RECOVERED);
+    let open = status == Some(RunStatus::Recording);
+    let recovered = status == Some(RunStatus::Recovered);
     if recovered || (!open && report.partial_skipped.is_empty()) {
         return None;
     }
@@ -103,7 +103,7 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
                 );
             }
             if let Ok(m) = Manifest::read(path) {
-                if m.status == crate::recover::STATUS_RECOVERED
+                if m.status == RunStatus::Recovered
                     && m.segments.is_empty()
                     && m.counts.scans_recorded == 0
                 {
@@ -113,14 +113,14 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
             }
             bail!("{} holds no closed segment-*.parquet files", path.display());
         }
-        let damage: Vec<String> = structure(path, &done)
+        let damage: Vec<Damage> = structure(path, &done)
             .0
             .into_iter()
-            .filter(|d| !(trust_segments && d.starts_with("manifest.json cannot be read")))
+            .filter(|d| !(trust_segments && matches!(d, Damage::ManifestUnreadable(_))))
             .collect();
         if let Some(first) = damage.first() {
             report.files = done.iter().map(|p| p.display().to_string()).collect();
-            report.first_error = Some(if first.starts_with("manifest.json cannot be read") {
+            report.first_error = Some(if matches!(first, Damage::ManifestUnreadable(_)) {
                 format!(
                     "{}: {first}; to check the segments on their own records, run `acquire verify --trust-segments {}`, or rebuild it with `acquire recover {}`",
                     path.display(),
@@ -128,7 +128,8 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
                     path.display()
                 )
             } else {
-                format!("{}: {}", path.display(), damage.join("; "))
+                let all: Vec<String> = damage.iter().map(Damage::to_string).collect();
+                format!("{}: {}", path.display(), all.join("; "))
             });
             return Ok(report);
         }
@@ -152,7 +153,7 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
     report.checks = checks_ran(&report);
     if report.first_error.is_none() && path.is_dir() {
         if let Ok(m) = Manifest::read(path) {
-            if (m.status == "complete" || m.status == crate::recover::STATUS_RECOVERED)
+            if matches!(m.status, RunStatus::Complete | RunStatus::Recovered)
                 && (m.counts.scans_recorded != report.rows || m.counts.scans_lost != report.lost)
             {
                 report.first_error = Some(format!(
@@ -230,8 +231,8 @@ fn verify_file(
     for rg in 0..reader.num_row_groups() {
         let g = reader.get_row_group(rg)?;
         let n = g.metadata().num_rows() as usize;
-        read_i64(&*g, 0, n, &mut seq)?;
-        read_i64(&*g, 1, n, &mut t)?;
+        read_col::<Int64Type>(&*g, 0, n, &mut seq)?;
+        read_col::<Int64Type>(&*g, 1, n, &mut t)?;
         for (i, &s) in seq.iter().enumerate() {
             let expect = prev.map_or(manifest.stream.first_seq as i64, |p| p + 1);
             if s != expect {
@@ -262,7 +263,7 @@ fn verify_file(
         }
         for c in 0..channels {
             // Decoded whatever the signal: every page must decode.
-            read_i32(&*g, 2 + c, n, &mut vals)?;
+            read_col::<Int32Type>(&*g, 2 + c, n, &mut vals)?;
             if !compare {
                 continue;
             }
@@ -306,21 +307,15 @@ fn verify_file(
     Ok(())
 }
 
-fn read_i64(g: &dyn RowGroupReader, col: usize, n: usize, out: &mut Vec<i64>) -> Result<()> {
+/// Reads `n` rows of a required column of Parquet type `T` into `out`.
+fn read_col<T: parquet::data_type::DataType>(
+    g: &dyn RowGroupReader,
+    col: usize,
+    n: usize,
+    out: &mut Vec<T::T>,
+) -> Result<()> {
     out.clear();
-    let mut r = get_typed_column_reader::<Int64Type>(g.get_column_reader(col)?);
-    while out.len() < n {
-        let (recs, _, _) = r.read_records(n - out.len(), None, None, out)?;
-        if recs == 0 {
-            bail!("column {col} ends after {} of {n} rows", out.len());
-        }
-    }
-    Ok(())
-}
-
-fn read_i32(g: &dyn RowGroupReader, col: usize, n: usize, out: &mut Vec<i32>) -> Result<()> {
-    out.clear();
-    let mut r = get_typed_column_reader::<Int32Type>(g.get_column_reader(col)?);
+    let mut r = get_typed_column_reader::<T>(g.get_column_reader(col)?);
     while out.len() < n {
         let (recs, _, _) = r.read_records(n - out.len(), None, None, out)?;
         if recs == 0 {

@@ -1,6 +1,6 @@
 //! `acquire bench --json` prints one object with the limits, the encoding
-//! comparison, the stages and the efficiency per codec (README
-//! "Benchmarks"). A short run checks the shape and that every figure was
+//! comparison, the stages and the efficiency per codec
+//! (docs/BENCHMARKS.md). A short run checks the shape and that every figure was
 //! measured; the figures themselves are read by people, not asserted.
 
 use std::process::Command;
@@ -44,9 +44,32 @@ fn bench_json_has_limits_stages_and_efficiency() {
             "{c}"
         );
     }
-    // Both channel encodings × 4 codecs × 2 signals.
+    // Both channel encodings × 4 codecs × 2 signals, and the parquet
+    // crate's own writer on the same two signals (DELTA, no codec).
     let enc = v["encodings"].as_array().unwrap();
-    assert_eq!(enc.len(), 16);
+    assert_eq!(enc.len(), 18);
+    let stock: Vec<_> = enc
+        .iter()
+        .filter(|e| e["encoding"] == hsdaq_acquire::bench::STOCK_WRITER)
+        .collect();
+    assert_eq!(stock.len(), 2);
+    for s in stock {
+        // The same encoding of the same values: the same size within the
+        // file's framing, so the speed comparison is like for like.
+        let ours = enc
+            .iter()
+            .find(|e| {
+                e["encoding"] == "delta_binary_packed"
+                    && e["codec"] == "none"
+                    && e["signal"] == s["signal"]
+            })
+            .unwrap();
+        let (a, b) = (
+            ours["bits_per_value"].as_f64().unwrap(),
+            s["bits_per_value"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() / a < 0.01, "{a} vs {b} bits/value");
+    }
     assert!(enc
         .iter()
         .all(|e| positive(&e["bits_per_value"]) && positive(&e["mb_per_s"])));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use hsdaq_acquire::manifest::Manifest;
+use hsdaq_acquire::manifest::{Manifest, RunStatus};
 use hsdaq_acquire::verify::{segment_metadata, verify};
 
 fn acquire() -> Command {
@@ -54,7 +54,7 @@ fn record_then_verify_passes_with_zero_loss() {
     assert_eq!(summary["scans_recorded"], 1_000_000);
     assert_eq!(summary["scans_lost"], 0);
     let m = Manifest::read(&run_dir).unwrap();
-    assert_eq!(m.status, "complete");
+    assert_eq!(m.status, RunStatus::Complete);
     assert_eq!(m.segments.len(), 4, "2 s in 500 ms segments");
     assert_eq!(m.counts.scans_recorded, 1_000_000);
     let r = verify(&run_dir, false).unwrap();
@@ -170,7 +170,10 @@ fn sigkill_leaves_every_closed_segment_readable() {
     assert!(closed >= 2, "{closed} closed segments");
     let r = verify(&run_dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);
-    assert_eq!(Manifest::read(&run_dir).unwrap().status, "recording");
+    assert_eq!(
+        Manifest::read(&run_dir).unwrap().status,
+        RunStatus::Recording
+    );
     let o = run(&["verify", s(&run_dir)]);
     assert!(
         text(&o).contains(&format!("acquire recover {}", run_dir.display())),
@@ -185,7 +188,7 @@ fn sigkill_leaves_every_closed_segment_readable() {
     assert_eq!(rep["rewritten"], true);
     assert_eq!(rep["previous_status"], "recording");
     let m = Manifest::read(&run_dir).unwrap();
-    assert_eq!(m.status, "recovered");
+    assert_eq!(m.status, RunStatus::Recovered);
     assert_eq!(m.segments.len(), closed);
     assert_eq!(
         m.counts.scans_recorded, r.rows,
@@ -319,35 +322,46 @@ fn recover_completes_a_segment_cut_between_its_renames() {
 
 #[test]
 fn sigint_finishes_the_open_segment_cleanly() {
-    let d = tmp();
-    let run_dir = d.path().join("run");
-    let child = acquire()
-        .args(["record", "--rate", "1M", "--out", s(&run_dir), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: sending SIGINT to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let m = Manifest::read(&run_dir).unwrap();
-    assert_eq!(m.status, "interrupted");
-    assert!(m.counts.scans_recorded > 500_000);
-    let partial: Vec<_> = std::fs::read_dir(&run_dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .to_str()
-                .unwrap()
-                .ends_with(".partial")
-        })
-        .collect();
-    assert!(partial.is_empty(), "no partial file after a clean stop");
-    assert!(verify(&run_dir, false).unwrap().ok());
+    // With no limit a signal is the planned end (complete, exit 0); with a
+    // --duration it comes early (interrupted, exit 4). Both runs close and verify.
+    for (limit, status, code) in [
+        (None, RunStatus::Complete, 0),
+        (Some("60s"), RunStatus::Interrupted, 4),
+    ] {
+        let d = tmp();
+        let run_dir = d.path().join("run");
+        let mut args = vec!["record", "--rate", "1M", "--out", s(&run_dir), "--json"];
+        if let Some(l) = limit {
+            args.extend(["--duration", l]);
+        }
+        let child = acquire()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: sending SIGINT to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{limit:?}: {}", text(&o));
+        let m = Manifest::read(&run_dir).unwrap();
+        assert_eq!(m.status, status, "{limit:?}");
+        assert!(m.counts.scans_recorded > 500_000);
+        let partial: Vec<_> = std::fs::read_dir(&run_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".partial")
+            })
+            .collect();
+        assert!(partial.is_empty(), "no partial file after a clean stop");
+        assert!(verify(&run_dir, false).unwrap().ok());
+    }
 }
 
 /// Unmounts a test tmpfs when dropped.
@@ -391,7 +405,7 @@ fn full_disk_is_a_clear_error_and_keeps_closed_segments() {
     let t = text(&o);
     assert!(t.contains("disk full"), "{t}");
     let m = Manifest::read(&run_dir).unwrap();
-    assert_eq!(m.status, "failed");
+    assert_eq!(m.status, RunStatus::Failed);
     assert!(
         m.error.as_deref().unwrap().contains("No space left"),
         "{:?}",
@@ -446,7 +460,7 @@ fn file_size_limit_is_a_clear_error() {
     let o = cmd.output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("file size limit"), "{}", text(&o));
-    assert_eq!(Manifest::read(&run_dir).unwrap().status, "failed");
+    assert_eq!(Manifest::read(&run_dir).unwrap().status, RunStatus::Failed);
 }
 
 #[test]
@@ -543,7 +557,11 @@ fn bad_flags_and_profiles_are_clear_errors() {
             "--out",
             s(&out),
         ]);
-        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "an invalid profile is a usage error"
+        );
         assert!(text(&o).contains(needle), "{body:?}: {}", text(&o));
     }
     // A profile with 2 channels against a 4-channel simulator request.
@@ -691,7 +709,7 @@ fn parquet_schema_encodings_and_metadata_read_back() {
             is_signed: true
         })
     );
-    // By default channels are DELTA_BINARY_PACKED (README "Encodings").
+    // By default channels are DELTA_BINARY_PACKED (docs/BENCHMARKS.md "Encodings").
     assert!(r
         .metadata()
         .row_group(0)

@@ -93,6 +93,7 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
     let (segments, _) = run_files(dir)?;
     if !segments.is_empty() {
         let (damage, readable) = structure(dir, &segments);
+        let damage: Vec<String> = damage.iter().map(ToString::to_string).collect();
         // A segment that is not readable Parquet with its hsdaq record
         // (truncated, zeroed, foreign) is named in `damage` and left out,
         // so the rest of the run still gets a report.

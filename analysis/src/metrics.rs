@@ -141,6 +141,30 @@ pub struct RunMetrics {
     pub throughput_bin_s: f64,
 }
 
+/// The variance of a channel from its per-bin counts, means and sums of
+/// squared deviations (Chan et al.'s pairwise combination): exact to f64
+/// rounding whatever the channel's offset.
+fn pooled_variance(bins: &DataFrame, n: &str, mean: f64, rows: u64) -> Result<f64> {
+    let f = |c: &str| -> Result<Vec<f64>> {
+        Ok(bins
+            .column(c)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .into_iter()
+            .map(|v| v.unwrap_or(0.0))
+            .collect())
+    };
+    let (counts, sums, m2) = (f("n")?, f(&format!("{n}_sum"))?, f(&format!("{n}_m2"))?);
+    let mut total = 0.0;
+    for ((k, sum), m2) in counts.iter().zip(&sums).zip(&m2) {
+        if *k > 0.0 {
+            let d = sum / k - mean;
+            total += m2 + k * d * d;
+        }
+    }
+    Ok((total / rows.max(1) as f64).max(0.0))
+}
+
 fn f64_at(df: &DataFrame, name: &str) -> Result<f64> {
     let s = df.column(name)?.cast(&DataType::Float64)?;
     Ok(s.f64()?.get(0).unwrap_or(f64::NAN))
@@ -178,7 +202,11 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         aggs.push(x.clone().min().alias(format!("{n}_lo")));
         aggs.push(x.clone().max().alias(format!("{n}_hi")));
         aggs.push(x.clone().sum().alias(format!("{n}_sum")));
-        aggs.push((x.clone() * x).sum().alias(format!("{n}_sq")));
+        // Per bin, the sum of squared deviations from the bin's own mean
+        // (polars' variance is computed stably); bins are then combined by
+        // Chan's parallel rule in `pooled_variance`. E[x²] − E[x]² in f64
+        // would lose the variance of a small signal on a large offset.
+        aggs.push((x.clone().var(0) * len().cast(DataType::Float64)).alias(format!("{n}_m2")));
     }
     let bins = samples
         .clone()
@@ -204,7 +232,6 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         totals.push(col(format!("{n}_lo")).min().alias(format!("{n}_min")));
         totals.push(col(format!("{n}_hi")).max().alias(format!("{n}_max")));
         totals.push((col(format!("{n}_sum")).sum() / rows.clone()).alias(format!("{n}_mean")));
-        totals.push((col(format!("{n}_sq")).sum() / rows).alias(format!("{n}_sq")));
     }
     let tot = bins.clone().lazy().select(totals).collect()?;
     let rows = f64_at(&tot, "rows")? as u64;
@@ -226,7 +253,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         let info = &m.channels[i];
         let (a, b) = (info.scale, info.offset);
         let mean = f64_at(&tot, &format!("{n}_mean"))?;
-        let var = (f64_at(&tot, &format!("{n}_sq"))? - mean * mean).max(0.0);
+        let var = pooled_variance(&bins, n, mean, rows)?;
         let (lo, hi) = (
             f64_at(&tot, &format!("{n}_min"))? * a + b,
             f64_at(&tot, &format!("{n}_max"))? * a + b,
@@ -267,7 +294,7 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         path: run.path.display().to_string(),
         partitions: run.partitions.clone(),
         board: m.board.clone(),
-        status: m.status.clone(),
+        status: m.status.to_string(),
         start: m.start_wall_clock.clone(),
         rate_hz: m.stream.rate_hz,
         format: m.stream.format.clone(),
@@ -592,4 +619,37 @@ fn block_metrics(
         lost,
         count,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ±0.5 LSB signal on an offset of 10⁹ (an i32 channel with a DC
+    /// level): the pooled variance is exact, E[x²] − E[x]² is not.
+    #[test]
+    fn variance_survives_a_large_offset() {
+        let x: Vec<f64> = (0..4000).map(|i| 1e9 + (i % 2) as f64).collect();
+        let df = DataFrame::new(x.len(), vec![Column::new("v".into(), x.clone())]).unwrap();
+        let bins = df
+            .lazy()
+            .with_row_index("i", None)
+            .with_column((col("i") / lit(1000u32)).alias("bin"))
+            .group_by([col("bin")])
+            .agg([
+                len().cast(DataType::Float64).alias("n"),
+                col("v").sum().alias("v_sum"),
+                (col("v").var(0) * len().cast(DataType::Float64)).alias("v_m2"),
+            ])
+            .collect()
+            .unwrap();
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let var = pooled_variance(&bins, "v", mean, x.len() as u64).unwrap();
+        assert!((var - 0.25).abs() < 1e-9, "{var}");
+        let naive = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 - mean * mean;
+        assert!(
+            (naive - 0.25).abs() > 1e-3,
+            "the naive formula would have been fine: {naive}"
+        );
+    }
 }

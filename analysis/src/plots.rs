@@ -12,27 +12,75 @@ use crate::metrics::RunMetrics;
 const SIZE: (u32, u32) = (1000, 480);
 /// Height of one channel's row in the stacked signal and spectrum plots.
 const ROW: u32 = 190;
-/// Plot names, in report order, with their titles.
-pub const PLOTS: &[(&str, &str)] = &[
-    ("throughput", "Throughput over time"),
-    ("losses", "Losses and gaps"),
-    ("latency", "Block latency"),
-    (
-        "signal",
-        "Signal: whole run (min/max envelope) and a few periods",
-    ),
-    ("spectrum", "Spectrum (Welch average over the whole run)"),
-    ("health", "Recorder memory and descriptors (health.csv)"),
-    ("close", "Segment close times"),
-];
+/// The report's plots. Each fact about a plot (file name, title, whether
+/// a run has its data, its size, how it is drawn) is a `match` on this
+/// enum, so a new plot is a new variant and the compiler names every place
+/// it needs: none can be silently skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plot {
+    Throughput,
+    Losses,
+    Latency,
+    Signal,
+    Spectrum,
+    Health,
+    Close,
+}
 
-/// Whether the run has the data a plot shows (health and close times
-/// come only from runs recorded with them).
-pub fn has(name: &str, m: &RunMetrics) -> bool {
-    match name {
-        "health" => !m.health.samples.is_empty(),
-        "close" => !m.health.close_ms.is_empty(),
-        _ => true,
+impl Plot {
+    /// Every plot, in report order.
+    pub const ALL: [Plot; 7] = [
+        Plot::Throughput,
+        Plot::Losses,
+        Plot::Latency,
+        Plot::Signal,
+        Plot::Spectrum,
+        Plot::Health,
+        Plot::Close,
+    ];
+
+    /// File name stem (`NAME.png`, `NAME.svg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Plot::Throughput => "throughput",
+            Plot::Losses => "losses",
+            Plot::Latency => "latency",
+            Plot::Signal => "signal",
+            Plot::Spectrum => "spectrum",
+            Plot::Health => "health",
+            Plot::Close => "close",
+        }
+    }
+
+    /// Heading on the page and in the plot.
+    pub fn title(self) -> &'static str {
+        match self {
+            Plot::Throughput => "Throughput over time",
+            Plot::Losses => "Losses and gaps",
+            Plot::Latency => "Block latency",
+            Plot::Signal => "Signal: whole run (min/max envelope) and a few periods",
+            Plot::Spectrum => "Spectrum (Welch average over the whole run)",
+            Plot::Health => "Recorder memory and descriptors (health.csv)",
+            Plot::Close => "Segment close times",
+        }
+    }
+
+    /// Whether the run has the data the plot shows (health and close times
+    /// come only from runs recorded with them).
+    pub fn has(self, m: &RunMetrics) -> bool {
+        match self {
+            Plot::Health => !m.health.samples.is_empty(),
+            Plot::Close => !m.health.close_ms.is_empty(),
+            Plot::Throughput | Plot::Losses | Plot::Latency | Plot::Signal | Plot::Spectrum => true,
+        }
+    }
+
+    /// Stacked plots grow with the channels.
+    fn size(self, m: &RunMetrics) -> (u32, u32) {
+        match self {
+            Plot::Signal | Plot::Spectrum => (SIZE.0, 50 + ROW * m.channels.len().max(1) as u32),
+            _ => SIZE,
+        }
     }
 }
 
@@ -46,18 +94,19 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 pub fn write_all(m: &RunMetrics, dir: &Path) -> Result<Vec<String>> {
     crate::font::init()?;
     let mut written = Vec::new();
-    for (name, _) in PLOTS.iter().filter(|p| has(p.0, m)) {
+    for plot in Plot::ALL.into_iter().filter(|p| p.has(m)) {
+        let name = plot.name();
         let png = dir.join(format!("{name}.png"));
         let svg = dir.join(format!("{name}.svg"));
-        let size = size(name, m);
+        let size = plot.size(m);
         {
             let root = BitMapBackend::new(&png, size).into_drawing_area();
-            draw(name, m, &root)?;
+            draw(plot, m, &root)?;
             root.present().map_err(err)?;
         }
         {
             let root = SVGBackend::new(&svg, size).into_drawing_area();
-            draw(name, m, &root)?;
+            draw(plot, m, &root)?;
             root.present().map_err(err)?;
         }
         written.push(format!("{name}.png"));
@@ -66,20 +115,11 @@ pub fn write_all(m: &RunMetrics, dir: &Path) -> Result<Vec<String>> {
     Ok(written)
 }
 
-/// Stacked plots grow with the channels.
-fn size(name: &str, m: &RunMetrics) -> (u32, u32) {
-    match name {
-        "signal" | "spectrum" => (SIZE.0, 50 + ROW * m.channels.len().max(1) as u32),
-        _ => SIZE,
-    }
-}
-
-fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Result<()> {
+fn draw<DB: DrawingBackend>(plot: Plot, m: &RunMetrics, root: &Area<DB>) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let title = PLOTS.iter().find(|p| p.0 == name).map_or(name, |p| p.1);
-    let title = format!("{title} — {}", m.label);
-    match name {
-        "throughput" => line(
+    let title = format!("{} — {}", plot.title(), m.label);
+    match plot {
+        Plot::Throughput => line(
             root,
             &title,
             &format!(
@@ -89,11 +129,11 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
             "sample MB/s",
             &[("MB/s", m.throughput.iter().map(|p| (p.0, p.1)).collect())],
         ),
-        "losses" => losses(root, &title, m),
-        "latency" => latency(root, &title, m),
-        "signal" => signal(root, &title, m),
-        "spectrum" => spectrum(root, &title, m),
-        "health" => {
+        Plot::Losses => losses(root, &title, m),
+        Plot::Latency => latency(root, &title, m),
+        Plot::Signal => signal(root, &title, m),
+        Plot::Spectrum => spectrum(root, &title, m),
+        Plot::Health => {
             let h = &m.health.samples;
             line(
                 root,
@@ -116,7 +156,7 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
                 ],
             )
         }
-        "close" => line(
+        Plot::Close => line(
             root,
             &title,
             "segment",
@@ -130,7 +170,6 @@ fn draw<DB: DrawingBackend>(name: &str, m: &RunMetrics, root: &Area<DB>) -> Resu
                     .collect(),
             )],
         ),
-        _ => Ok(()),
     }
 }
 

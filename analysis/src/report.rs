@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::metrics::RunMetrics;
-use crate::plots::PLOTS;
+use crate::plots::Plot;
 
 /// What `summary.json` holds.
 #[derive(Serialize)]
@@ -111,7 +111,8 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
             )
         }
     );
-    for (name, title) in PLOTS.iter().filter(|p| crate::plots::has(p.0, m)) {
+    for plot in Plot::ALL.into_iter().filter(|p| p.has(m)) {
+        let (name, title) = (plot.name(), plot.title());
         let _ = write!(
             h,
             "<h2>{title}</h2><a href=\"{name}.svg\"><img src=\"{name}.png\" alt=\"{title}\"></a>"

@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hsdaq_acquire::faults::PlannedFault;
 use hsdaq_acquire::record::{record, RecordPlan};
 use hsdaq_acquire::sink::codec::Codec;
-use hsdaq_acquire::source::faults::PlannedFault;
 use hsdaq_acquire::units::{SegmentPolicy, SegmentPolicyExt};
 
 fn make_run(out: &Path, rate: u64, faults: &[&str]) {

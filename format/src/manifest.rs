@@ -256,6 +256,57 @@ pub struct Versions {
     pub module: Option<String>,
 }
 
+/// Where a run stands: the manifest's `status`, one word on disk.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The recorder is writing it (or was, until it was killed: `acquire
+    /// verify` then names `acquire recover`).
+    Recording,
+    /// It reached its `--duration`/`--samples`, or was stopped by a
+    /// signal when it had neither.
+    Complete,
+    /// A signal ended it before its limit; closed and whole, but shorter.
+    Interrupted,
+    /// The recorder stopped on an error (`error` says which); what was
+    /// durable is in the segments.
+    Failed,
+    /// Rebuilt by `acquire recover` from the closed segments after the
+    /// recorder did not close it.
+    Recovered,
+    /// Written by `acquire bench` for its own temporary recordings.
+    Bench,
+    /// A word this version does not know (a newer recorder's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl RunStatus {
+    /// The word on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Recording => "recording",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+            RunStatus::Recovered => "recovered",
+            RunStatus::Bench => "bench",
+            RunStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The recorder closed the run (whatever its end).
+    pub fn closed(self) -> bool {
+        !matches!(self, RunStatus::Recording)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The run manifest.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -263,8 +314,8 @@ pub struct Manifest {
     pub kind: String,
     /// Manifest schema version.
     pub manifest_version: u32,
-    /// `recording`, `complete`, `interrupted` or `failed`.
-    pub status: String,
+    /// Where the run stands ([`RunStatus`]; a string on disk).
+    pub status: RunStatus,
     /// Why the run failed, when it did.
     pub error: Option<String>,
     /// Board profile name, when one was used.
@@ -285,7 +336,8 @@ pub struct Manifest {
     pub start_wall_clock: String,
     /// CLOCK_MONOTONIC of scan 0 (the `t_ns` clock).
     pub start_monotonic_ns: u64,
-    /// Codec and level asked for (`auto` when the recorder chooses).
+    /// The codec asked for, as typed (`none`, `lz4`, `zstd`, `auto`);
+    /// `compression_changes` names the concrete Parquet codec and level.
     pub compression: String,
     /// Every codec the run was written with, from the scan it took effect
     /// (one entry unless `compression` is `auto`).
@@ -464,6 +516,28 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_status_is_one_word_on_disk() {
+        for st in [
+            RunStatus::Recording,
+            RunStatus::Complete,
+            RunStatus::Interrupted,
+            RunStatus::Failed,
+            RunStatus::Recovered,
+            RunStatus::Bench,
+        ] {
+            let j = serde_json::to_string(&st).unwrap();
+            assert_eq!(j, format!("\"{st}\""));
+            assert_eq!(serde_json::from_str::<RunStatus>(&j).unwrap(), st);
+            assert_eq!(st.closed(), st != RunStatus::Recording);
+        }
+        // A newer recorder's word does not make the manifest unreadable.
+        assert_eq!(
+            serde_json::from_str::<RunStatus>("\"paused\"").unwrap(),
+            RunStatus::Unknown
+        );
+    }
 
     #[test]
     fn gaps_of_older_runs_read_as_counted() {

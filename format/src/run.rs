@@ -48,6 +48,63 @@ pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
     Ok((serde_json::from_str(&m)?, serde_json::from_str(&s)?))
 }
 
+/// One kind of damage to a run folder's structure (its text is what
+/// `verify`, `recover` and `analysis report` print).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// manifest.json is missing or does not parse: the run's own record is
+    /// lost (`verify --trust-segments` checks the segments on their own).
+    ManifestUnreadable(String),
+    /// A segment the manifest lists is not in the folder.
+    Missing {
+        file: String,
+        rows: u64,
+        first_seq: i64,
+    },
+    /// A closed segment whose embedded record cannot be read.
+    Unreadable { file: String, why: String },
+    /// Scans missing between two segments with no gap recorded there.
+    Hole {
+        from: i64,
+        to: i64,
+        after: String,
+        file: String,
+    },
+    /// A segment starts inside scans an earlier one already holds.
+    Overlap {
+        file: String,
+        first_seq: i64,
+        after: String,
+        up_to: i64,
+        twice: i64,
+    },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::ManifestUnreadable(e) => write!(
+                f,
+                "manifest.json cannot be read ({e}): the run's own record of what was recorded is lost"
+            ),
+            Damage::Missing { file, rows, first_seq } => write!(
+                f,
+                "{file} is listed in manifest.json ({rows} scans from seq {first_seq}) but missing"
+            ),
+            Damage::Unreadable { file, why } => write!(f, "{file}: {why}"),
+            Damage::Hole { from, to, after, file } => write!(
+                f,
+                "hole: scans {from}..{to} ({} scans) are missing between {after} and {file}, and no gap is recorded there (a deleted segment?)",
+                to - from + 1
+            ),
+            Damage::Overlap { file, first_seq, after, up_to, twice } => write!(
+                f,
+                "overlap: {file} starts at seq {first_seq} but {after} already holds scans up to {up_to} ({twice} scans twice: a duplicated segment?)"
+            ),
+        }
+    }
+}
+
 /// Damage to a run folder's structure, found from the segments' own records
 /// and the manifest without reading a sample: holes and overlaps in `seq`
 /// that no recorded gap explains (a deleted or duplicated segment), segments
@@ -55,7 +112,7 @@ pub fn segment_metadata(path: &Path) -> Result<(Manifest, SegmentInfo)> {
 /// `verify` and `analysis report` both use it, so they agree on what is
 /// damaged. Returns the damage (empty when the structure is sound) and the
 /// segments whose record could be read, each read once here.
-pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf, Manifest)>) {
+pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<Damage>, Vec<(PathBuf, Manifest)>) {
     let mut damage = Vec::new();
     let mut readable = Vec::new();
     let name = |p: &Path| {
@@ -66,16 +123,15 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf
         Ok(m) => {
             for s in &m.segments {
                 if !dir.join(&s.file).exists() {
-                    damage.push(format!(
-                        "{} is listed in manifest.json ({} scans from seq {}) but missing",
-                        s.file, s.rows, s.first_seq
-                    ));
+                    damage.push(Damage::Missing {
+                        file: s.file.clone(),
+                        rows: s.rows,
+                        first_seq: s.first_seq,
+                    });
                 }
             }
         }
-        Err(e) => damage.push(format!(
-            "manifest.json cannot be read ({e:#}): the run's own record of what was recorded is lost"
-        )),
+        Err(e) => damage.push(Damage::ManifestUnreadable(format!("{e:#}"))),
     }
     let mut next: Option<(i64, String)> = None;
     let mut start: Option<i64> = None;
@@ -89,7 +145,10 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf
                 seg
             }
             Err(e) => {
-                damage.push(format!("{}: {e:#}", name(f)));
+                damage.push(Damage::Unreadable {
+                    file: name(f),
+                    why: format!("{e:#}"),
+                });
                 next = None;
                 continue;
             }
@@ -104,20 +163,20 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<String>, Vec<(PathBuf
             .unwrap_or((start.unwrap_or(0), "the start of the run".into()));
         let at = seg.first_seq - lost_before;
         if at > expect {
-            damage.push(format!(
-                "hole: scans {expect}..{} ({} scans) are missing between {after} and {}, and no gap is recorded there (a deleted segment?)",
-                at - 1,
-                at - expect,
-                name(f)
-            ));
+            damage.push(Damage::Hole {
+                from: expect,
+                to: at - 1,
+                after,
+                file: name(f),
+            });
         } else if at < expect {
-            damage.push(format!(
-                "overlap: {} starts at seq {} but {after} already holds scans up to {} ({} scans twice: a duplicated segment?)",
-                name(f),
-                seg.first_seq,
-                expect - 1,
-                expect - at
-            ));
+            damage.push(Damage::Overlap {
+                file: name(f),
+                first_seq: seg.first_seq,
+                after,
+                up_to: expect - 1,
+                twice: expect - at,
+            });
         }
         next = Some((seg.last_seq + 1, name(f)));
     }

@@ -9,7 +9,7 @@
 #     CPU); the host verifies every sample and requires zero loss;
 #  3. the knee: 4 M (10 s), 6 M and 8 M scans/s (5 s), figures only: TCG's
 #     speed varies between runs by up to 2x with the host's load, so 4 M is
-#     loss-free in some runs and not in others (README "In the QEMU guest").
+#     loss-free in some runs and not in others (docs/BENCHMARKS.md "In the QEMU guest").
 BOARDS="qemu-x86_64"
 DESCRIPTION="mmap vs read() throughput; 2 M scans/s x 4 ch s16 recorded loss-free; 4/6/8 M knee"
 TIMEOUT=400

@@ -8,7 +8,7 @@
 # Then `ringread`: the consumer's in-place read speed over a ring the
 # producer filled; one more boot repeats it with the controller not
 # dma-coherent (the ring is then non-cacheable for both sides).
-# Figures: target/hil/qemu-arm64/dma-bench/figures.json; README "DMA source".
+# Figures: target/hil/qemu-arm64/dma-bench/figures.json; docs/BENCHMARKS.md "DMA source vs virtual sensor".
 # Not in the default set (CI): ~3 min of figures; `just dma-bench` runs it.
 BOARDS="figures-only"
 DESCRIPTION="figures: DMA path vs hrtimer path (loss-free rate, CPU per M scans, in-place read speed)"

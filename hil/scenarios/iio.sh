@@ -47,6 +47,12 @@ guest() {
         --channels voltage0,accel_x,-timestamp --out /tmp/nots --json --allow-loss >/host/nots.json 2>/host/nots.err
     echo $? >/host/nots.rc
     cp /tmp/nots/manifest.json /host/nots.manifest.json
+    # Flags the device contradicts are usage errors (exit 2), nothing recorded.
+    acquire record --device iio:d0 --iio-trigger t0 --channels nosuch --duration 1s \
+        --out /tmp/bad1 >/dev/null 2>/host/badchan.err
+    echo $? >/host/badchan.rc
+    acquire record --device iio:d0 --iio-trigger nosuch --duration 1s --out /tmp/bad2 >/dev/null 2>/host/badtrig.err
+    echo $? >/host/badtrig.rc
 }
 
 check() {
@@ -73,6 +79,10 @@ check() {
     expect "recorded values equal iio_readdev's raw bytes converted by the documented rule" \
         python3 "$HIL/scenarios/iio_values.py" "$SHARE/clean" "$SHARE/readdev.bin"
     expect "stall: exit 3 (samples lost)" grep -qx 3 "$SHARE/stall.rc"
+    expect "an unknown channel: exit 2 naming the channels there are" \
+        bash -c "grep -qx 2 '$SHARE/badchan.rc' && grep -q 'no buffered channel \"nosuch\"; it has' '$SHARE/badchan.err'"
+    expect "an unknown trigger: exit 2 naming the triggers there are" \
+        bash -c "grep -qx 2 '$SHARE/badtrig.rc' && grep -q 'no IIO trigger \"nosuch\"; present: t0' '$SHARE/badtrig.err'"
     expect "stall: an inferred gap of at least 0.5 s (the 2 s stall less the 0.48 s kfifo, with margin) within 1.5 s of the stall, all inferred" \
         jq -e '([.gaps[] | select(.kind == "inferred")] | max_by(.lost)) as $g | $g.lost >= 500 and $g.at_seq >= 1000 and $g.at_seq <= 4000 and .counts.scans_lost_inferred == .counts.scans_lost' "$s"
     expect "stall: inferred gaps as large as the time step across them (95 %), the stall's at the index the trigger clock gives (3 %)" \

@@ -12,7 +12,8 @@
 //! the page can change the recording: the server answers `GET /` and the
 //! WebSocket at `/ws` and never reads what a client sends. Nothing but the
 //! page itself can read it ([`origin`]: loopback or IP-literal `Host`, the
-//! WebSocket's `Origin` equal to the page's).
+//! WebSocket's `Origin` equal to the page's, and the random token of the
+//! printed URL on every request).
 
 pub mod origin;
 pub mod tap;
@@ -30,7 +31,7 @@ use hsdaq_format::manifest::ChannelInfo;
 use ringbuf::traits::Consumer;
 use serde_json::json;
 
-use crate::pipeline::Live;
+use crate::counters::Live;
 use tap::{TapRx, TAP_CHANNELS};
 
 /// Frames per second sent to each page.
@@ -82,6 +83,9 @@ impl LiveView {
             .to_ip()
             .context("--live: not an IP listener")?;
         let server = Arc::new(server);
+        let token =
+            origin::Token::new().context("--live: cannot read /dev/urandom for the token")?;
+        let query = token.query();
         let stop = Arc::new(AtomicBool::new(false));
         let hub = Arc::new(Hub::default());
         *hub.init.lock().unwrap() = json!({
@@ -103,7 +107,7 @@ impl LiveView {
             let port = bound.port();
             std::thread::Builder::new()
                 .name("hsdaq-http".into())
-                .spawn(move || serve(&server, &hub, &stop, port))?
+                .spawn(move || serve(&server, &hub, &stop, port, &token))?
         };
         let host = match bound.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -111,7 +115,7 @@ impl LiveView {
             ip => ip.to_string(),
         };
         Ok(LiveView {
-            url: format!("http://{host}:{}/", bound.port()),
+            url: format!("http://{host}:{}/{query}", bound.port()),
             server,
             stop,
             threads: vec![broadcaster, http],
@@ -134,7 +138,13 @@ impl LiveView {
 }
 
 /// Answers requests until stopped: the page, the WebSocket, 403/404/405.
-fn serve(server: &tiny_http::Server, hub: &Arc<Hub>, stop: &AtomicBool, port: u16) {
+fn serve(
+    server: &tiny_http::Server,
+    hub: &Arc<Hub>,
+    stop: &AtomicBool,
+    port: u16,
+    token: &origin::Token,
+) {
     for rq in server.incoming_requests() {
         if stop.load(Ordering::Acquire) {
             break;
@@ -145,18 +155,20 @@ fn serve(server: &tiny_http::Server, hub: &Arc<Hub>, stop: &AtomicBool, port: u1
                 .find(|h| h.field.equiv(name))
                 .map(|h| h.value.as_str().to_owned())
         };
+        let path = rq.url().split('?').next().unwrap_or("").to_owned();
         let checked = origin::check(
             field("Host").as_deref(),
             field("Origin").as_deref(),
             port,
-            rq.url() == "/ws",
-        );
+            path == "/ws",
+        )
+        .and_then(|()| token.admits(rq.url()));
         let r = if let Err(why) = checked {
             rq.respond(tiny_http::Response::from_string(format!("{why}\n")).with_status_code(403))
         } else if *rq.method() != tiny_http::Method::Get {
             rq.respond(tiny_http::Response::from_string("read-only\n").with_status_code(405))
         } else {
-            match rq.url() {
+            match path.as_str() {
                 "/" | "/index.html" => rq.respond(
                     tiny_http::Response::from_string(PAGE)
                         .with_header(header("Content-Type", "text/html; charset=utf-8")),

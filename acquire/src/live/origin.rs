@@ -12,8 +12,55 @@
 //!   must come from the page itself, `http://` + that `Host`. Tools that are
 //!   not browsers (websocat, scripts) send none and are let through: they
 //!   are not a web page the user happens to have open.
+//!
+//! And one more gates everything, the page and the stream alike: a
+//! [`Token`] of 128 random bits in the URL acquire prints (`?token=…`). A
+//! port is easy to guess or scan for; the token is not, so another user of
+//! the machine, or a page that guessed the port and somehow passed the
+//! first two rules, still reads nothing.
 
 use std::net::IpAddr;
+
+/// The secret in the printed URL: 128 bits from the kernel's random pool.
+pub struct Token(String);
+
+impl Token {
+    /// A fresh token (from `/dev/urandom`, which never blocks once the
+    /// pool is initialised, long before anyone records).
+    pub fn new() -> std::io::Result<Token> {
+        use std::io::Read;
+        let mut b = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+        Ok(Token(b.iter().map(|x| format!("{x:02x}")).collect()))
+    }
+
+    /// The URL query that carries it.
+    pub fn query(&self) -> String {
+        format!("?token={}", self.0)
+    }
+
+    /// Whether a request target (`/ws?token=…`) carries this token; compared
+    /// in constant time so response timing tells nothing about a prefix.
+    pub fn admits(&self, target: &str) -> Result<(), Refused> {
+        let given = target
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .unwrap_or("");
+        let (a, b) = (given.as_bytes(), self.0.as_bytes());
+        let diff = a.len() ^ b.len()
+            | a.iter()
+                .zip(b)
+                .fold(0usize, |d, (x, y)| d | usize::from(x ^ y));
+        if diff == 0 {
+            Ok(())
+        } else {
+            Err(Refused::Token)
+        }
+    }
+}
 
 /// Why a request was refused (answered 403 with this text).
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +73,8 @@ pub enum Refused {
     HostPort(String),
     /// A WebSocket upgrade from a page of another origin.
     Origin(String),
+    /// No token, or not the one in the printed URL.
+    Token,
 }
 
 impl std::fmt::Display for Refused {
@@ -37,6 +86,10 @@ impl std::fmt::Display for Refused {
             }
             Refused::HostPort(h) => write!(f, "refused: Host {h:?} names another port"),
             Refused::Origin(o) => write!(f, "refused: WebSocket from another origin ({o})"),
+            Refused::Token => write!(
+                f,
+                "refused: missing or wrong token (open the URL acquire printed, token included)"
+            ),
         }
     }
 }
@@ -83,6 +136,21 @@ fn split_host(host: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_printed_token_is_admitted() {
+        let t = Token::new().unwrap();
+        assert_eq!(t.query().len(), "?token=".len() + 32);
+        assert_eq!(t.admits(&format!("/ws{}", t.query())), Ok(()));
+        assert_eq!(t.admits(&format!("/{}&x=1", t.query())), Ok(()));
+        assert_eq!(t.admits("/ws"), Err(Refused::Token));
+        assert_eq!(t.admits("/ws?token="), Err(Refused::Token));
+        let q = t.query();
+        let prefix = &q[..q.len() - 1];
+        assert_eq!(t.admits(&format!("/ws{prefix}")), Err(Refused::Token));
+        assert_eq!(t.admits(&format!("/ws{q}0")), Err(Refused::Token));
+        assert_ne!(Token::new().unwrap().0, t.0, "two tokens differ");
+    }
 
     #[test]
     fn the_page_itself_is_allowed() {

@@ -17,6 +17,8 @@ pub enum Codec {
     /// No compression.
     None,
     /// LZ4 (raw, Parquet LZ4_RAW).
+    #[value(alias = "lz4_raw")]
+    #[serde(alias = "lz4_raw")]
     Lz4,
     /// Zstandard level 1.
     Zstd,
@@ -26,6 +28,18 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The name the user typed (`none`, `lz4`, `zstd`, `auto`): the
+    /// manifest's `compression`. The concrete Parquet codec of each row
+    /// group (`lz4_raw`, `zstd(1)`) is in `compression_changes`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Lz4 => "lz4",
+            Codec::Zstd => "zstd",
+            Codec::Auto => "auto",
+        }
+    }
+
     /// Name for manifests and reports.
     pub fn label(self) -> &'static str {
         match self {

@@ -334,7 +334,7 @@ fn encode_job(
     // Version 1 data pages: required columns carry no level bytes, so the
     // body is the encoded values alone, and every reader we check decodes
     // them (fastparquet 2026.9 misreads INT64 DELTA_BINARY_PACKED in v2
-    // pages, even pyarrow's; README "Readers").
+    // pages, even pyarrow's; docs/RECORDINGS.md, readers).
     let page = Page::DataPage {
         buf: comp.compress(codec, body)?,
         num_values: values as u32,

@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -19,8 +20,8 @@ pub struct CharDevice {
     path: PathBuf,
     file: File,
     info: DeviceInfo,
-    control: MmapMut,
-    data: Mmap,
+    control: Arc<MmapMut>,
+    data: Arc<Mmap>,
     /// The last counters IOC_STATS returned: what `stats` reports once the
     /// device is gone (its mapping is revoked at unbind, its ioctls fail).
     last_stats: std::sync::Mutex<Stats>,
@@ -123,8 +124,8 @@ impl CharDevice {
             path: path.to_path_buf(),
             file,
             info,
-            control,
-            data,
+            control: Arc::new(control),
+            data: Arc::new(data),
             last_stats: Default::default(),
         };
         dev.ring_checked()?;
@@ -132,10 +133,18 @@ impl CharDevice {
     }
 
     fn ring_checked(&self) -> Result<RingMap> {
-        // SAFETY: both mappings are live for `self`'s lifetime and sized as
-        // the driver announced; RingMap::new re-checks the control page.
-        unsafe { RingMap::new(self.control.as_ptr().cast(), self.data.as_ptr() as *mut u8) }
-            .with_context(|| format!("{}: bad control page", self.path.display()))
+        let owner: crate::ring::Owner = Arc::new((self.control.clone(), self.data.clone()));
+        // SAFETY: both mappings are sized as the driver announced and kept
+        // mapped by `owner` as long as the view lives (unmapping is their
+        // drop); RingMap::new re-checks the control page.
+        unsafe {
+            RingMap::new(
+                self.control.as_ptr().cast(),
+                self.data.as_ptr() as *mut u8,
+                owner,
+            )
+        }
+        .with_context(|| format!("{}: bad control page", self.path.display()))
     }
 
     /// The driver's DeviceInfo.

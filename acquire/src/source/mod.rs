@@ -2,10 +2,9 @@
 //! few controls, the `Device` trait below), implemented by the kernel char
 //! device (`chardev`), the in-process simulator (`sim`) and, for sources
 //! acquire reads itself, a ring filled from a [`feed::Feed`] (`iio`);
-//! `timegaps` infers losses from timestamps; `faults` plans losses on purpose.
+//! `timegaps` infers losses from timestamps (fault plans: `crate::faults`).
 
 pub mod chardev;
-pub mod faults;
 pub mod feed;
 pub mod iio;
 pub mod net;

@@ -322,3 +322,35 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
     }
     c.status.store(STATUS_STOPPED, Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view outlives its device: the mapping stays until the last view
+    /// goes (was a use-after-unmap in safe code while RingMap was two bare
+    /// pointers).
+    #[test]
+    fn a_ring_view_keeps_its_mapping_alive() {
+        let layout = StreamLayout {
+            channels: 2,
+            format: hsdaq_abi::Format::I16,
+            data_size: 1 << 20,
+            block_bytes: 4096,
+            rate_hz: 1000,
+        };
+        let mut dev = SimDevice::new(SimConfig {
+            layout,
+            paced: true,
+            overflow: Overflow::Drop,
+            replay: false,
+        })
+        .unwrap();
+        dev.start().unwrap();
+        dev.stop().unwrap();
+        let ring = dev.ring();
+        drop(dev);
+        assert_eq!(ring.control().magic, hsdaq_abi::layout::CONTROL_MAGIC);
+        assert_eq!(ring.layout().channels, 2);
+    }
+}

@@ -214,11 +214,11 @@ impl IioFeed {
                     .any(|c| *n == c.name || *n == column_name(&c.name))
                 {
                     let have: Vec<&str> = info.channels.iter().map(|c| c.name.as_str()).collect();
-                    bail!(
+                    return Err(crate::units::usage(format!(
                         "IIO device {} has no buffered channel {n:?}; it has {}",
                         info.name,
                         have.join(", ")
-                    );
+                    )));
                 }
             }
         }
@@ -247,25 +247,25 @@ impl IioFeed {
         if let Some(t) = &req.trigger {
             if !sysfs::triggers(root).iter().any(|(n, _)| n == t) {
                 let names: Vec<String> = sysfs::triggers(root).into_iter().map(|t| t.0).collect();
-                bail!(
+                return Err(crate::units::usage(format!(
                     "no IIO trigger {t:?}; present: {}",
                     if names.is_empty() {
                         "none".into()
                     } else {
                         names.join(", ")
                     }
-                );
+                )));
             }
             restore.set(&trig_attr, t)?;
         }
         let current = sysfs::read(&trig_attr);
         if current.as_deref() == Some("") {
             let names: Vec<String> = sysfs::triggers(root).into_iter().map(|t| t.0).collect();
-            bail!(
+            return Err(crate::units::usage(format!(
                 "IIO device {} needs a trigger and has none: name one with --iio-trigger (present: {})",
                 info.name,
                 if names.is_empty() { "none; e.g. create an hrtimer trigger in configfs".into() } else { names.join(", ") }
-            );
+            )));
         }
         let trigger_dir = current.as_ref().and_then(|n| {
             sysfs::triggers(root)

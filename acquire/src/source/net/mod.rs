@@ -762,9 +762,9 @@ pub fn may_send_to(addr: &SocketAddr) -> Result<()> {
     if named {
         return Ok(());
     }
-    bail!(
+    Err(crate::units::usage(format!(
         "acquire send streams only to loopback, or from inside a network namespace made with `ip netns add` (a test's veth pair); {addr} is neither"
-    )
+    )))
 }
 
 #[cfg(test)]

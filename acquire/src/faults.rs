@@ -1,4 +1,5 @@
-//! Fault injection plans: make losses happen on purpose, at known times.
+//! Fault injection plans: make losses happen on purpose, at known times, at
+//! every stage: the producer (sent to the device), the drain and the writer.
 
 use std::time::Duration;
 
