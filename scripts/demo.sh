@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Quick start: record ~5 s from the simulator, verify it, render its report.
-# Needs only a Rust toolchain (rustup's) and one TrueType font for the plot
-# labels; it installs nothing and never touches the system Python.
+# Needs a Rust toolchain (rustup's), a C compiler and linker (Rust links
+# with `cc`; zstd's C sources build with it) and one TrueType font for the
+# plot labels. Run as root on Debian, it apt-installs the last two if they
+# are missing (gcc, fonts-dejavu-core) and nothing else; otherwise it names
+# them. It never touches the system Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/demo-$(date +%Y%m%d-%H%M%S)}
@@ -9,14 +12,17 @@ command -v cargo >/dev/null || {
     echo "demo: cargo not found: install Rust with rustup (https://rustup.rs)" >&2
     exit 1
 }
-if [[ -z ${HSDAQ_FONT:-} && ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+missing=()
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+[[ -n ${HSDAQ_FONT:-} || -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        echo "demo: apt-get install fonts-dejavu-core (the report's plot labels)" >&2
+        echo "demo: apt-get install ${missing[*]} (the linker; the report's plot labels)" >&2
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends fonts-dejavu-core >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        echo "demo: the report needs one font: sudo apt install fonts-dejavu-core" >&2
-        echo "      (or HSDAQ_FONT=/path/to/font.ttf)" >&2
+        echo "demo: missing: ${missing[*]}: sudo apt install ${missing[*]}" >&2
+        echo "      (the font may instead be named by HSDAQ_FONT=/path/to/font.ttf)" >&2
         exit 1
     fi
 fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Soak: a long recording at half this machine's highest loss-free rate, to
-# the disk, then verify and report. Passes when nothing was lost, the
+# the disk, then verify and report. Passes when recorded + lost equals what
+# was asked, nothing was lost (unless SOAK_LOSS_FREE=0: then the loss is a
+# printed figure), the
 # recorder's resident memory stayed flat after warm-up (it must not grow
 # with the recording's length) and its open file descriptors did not grow.
 #
@@ -78,7 +80,19 @@ jq -s '.[0] * {
 jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max); segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
     "$OUT/figures.json"
 fail=0
-jq -e '.lost == 0' "$OUT/figures.json" >/dev/null || { echo "soak: FAILED: samples were lost" >&2; fail=1; }
+# The accounting always holds: every scan asked for is recorded or counted
+# lost (verify above checked each loss sits where the producer said).
+asked=$((rate_hz * SECONDS_WANTED))
+jq -e --argjson asked "$asked" '.scans + .lost == $asked' "$OUT/figures.json" >/dev/null ||
+    { echo "soak: FAILED: recorded + lost is not the $asked scans asked for" >&2; fail=1; }
+# Zero loss is a property of this machine at this rate, not of the code:
+# `just soak` (SOAK_LOSS_FREE=1, the default) requires it; CI, whose
+# machine may be shared, reports the loss as a figure (SOAK_LOSS_FREE=0).
+if [[ ${SOAK_LOSS_FREE:-1} == 1 ]]; then
+    jq -e '.lost == 0' "$OUT/figures.json" >/dev/null || { echo "soak: FAILED: samples were lost" >&2; fail=1; }
+else
+    jq -r '"soak: lost \(.lost) of \(.scans + .lost) scans (\(1e4 * .lost / (.scans + .lost) | round / 100) %): a figure here, not a check (SOAK_LOSS_FREE=0)"' "$OUT/figures.json" >&2
+fi
 jq -e '.rss_mib_last - .rss_mib_settled <= .rss_slack_mib' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: resident memory grew by more than $RSS_SLACK_MIB MiB" >&2; fail=1; }
 # Two descriptors come and go with each segment (samples and block table

@@ -66,8 +66,8 @@ if ! wait "$cross"; then
     exit 1
 fi
 # After the kernel builds, which would take the cores the soak measures.
-stage "soak: 60 s at half the loss-free rate to the disk: 0 lost, memory and descriptors flat (just soak: 10 min)"
-SOAK_REPORT=0 scripts/soak.sh 60
+stage "soak: 60 s at 17M scans/s to the disk: every scan recorded or counted lost, memory and descriptors flat; the loss is a figure here (just soak: 10 min, loss-free required)"
+SOAK_REPORT=0 SOAK_LOSS_FREE=0 scripts/soak.sh 60
 stage "hil: kernel (cached by input hash), module, QEMU x86_64 scenarios"
 hil/run.sh --board qemu-x86_64
 stage "hil: arm64 kernel (cached), cross-built module and acquire, QEMU virt device-tree scenarios"

@@ -103,6 +103,14 @@ def readers(run, files, label, encoding, codec):
     blocks = pl.read_parquet(str(run / "blocks" / "segment-*.parquet"))
     check(f"{label}: block table covers every scan", blocks["scans"].sum() == SCANS, blocks["scans"].sum())
     check(f"{label}: manifest counts", manifest["counts"]["scans_recorded"] == SCANS)
+    # The README's recipe: the clock table maps every seq to every clock.
+    clock = pl.read_parquet(str(run / "clock" / "*.parquet")).sort("seq")
+    check(f"{label}: clock table, a row per segment at least", clock.height >= len(files), clock.height)
+    mono = np.interp(seq, clock["seq"].to_numpy(), clock["mono_ns"].to_numpy())
+    err = np.abs(mono - t.column("t_ns").to_numpy()).max()
+    check(f"{label}: np.interp over the clock table gives every sample's t_ns (max error {err} ns)", err <= 1.0, err)
+    utc = np.interp(seq, clock["seq"].to_numpy(), clock["realtime_ns"].to_numpy())
+    check(f"{label}: and a UTC time after 2020 for each, increasing", utc[0] > 1.577e18 and (np.diff(utc) > 0).all())
 
     # fastparquet reads DELTA_BINARY_PACKED (version 1 pages) but has no
     # BYTE_STREAM_SPLIT decoder: docs/RECORDINGS.md's reader matrix says so, and this

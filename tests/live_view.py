@@ -102,6 +102,8 @@ def main():
             check(" 403" in status and not frames, f"WebSocket {what}: 403 and no frame (got {status!r})")
         status, _ = handshake(hostport, None, "/")
         check(" 403" in status, f"the page without the token: 403 (got {status!r})")
+        status, _ = handshake(hostport, "https://evil.example", "/" + query)
+        check(" 403" in status, f"the page fetched by another site's script, token and all: 403 (got {status!r})")
 
         b = Browser()
         try:
@@ -117,6 +119,8 @@ def main():
             def state():
                 v = b.send("Runtime.evaluate", {"expression": """JSON.stringify({
                     frames: hsdaqLive.frames, closed: hsdaqLive.closed, losses: hsdaqLive.losses,
+                    markers: hsdaqLive.markers,
+                    markRows: Array.from(document.querySelectorAll('#markers tbody tr')).map(r => r.textContent),
                     last: hsdaqLive.points[hsdaqLive.points.length - 1] || null,
                     labels: Array.from(document.querySelectorAll('.chan .label')).map(e => e.textContent),
                     lossRows: Array.from(document.querySelectorAll('#losses tbody tr')).map(r => r.textContent)})""",
@@ -134,6 +138,18 @@ def main():
             check(a["last"] is not None and z["last"] is not None and z["last"]["t_s"] > a["last"]["t_s"]
                   and z["last"] != a["last"], "the traces move over two seconds "
                   f"(t {a['last'] and a['last']['t_s']} -> {z['last'] and z['last']['t_s']})")
+            # A marker dropped by `acquire mark` shows on the page at its sample.
+            mk = subprocess.run([acquire, "mark", str(run), "--text", "from the test", "--json"],
+                                capture_output=True, text=True)
+            check(mk.returncode == 0, f"acquire mark exit status {mk.returncode}: {mk.stderr.strip()}")
+            marked = json.loads(mk.stdout)["at_seq"] if mk.returncode == 0 else None
+            deadline = time.time() + 10
+            while time.time() < deadline and not state()["markers"]:
+                time.sleep(0.2)
+            m = state()
+            check([x["at_scan"] for x in m["markers"]] == [marked]
+                  and any("from the test" in r for r in m["markRows"]),
+                  f"the marker is on the page at seq {marked}: {m['markers']} {m['markRows']}")
             deadline = time.time() + 15
             while time.time() < deadline and not state()["losses"]:
                 time.sleep(0.2)
@@ -152,6 +168,9 @@ def main():
               f"the injected loss is on the page with its size: page {shown}, manifest {gaps}")
         check(any(str(gaps[0][1]) in r for r in page["lossRows"]) if gaps else False,
               f"the loss table shows it: {page['lossRows']}")
+        events = [(e["at_seq"], e["kind"], e["detail"]) for e in manifest.get("events", [])]
+        check((marked, "marker", "from the test") in events,
+              f"the marker is in the manifest at seq {marked}: {events}")
         errors = console_errors(b.events)
         check(not errors, f"no console errors ({errors})")
         v = subprocess.run([acquire, "verify", str(run)], capture_output=True, text=True)

@@ -642,6 +642,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         codec,
         encode_threads: available_cores(),
         log_segments: false,
+        clocks: crate::clock::Clocks::system(),
     };
     let live = Arc::new(Live::default());
     let timer = {

@@ -4,6 +4,10 @@
 //! pipeline (the live view and the pipeline no longer import each other).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hsdaq_format::clock::ClockSample;
+use hsdaq_format::manifest::Event;
 
 /// Live counters, read by the progress display.
 #[derive(Default)]
@@ -33,6 +37,61 @@ pub struct Live {
     pub first_scan: AtomicU64,
     /// Block latency: the nominal time of a block's last scan → drained.
     pub latency: Latency,
+    /// The time base so far and what waits for the writer.
+    pub timeline: Timeline,
+}
+
+/// What the drain learns of time and what users mark, on its way to the
+/// writer (which puts it in the segment it belongs to). Locked once a
+/// block at most; the writer and the control socket take turns with it.
+#[derive(Default)]
+pub struct Timeline {
+    /// The latest block: (first scan, its CLOCK_MONOTONIC stamp, period in
+    /// ns × 65536), from which a marker's moment becomes a sample index.
+    pub last_block: Mutex<Option<(u64, u64, u64)>>,
+    /// Clock-table rows not yet written, with their segment.
+    pub clock_rows: Mutex<Vec<(u64, ClockSample)>>,
+    /// Events (markers) not yet in the manifest.
+    pub events: Mutex<Vec<Event>>,
+    /// Markers not yet shown by the live view (at most
+    /// [`LIVE_MARKERS_HELD`]; without a live view nobody takes them).
+    pub live_markers: Mutex<Vec<Event>>,
+}
+
+/// Markers held for the live view between two of its frames.
+pub const LIVE_MARKERS_HELD: usize = 100;
+
+impl Timeline {
+    /// The sample index the producer was at at `mono_ns`, from the latest
+    /// block's stamp and period (None before the first block).
+    pub fn seq_at(&self, mono_ns: u64) -> Option<u64> {
+        let (seq, t, period_q16) = (*self.last_block.lock().unwrap())?;
+        let dt = mono_ns.saturating_sub(t) as u128;
+        Some(seq + (dt * 65536 / period_q16.max(1) as u128) as u64)
+    }
+
+    /// Takes the clock rows of segments up to `segment`.
+    pub fn take_clock_rows(&self, segment: u64) -> Vec<ClockSample> {
+        let mut q = self.clock_rows.lock().unwrap();
+        let (mine, rest): (Vec<_>, Vec<_>) = q.drain(..).partition(|(s, _)| *s <= segment);
+        *q = rest;
+        mine.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Adds a marker: for the manifest, and for the live view.
+    pub fn mark(&self, e: Event) {
+        let mut shown = self.live_markers.lock().unwrap();
+        if shown.len() < LIVE_MARKERS_HELD {
+            shown.push(e.clone());
+        }
+        drop(shown);
+        self.events.lock().unwrap().push(e);
+    }
+
+    /// Takes the events waiting.
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
 }
 
 /// A histogram of block latencies in 10 µs bins up to 20 ms (and one bin

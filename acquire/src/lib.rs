@@ -16,6 +16,7 @@ pub mod source;
 
 // The recording pipeline and the Parquet sink.
 pub mod chunk;
+pub mod clock;
 pub mod counters;
 pub mod exit;
 pub mod faults;
@@ -30,6 +31,7 @@ pub mod verify;
 
 // Commands and their settings.
 pub mod bench;
+pub mod control;
 pub mod health;
 pub mod live;
 pub mod profile;

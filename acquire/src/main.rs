@@ -75,6 +75,18 @@ enum Cmd {
     /// counter), breaking it on purpose if asked: a test and benchmark
     /// sender, to loopback or a peer in the test's own network namespace only.
     Send(SendArgs),
+    /// Drop a marker into a running recording: an event at the sample the
+    /// producer is taking now (manifest `events`, kind `marker`).
+    Mark {
+        /// The run folder `acquire record --out` is writing.
+        dir: PathBuf,
+        /// What happened, in words (at most 1000 bytes).
+        #[arg(long, default_value = "")]
+        text: String,
+        /// Print JSON ({"at_seq": N, "mono_ns": T}).
+        #[arg(long)]
+        json: bool,
+    },
     /// List board profiles (BOARD/acquire.toml).
     Boards {
         /// Folder holding one sub-folder per board. Default: $HSDAQ_BOARDS,
@@ -126,7 +138,7 @@ struct ShapeArgs {
     #[arg(long, value_parser = parse_u32_auto)]
     stream_id: Option<u32>,
     /// Network sources: packets held back to put late ones in order (default 32).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_count::<usize>)]
     reorder: Option<usize>,
     /// Network sources: receive buffer to ask for, e.g. 64MiB (capped by net.core.rmem_max).
     #[arg(long, value_parser = parse_bytes)]
@@ -199,6 +211,10 @@ struct RecordArgs {
     /// non-loopback address exposes it to the network: the user's choice.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
     live: Option<std::net::SocketAddr>,
+    /// Add a PTP hardware clock (/dev/ptpN) to the run's clock-correlation
+    /// table (clock/), beside CLOCK_MONOTONIC, REALTIME and TAI.
+    #[arg(long, value_name = "DEVICE")]
+    phc: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -219,13 +235,13 @@ struct SendArgs {
     #[arg(long, value_parser = parse_format, default_value = "i16")]
     format: Format,
     /// Scans per datagram.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value = "256", value_parser = parse_count::<u32>)]
     scans_per_datagram: u32,
     /// Datagrams to send (1 to 10^9).
     #[arg(long, value_parser = parse_scan_count)]
     datagrams: u64,
     /// The stream's index of the first sample.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value = "0", value_parser = parse_count::<u64>)]
     first_index: u64,
     /// VRT stream ID.
     #[arg(long, value_parser = parse_u32_auto, default_value = "1")]
@@ -391,6 +407,14 @@ fn parse_u32_auto(s: &str) -> Result<u32> {
     }
 }
 
+/// A count in the one number grammar (`units::parse_quantity`: `4k`,
+/// `1Mi`), checked to fit its field.
+fn parse_count<T: TryFrom<u64>>(s: &str) -> Result<T> {
+    let n = units::parse_quantity(s, false)
+        .context("invalid count (a whole number such as 256, 4k or 1Mi)")?;
+    T::try_from(n).map_err(|_| anyhow::anyhow!("{s} is too large here"))
+}
+
 fn parse_format(s: &str) -> Result<Format> {
     Format::from_name(s.as_bytes()).with_context(|| format!("invalid format {s:?}: use i16 or i32"))
 }
@@ -544,6 +568,21 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Boards { dir, json } => cmd_boards(dir, json),
+        Cmd::Mark { dir, text, json } => {
+            if text.len() > hsdaq_acquire::control::MAX_TEXT {
+                return Err(units::usage(format!(
+                    "--text: at most {} bytes",
+                    hsdaq_acquire::control::MAX_TEXT
+                )));
+            }
+            let r = hsdaq_acquire::control::mark(&dir, &text)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("marker at seq {}", r.at_seq.unwrap_or(0));
+            }
+            Ok(0)
+        }
         Cmd::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command(), "acquire", &mut out);
@@ -649,6 +688,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         },
         faults: a.faults,
         live: a.live,
+        phc: a.phc,
         unpaced: a.unpaced,
         profile,
         json: a.json,
@@ -725,6 +765,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         allow_loss: false,
         faults: Vec::new(),
         live: None,
+        phc: None,
         unpaced: false,
         profile: None,
         json,

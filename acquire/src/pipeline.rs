@@ -57,7 +57,13 @@ pub struct PipelineConfig {
     pub log_segments: bool,
     /// The live view's tap (`--live`), fed per block without waiting.
     pub tap: Option<crate::live::tap::TapTx>,
+    /// The clocks the clock-correlation table reads.
+    pub clocks: crate::clock::Clocks,
 }
+
+/// How often the drain adds a clock-table row (besides the first block of
+/// every segment and the run's last).
+const CLOCK_EVERY_NS: u64 = 1_000_000_000;
 
 /// Why the drain ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,7 +211,9 @@ pub fn run(
     }
     let s = device.stats();
     manifest.source_counters = device.source_counters();
-    manifest.events = device.events();
+    manifest.events.extend(device.events());
+    manifest.events.extend(live.timeline.take_events());
+    manifest.events.sort_by_key(|e| e.at_seq);
     manifest.device_counters = crate::manifest::DeviceCounters {
         produced_blocks: s.produced_blocks.saturating_sub(base.produced_blocks),
         dropped_blocks: s.dropped_blocks.saturating_sub(base.dropped_blocks),
@@ -224,6 +232,11 @@ struct DrainState {
     segment: u64,
     segment_rows: u64,
     expected: Option<u64>,
+    /// When the next clock-table row is due (CLOCK_MONOTONIC ns).
+    clock_due: u64,
+    /// The last scan recorded: segment, seq, stamp (for the run's last
+    /// clock-table row).
+    last: Option<(u64, u64, u64)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -250,6 +263,8 @@ fn drain(
         segment: 0,
         segment_rows: 0,
         expected: None,
+        clock_due: 0,
+        last: None,
     };
     let mut faults = cfg.faults.clone();
     faults.sort_by_key(|f| f.at);
@@ -362,6 +377,7 @@ fn drain(
             arrival_ns: monotonic_ns(),
             ring_fill_permille: fill,
         };
+        clock_row(cfg, live, &mut st, &rec);
         let last_scan_ns = rec.time_of(h.scans.max(1) as u64 - 1) as u64;
         live.latency
             .record(rec.arrival_ns.saturating_sub(last_scan_ns));
@@ -393,6 +409,8 @@ fn drain(
         }
         live.scans.fetch_add(scans, Ordering::Relaxed);
         st.segment_rows += scans;
+        let end = scans.saturating_sub(1);
+        st.last = Some((st.segment, h.first_scan + end, rec.time_of(end) as u64));
         let segment_full = st.segment_rows >= segment_scans;
         if segment_full || chunk.rows() >= cfg.chunk_rows {
             send(full_tx, st.chunk.take().expect("chunk present"), hand)?;
@@ -405,10 +423,30 @@ fn drain(
             break End::Limit;
         }
     };
+    if let Some((segment, seq, t)) = st.last {
+        let row = cfg.clocks.sample(seq, t);
+        live.timeline
+            .clock_rows
+            .lock()
+            .unwrap()
+            .push((segment, row));
+    }
     if let Some(c) = st.chunk.take().filter(|c| c.rows() > 0) {
         send(full_tx, c, hand)?;
     }
     Ok(end)
+}
+
+/// Notes the block for markers and, at the first block of a segment and
+/// once a second, adds a clock-table row for its first scan.
+fn clock_row(cfg: &PipelineConfig, live: &Live, st: &mut DrainState, rec: &BlockRec) {
+    let t = &live.timeline;
+    *t.last_block.lock().unwrap() = Some((rec.first_seq, rec.t_ns, rec.period_q16));
+    if st.segment_rows == 0 || rec.arrival_ns >= st.clock_due {
+        let row = cfg.clocks.sample(rec.first_seq, rec.t_ns);
+        t.clock_rows.lock().unwrap().push((st.segment, row));
+        st.clock_due = rec.arrival_ns + CLOCK_EVERY_NS;
+    }
 }
 
 /// The first scan index beyond the recording: `scans` from the stream's
@@ -686,14 +724,21 @@ fn close_segment(
     at: Hook,
 ) -> Result<()> {
     if w.rows() == 0 {
+        // Its clock rows (if any) describe nothing that was written.
+        drop(live.timeline.take_clock_rows(w.index()));
         w.abandon();
         return Ok(());
     }
     let name = crate::sink::segment::segment_name(w.index());
     let t0 = Instant::now();
     manifest.stream.first_seq = live.first_scan.load(Ordering::Relaxed);
+    // Markers dropped so far go into this segment's copy of the manifest,
+    // so a run recovered after a crash keeps them.
+    manifest.events.extend(live.timeline.take_events());
+    manifest.events.sort_by_key(|e| e.at_seq);
+    let clock_rows = live.timeline.take_clock_rows(w.index());
     let mut info = w
-        .seal(manifest)
+        .seal(manifest, &clock_rows)
         .and_then(|sealed| {
             at(Checkpoint::Seal);
             sealed.commit(at)

@@ -80,6 +80,8 @@ pub struct RecordPlan {
     pub faults: Vec<PlannedFault>,
     /// Serve the live view on this address (`--live`).
     pub live: Option<std::net::SocketAddr>,
+    /// A PTP hardware clock for the clock-correlation table (`--phc`).
+    pub phc: Option<PathBuf>,
     /// Simulator runs unpaced.
     pub unpaced: bool,
     /// Profile, if any.
@@ -339,6 +341,10 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         (None, None) => None,
     };
     let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
+    let clocks = match &plan.phc {
+        Some(p) => crate::clock::Clocks::with_phc(p).map_err(|e| usage_err!("{e:#}"))?,
+        None => crate::clock::Clocks::system(),
+    };
     let live = Arc::new(Live::default());
     // Bound before the run folder exists: a busy port leaves nothing behind.
     let (view, tap) = match plan.live {
@@ -386,7 +392,10 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
         log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
         tap,
+        clocks,
     };
+    // `acquire mark` reaches the run through it; gone when the run ends.
+    let control = crate::control::Control::start(&plan.out, live.clone());
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), POOL_CHUNKS);
     let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);
@@ -404,6 +413,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         }
         h.join().map_err(|_| anyhow::anyhow!("pipeline panicked"))?
     })?;
+    drop(control);
     progress.finish();
     if let Some(v) = view {
         v.stop();
@@ -482,7 +492,7 @@ pub fn start_manifest(
     let desc = device.describe();
     Manifest {
         kind: "hsdaq-run".into(),
-        manifest_version: 1,
+        manifest_version: crate::manifest::MANIFEST_VERSION,
         status: RunStatus::Recording,
         error: None,
         board,

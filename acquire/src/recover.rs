@@ -81,6 +81,11 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
         .is_none_or(|m| m.status == RunStatus::Recording);
     let mut salvaged = Vec::new();
     if unclosed {
+        // A killed recorder leaves its control socket; nobody answers it.
+        let sock = dir.join(crate::control::SOCKET);
+        if sock.exists() && std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            let _ = std::fs::remove_file(&sock);
+        }
         for p in run_files(dir)?.1 {
             match salvage(dir, &p) {
                 Ok(Some(name)) => salvaged.push(name),
@@ -125,11 +130,11 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
             .context("writing the rebuilt manifest.json")?;
     }
     let mut partial = Vec::new();
-    for p in partial_paths.iter().chain(
-        &run_files(&dir.join("blocks"))
-            .map(|r| r.1)
-            .unwrap_or_default(),
-    ) {
+    let tables: Vec<std::path::PathBuf> = ["blocks", hsdaq_format::clock::CLOCK_DIR]
+        .iter()
+        .flat_map(|t| run_files(&dir.join(t)).map(|r| r.1).unwrap_or_default())
+        .collect();
+    for p in partial_paths.iter().chain(&tables) {
         partial.push(PartialFile {
             file: p.strip_prefix(dir).unwrap_or(p).display().to_string(),
             bytes: std::fs::metadata(p).map_or(0, |m| m.len()),

@@ -152,6 +152,13 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
     }
     report.checks = checks_ran(&report);
     if report.first_error.is_none() && path.is_dir() {
+        match check_clock(path, &files) {
+            Ok(Some(c)) => report.checks.push(c),
+            Ok(None) => {}
+            Err(e) => report.first_error = Some(format!("{}: {e:#}", path.display())),
+        }
+    }
+    if report.first_error.is_none() && path.is_dir() {
         if let Ok(m) = Manifest::read(path) {
             if matches!(m.status, RunStatus::Complete | RunStatus::Recovered)
                 && (m.counts.scans_recorded != report.rows || m.counts.scans_lost != report.lost)
@@ -164,6 +171,75 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
         }
     }
     Ok(report)
+}
+
+/// The clock-correlation table against the segments: each closed segment
+/// of a run that has tables (manifest version 2 on) has rows inside its
+/// own `seq` range, in `seq` order, with CLOCK_MONOTONIC never going back.
+/// REALTIME and TAI may step (a clock set by hand or by NTP): said, not
+/// damage. Returns the check in words (None for a run from before tables).
+fn check_clock(dir: &Path, segments: &[std::path::PathBuf]) -> Result<Option<String>> {
+    use hsdaq_format::clock;
+    let mut rows = 0;
+    let mut prev: Option<clock::ClockSample> = None;
+    let mut steps = 0;
+    for f in segments {
+        let (m, info) = segment_metadata(f)?;
+        let table = clock::file_for(dir, &info.file);
+        if !table.exists() {
+            if m.manifest_version >= 2 {
+                bail!(
+                    "{} is missing: {} has no clock-correlation table",
+                    table.display(),
+                    info.file
+                );
+            }
+            continue;
+        }
+        let t = clock::read_file(&table)?;
+        if t.is_empty() && m.manifest_version >= 2 {
+            bail!("{}: no rows", table.display());
+        }
+        for r in t {
+            if r.seq < info.first_seq || r.seq > info.last_seq {
+                bail!(
+                    "{}: a row at seq {} lies outside its segment ({}..={})",
+                    table.display(),
+                    r.seq,
+                    info.first_seq,
+                    info.last_seq
+                );
+            }
+            if let Some(p) = &prev {
+                if r.seq < p.seq || r.mono_ns < p.mono_ns {
+                    bail!(
+                        "{}: clock rows go back (seq {} at {} ns after seq {} at {} ns)",
+                        table.display(),
+                        r.seq,
+                        r.mono_ns,
+                        p.seq,
+                        p.mono_ns
+                    );
+                }
+                steps += usize::from(r.realtime_ns < p.realtime_ns);
+            }
+            if r.uncertainty_ns < 0 {
+                bail!("{}: negative uncertainty at seq {}", table.display(), r.seq);
+            }
+            rows += 1;
+            prev = Some(r);
+        }
+    }
+    Ok((rows > 0).then(|| {
+        format!(
+            "clock: {rows} clock-correlation rows, inside their segments, in seq order, CLOCK_MONOTONIC never back{}",
+            if steps > 0 {
+                format!("; REALTIME stepped back {steps} times (the clock was set)")
+            } else {
+                String::new()
+            }
+        )
+    }))
 }
 
 /// What a report's checks covered, for the user.

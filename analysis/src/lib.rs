@@ -9,3 +9,4 @@ pub mod load;
 pub mod metrics;
 pub mod plots;
 pub mod report;
+pub mod timebase;

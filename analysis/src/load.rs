@@ -125,7 +125,11 @@ fn walk(dir: &Path, runs: &mut Vec<Run>) -> Result<()> {
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "blocks"))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n != "blocks" && n != hsdaq_format::clock::CLOCK_DIR)
+        })
         .collect();
     subdirs.sort();
     for d in subdirs {

@@ -115,17 +115,25 @@ fn run(cli: Cli) -> Result<bool> {
         metrics.push(m);
     }
     hsdaq_analysis::report::write(&metrics, &out)?;
+    let (aligned, without) = hsdaq_analysis::report::alignment(&metrics);
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&hsdaq_analysis::report::Summary {
                 generator: "hsdaq analysis".into(),
-                runs: metrics.iter().collect()
+                runs: metrics.iter().collect(),
+                alignment: aligned,
             })?
         );
     } else {
         for m in &metrics {
             print!("{}", hsdaq_analysis::report::text(m));
+        }
+        if !aligned.is_empty() {
+            print!(
+                "{}",
+                hsdaq_analysis::timebase::align_text(&aligned, &without)
+            );
         }
         println!("report: {}", out.join("index.html").display());
     }

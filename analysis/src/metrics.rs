@@ -109,6 +109,11 @@ pub struct RunMetrics {
     pub mean_mb_per_s: f64,
     /// Block latency percentiles (µs): p50, p99, max.
     pub latency_us: Option<(f64, f64, f64)>,
+    /// When the samples happened: rate and drift against each clock
+    /// (None for a run recorded before clock tables).
+    pub timebase: Option<crate::timebase::TimebaseSummary>,
+    /// Events at sample indices: markers and what the source told.
+    pub events: Vec<hsdaq_format::manifest::Event>,
     /// Structural damage of the run folder (empty when sound): holes or
     /// overlaps in `seq` no recorded gap explains, a lost manifest.
     pub damage: Vec<String>,
@@ -311,6 +316,8 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,
         damage: run.damage.clone(),
+        timebase: crate::timebase::read(&run.path, m.stream.rate_hz, seq_min)?,
+        events: m.events.clone(),
         channels,
         health: crate::health::read(&run.path, m)?,
         throughput,

@@ -16,6 +16,27 @@ pub struct Summary<'a> {
     pub generator: String,
     /// One entry per run.
     pub runs: Vec<&'a RunMetrics>,
+    /// Several runs on one time axis (empty for one run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alignment: Vec<crate::timebase::Aligned>,
+}
+
+/// Several runs on one time axis by their clock tables, and the labels of
+/// runs without one.
+pub fn alignment(runs: &[RunMetrics]) -> (Vec<crate::timebase::Aligned>, Vec<String>) {
+    if runs.len() < 2 {
+        return (Vec::new(), Vec::new());
+    }
+    let with: Vec<(&str, &crate::timebase::TimebaseSummary)> = runs
+        .iter()
+        .filter_map(|m| Some((m.label.as_str(), m.timebase.as_ref()?)))
+        .collect();
+    let without = runs
+        .iter()
+        .filter(|m| m.timebase.is_none())
+        .map(|m| m.label.clone())
+        .collect();
+    (crate::timebase::align(&with), without)
 }
 
 /// Text summary of one run.
@@ -53,6 +74,18 @@ pub fn text(m: &RunMetrics) -> String {
     }
     let _ = writeln!(s, "  timestamps {}; signal {}", m.timestamps, m.signal);
     let _ = writeln!(s, "  loss detection {}", m.loss_detection);
+    if let Some(t) = &m.timebase {
+        s.push_str(&crate::timebase::text(t));
+    }
+    if !m.events.is_empty() {
+        let _ = writeln!(s, "  events: {}", m.events.len());
+        for e in m.events.iter().take(20) {
+            let _ = writeln!(s, "    seq {:>12} {:<20} {}", e.at_seq, e.kind, e.detail);
+        }
+        if m.events.len() > 20 {
+            let _ = writeln!(s, "    … {} more in summary.json", m.events.len() - 20);
+        }
+    }
     if !m.damage.is_empty() {
         let _ = writeln!(
             s,
@@ -125,6 +158,7 @@ pub fn write_run(m: &RunMetrics, dir: &Path) -> Result<()> {
         serde_json::to_string_pretty(&Summary {
             generator: generator(),
             runs: vec![m],
+            alignment: Vec::new(),
         })?,
     )?;
     Ok(())
@@ -190,13 +224,23 @@ pub fn write(runs: &[RunMetrics], out: &Path) -> Result<()> {
             mbps = m.mean_mb_per_s,
         );
     }
-    h.push_str("</table><p><a href=\"summary.json\">summary.json</a></p></body></html>\n");
+    h.push_str("</table>");
+    let (aligned, without) = alignment(runs);
+    if !aligned.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>On one time axis</h2><pre>{}</pre>",
+            html(&crate::timebase::align_text(&aligned, &without))
+        );
+    }
+    h.push_str("<p><a href=\"summary.json\">summary.json</a></p></body></html>\n");
     std::fs::write(out.join("index.html"), h)?;
     std::fs::write(
         out.join("summary.json"),
         serde_json::to_string_pretty(&Summary {
             generator: generator(),
             runs: runs.iter().collect(),
+            alignment: aligned,
         })?,
     )?;
     Ok(())

@@ -33,6 +33,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
             .map(|f| PlannedFault::parse(f).unwrap())
             .collect(),
         live: None,
+        phc: None,
         unpaced: false,
         profile: None,
         json: true,
@@ -278,4 +279,73 @@ fn bench_compares_report_and_bare_scan() {
     let want =
         b["report"]["seconds"].as_f64().unwrap() / b["baseline"]["seconds"].as_f64().unwrap();
     assert!((ratio - want).abs() < 1e-9, "{b}");
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC now, ns (what NTP slewing moves).
+fn realtime_offset_ns() -> i64 {
+    let now = |id| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; both clocks exist.
+        unsafe { libc::clock_gettime(id, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC)
+}
+
+#[test]
+fn two_runs_started_apart_align_on_one_time_axis() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let before = realtime_offset_ns();
+    // Two simulator instances, the second started ~0.7 s after the first.
+    std::thread::scope(|s| {
+        s.spawn(|| make_run(&a, 100_000, &[]));
+        std::thread::sleep(Duration::from_millis(700));
+        s.spawn(|| make_run(&b, 200_000, &[]));
+    });
+    let slew = (realtime_offset_ns() - before).abs() as f64 * 1e-9;
+    // The truth: each run's scan 0 on the one CLOCK_MONOTONIC they share.
+    let start = |p: &Path| {
+        hsdaq_acquire::manifest::Manifest::read(p)
+            .unwrap()
+            .start_monotonic_ns as f64
+            * 1e-9
+    };
+    let truth = start(&b) - start(&a);
+    assert!(truth > 0.5, "{truth}");
+    let s = report(&[&a, &b], &d.path().join("report"));
+    let label = |p: &Path| {
+        let runs = s["runs"].as_array().unwrap();
+        let r = runs
+            .iter()
+            .find(|r| Path::new(r["path"].as_str().unwrap()) == p);
+        r.map(|r| r["label"].clone()).expect("run in the summary")
+    };
+    let al = s["alignment"].as_array().expect("alignment for two runs");
+    assert_eq!(al.len(), 2);
+    assert_eq!(
+        (&al[0]["label"], al[0]["offset_s"].as_f64()),
+        (&label(&a), Some(0.0))
+    );
+    assert_eq!(al[1]["label"], label(&b));
+    let got = al[1]["offset_s"].as_f64().unwrap();
+    let within = al[1]["read_uncertainty_s"].as_f64().unwrap();
+    // Recovered within the stated uncertainty (plus any slew of REALTIME
+    // against MONOTONIC while the runs were made, and a microsecond of
+    // float rounding).
+    assert!(
+        (got - truth).abs() <= within + slew + 1e-6,
+        "aligned {got} s, truth {truth} s, ± {within} s (slew {slew} s)"
+    );
+    for r in s["runs"].as_array().unwrap() {
+        let tb = &r["timebase"];
+        assert!(tb["rows"].as_u64().unwrap() >= 2, "{tb}");
+        let mono = tb["rates"][0]["vs_nominal_ppm"].as_f64().unwrap();
+        assert!(mono.abs() < 1.0, "the simulator's rate on MONOTONIC: {tb}");
+    }
+    let page = std::fs::read_to_string(d.path().join("report/index.html")).unwrap();
+    assert!(page.contains("On one time axis"), "the fleet page shows it");
 }

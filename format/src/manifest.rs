@@ -181,7 +181,8 @@ pub const LOSS_UNAVAILABLE: &str = "unavailable";
 pub struct Event {
     /// The scan it applies to.
     pub at_seq: i64,
-    /// What (`vrt-context`, `device-sample-loss`).
+    /// What (`marker`: dropped by `acquire mark`; `vrt-context`,
+    /// `device-sample-loss`: told by the source).
     pub kind: String,
     /// In words.
     pub detail: String,
@@ -307,12 +308,16 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// The manifest schema this crate writes. 2: every closed segment has its
+/// clock-correlation table (`clock/`), and `events` holds user markers.
+pub const MANIFEST_VERSION: u32 = 2;
+
 /// The run manifest.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     /// Always `hsdaq-run`.
     pub kind: String,
-    /// Manifest schema version.
+    /// Manifest schema version ([`MANIFEST_VERSION`]).
     pub manifest_version: u32,
     /// Where the run stands ([`RunStatus`]; a string on disk).
     pub status: RunStatus,

@@ -69,6 +69,8 @@ struct Hub {
     /// Frames of the last WINDOW_S seconds, for pages that connect later.
     history: Mutex<VecDeque<Arc<str>>>,
     losses: Mutex<VecDeque<serde_json::Value>>,
+    /// The latest markers (`acquire mark`), for pages that join later.
+    markers: Mutex<VecDeque<serde_json::Value>>,
     frames_dropped: AtomicU64,
     init: Mutex<String>,
 }
@@ -156,13 +158,8 @@ fn serve(
                 .map(|h| h.value.as_str().to_owned())
         };
         let path = rq.url().split('?').next().unwrap_or("").to_owned();
-        let checked = origin::check(
-            field("Host").as_deref(),
-            field("Origin").as_deref(),
-            port,
-            path == "/ws",
-        )
-        .and_then(|()| token.admits(rq.url()));
+        let checked = origin::check(field("Host").as_deref(), field("Origin").as_deref(), port)
+            .and_then(|()| token.admits(rq.url()));
         let r = if let Err(why) = checked {
             rq.respond(tiny_http::Response::from_string(format!("{why}\n")).with_status_code(403))
         } else if *rq.method() != tiny_http::Method::Get {
@@ -218,6 +215,10 @@ fn upgrade(rq: tiny_http::Request, hub: &Arc<Hub>) {
         let losses: Vec<_> = hub.losses.lock().unwrap().iter().cloned().collect();
         let _ = tx.try_send(Arc::from(
             json!({"type": "losses", "losses": losses}).to_string(),
+        ));
+        let markers: Vec<_> = hub.markers.lock().unwrap().iter().cloned().collect();
+        let _ = tx.try_send(Arc::from(
+            json!({"type": "markers", "markers": markers}).to_string(),
         ));
         for f in hub
             .history
@@ -292,6 +293,19 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
             kept.push_back(v.clone());
             losses.push(v);
         }
+        let marked = std::mem::take(&mut *live.timeline.live_markers.lock().unwrap());
+        let markers: Vec<_> = marked
+            .into_iter()
+            .map(|e| {
+                let v = json!({"at_scan": e.at_seq, "at_s": e.at_seq as f64 / meta.rate_hz as f64, "text": e.detail});
+                let mut kept = hub.markers.lock().unwrap();
+                if kept.len() == LOSSES_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(v.clone());
+                v
+            })
+            .collect();
         let drained = live.scans.load(Ordering::Relaxed);
         let has_envelope = last.is_some();
         let envelope = last.map(|end| {
@@ -312,6 +326,7 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
                 "type": "frame",
                 "envelope": envelope,
                 "losses": losses,
+                "markers": markers,
                 "stats": {
                     "scans": drained,
                     "rate_hz": rate.update(drained),

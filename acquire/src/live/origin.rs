@@ -85,7 +85,7 @@ impl std::fmt::Display for Refused {
                 write!(f, "refused: Host {h:?} is not localhost or an IP address")
             }
             Refused::HostPort(h) => write!(f, "refused: Host {h:?} names another port"),
-            Refused::Origin(o) => write!(f, "refused: WebSocket from another origin ({o})"),
+            Refused::Origin(o) => write!(f, "refused: a request from another origin ({o})"),
             Refused::Token => write!(
                 f,
                 "refused: missing or wrong token (open the URL acquire printed, token included)"
@@ -94,14 +94,8 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// Checks one request's `Host` (and, for the WebSocket, its `Origin`)
-/// against the port we listen on.
-pub fn check(
-    host: Option<&str>,
-    origin: Option<&str>,
-    port: u16,
-    websocket: bool,
-) -> Result<(), Refused> {
+/// Checks one request's `Host` and `Origin` against the port we listen on.
+pub fn check(host: Option<&str>, origin: Option<&str>, port: u16) -> Result<(), Refused> {
     let host = host.ok_or(Refused::NoHost)?;
     let (name, p) = split_host(host).ok_or_else(|| Refused::HostName(host.into()))?;
     if p != port {
@@ -115,8 +109,12 @@ pub fn check(
     if !literal && !name.eq_ignore_ascii_case("localhost") {
         return Err(Refused::HostName(host.into()));
     }
+    // Any request that says where it comes from must come from the page
+    // itself: the WebSocket always says (browsers send Origin), and so
+    // does another site's script fetching the page. A typed URL or a tool
+    // sends none; the token still gates those.
     match origin {
-        Some(o) if websocket && !o.eq_ignore_ascii_case(&format!("http://{host}")) => {
+        Some(o) if !o.eq_ignore_ascii_case(&format!("http://{host}")) => {
             Err(Refused::Origin(o.into()))
         }
         _ => Ok(()),
@@ -161,39 +159,31 @@ mod tests {
             "192.168.1.20:8080",
         ] {
             let origin = format!("http://{host}");
-            assert_eq!(
-                check(Some(host), Some(&origin), 8080, true),
-                Ok(()),
-                "{host}"
-            );
-            assert_eq!(check(Some(host), None, 8080, false), Ok(()), "{host}");
+            assert_eq!(check(Some(host), Some(&origin), 8080), Ok(()), "{host}");
+            assert_eq!(check(Some(host), None, 8080), Ok(()), "{host}");
         }
     }
 
     #[test]
+    fn another_site_cannot_fetch_the_page() {
+        let r = check(Some("127.0.0.1:8080"), Some("https://evil.example"), 8080);
+        assert_eq!(r, Err(Refused::Origin("https://evil.example".into())));
+    }
+
+    #[test]
     fn a_tool_without_origin_is_allowed() {
-        assert_eq!(check(Some("127.0.0.1:9"), None, 9, true), Ok(()));
+        assert_eq!(check(Some("127.0.0.1:9"), None, 9), Ok(()));
     }
 
     #[test]
     fn another_site_cannot_open_the_websocket() {
-        let r = check(
-            Some("127.0.0.1:8080"),
-            Some("https://evil.example"),
-            8080,
-            true,
-        );
+        let r = check(Some("127.0.0.1:8080"), Some("https://evil.example"), 8080);
         assert_eq!(r, Err(Refused::Origin("https://evil.example".into())));
         // The same origin on another port is another origin.
-        let r = check(
-            Some("127.0.0.1:8080"),
-            Some("http://127.0.0.1:3000"),
-            8080,
-            true,
-        );
+        let r = check(Some("127.0.0.1:8080"), Some("http://127.0.0.1:3000"), 8080);
         assert!(matches!(r, Err(Refused::Origin(_))));
         assert!(matches!(
-            check(Some("127.0.0.1:8080"), Some("null"), 8080, true),
+            check(Some("127.0.0.1:8080"), Some("null"), 8080),
             Err(Refused::Origin(_))
         ));
     }
@@ -205,32 +195,31 @@ mod tests {
             Some("evil.example:8080"),
             Some("http://evil.example:8080"),
             8080,
-            true,
         );
         assert_eq!(r, Err(Refused::HostName("evil.example:8080".into())));
         assert!(matches!(
-            check(Some("evil.example:8080"), None, 8080, false),
+            check(Some("evil.example:8080"), None, 8080),
             Err(Refused::HostName(_))
         ));
     }
 
     #[test]
     fn malformed_or_missing_hosts_are_refused() {
-        assert_eq!(check(None, None, 80, false), Err(Refused::NoHost));
+        assert_eq!(check(None, None, 80), Err(Refused::NoHost));
         assert!(matches!(
-            check(Some("127.0.0.1"), None, 80, false),
+            check(Some("127.0.0.1"), None, 80),
             Err(Refused::HostName(_))
         ));
         assert!(matches!(
-            check(Some("::1:80"), None, 80, false),
+            check(Some("::1:80"), None, 80),
             Err(Refused::HostName(_))
         ));
         assert!(matches!(
-            check(Some("127.0.0.1:81"), None, 80, false),
+            check(Some("127.0.0.1:81"), None, 80),
             Err(Refused::HostPort(_))
         ));
         assert!(matches!(
-            check(Some("127.0.0.1:x"), None, 80, false),
+            check(Some("127.0.0.1:x"), None, 80),
             Err(Refused::HostName(_))
         ));
     }

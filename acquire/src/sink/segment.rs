@@ -32,6 +32,8 @@ use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, Type};
 
 pub use crate::chunk::{BlockRec, Chunk};
+use hsdaq_format::clock::{self, ClockSample};
+
 use crate::manifest::{sync_dir, Gap, Manifest, SegmentInfo, KV_MANIFEST, KV_SEGMENT};
 use crate::sink::codec::{Compressor, PageCodec};
 use crate::sink::direct::DirectWriter;
@@ -523,18 +525,21 @@ impl SegmentWriter {
     /// over as a [`Sealed`] segment, still named `.partial`: making it
     /// durable and visible is [`Sealed::commit`]'s job, off the encoder's
     /// path.
-    pub fn seal(self, manifest: &Manifest) -> Result<Sealed> {
+    /// `clock` holds the clock-correlation rows of this segment's samples
+    /// (`hsdaq_format::clock`), written beside it and made durable with it.
+    pub fn seal(self, manifest: &Manifest, clock: &[ClockSample]) -> Result<Sealed> {
         let (dir, name) = (self.dir.clone(), segment_name(self.index));
-        let r = self.finish(manifest);
+        let r = self.finish(manifest, clock);
         if r.is_err() {
             // An unfinished file must not stay behind looking like data.
             let _ = std::fs::remove_file(partial(&dir.join(&name)));
             let _ = std::fs::remove_file(partial(&dir.join("blocks").join(&name)));
+            let _ = std::fs::remove_file(partial(&clock::file_for(&dir, &name)));
         }
         r
     }
 
-    fn finish(mut self, manifest: &Manifest) -> Result<Sealed> {
+    fn finish(mut self, manifest: &Manifest, clock_rows: &[ClockSample]) -> Result<Sealed> {
         self.flush_blocks()?;
         let name = segment_name(self.index);
         let info = SegmentInfo {
@@ -558,11 +563,17 @@ impl SegmentWriter {
         let into_file = |w: ParquetFile| -> Result<File> { Ok(w.into_inner()?.finish()?) };
         let blocks = into_file(self.blocks)?;
         let samples = into_file(self.samples)?;
-        Ok(Sealed {
-            dir: self.dir,
-            info,
-            files: [samples, blocks],
-        })
+        let mut files = vec![
+            (samples, self.dir.join(&name)),
+            (blocks, self.dir.join("blocks").join(&name)),
+        ];
+        if !clock_rows.is_empty() {
+            let path = clock::file_for(&self.dir, &name);
+            std::fs::create_dir_all(path.parent().expect("clock/ folder"))
+                .with_context(|| format!("cannot create {}", clock::CLOCK_DIR))?;
+            files.push((clock::write(&partial(&path), clock_rows)?, path));
+        }
+        Ok(Sealed { info, files })
     }
 
     /// Abandons the segment: removes the partial files (after an error).
@@ -577,10 +588,10 @@ impl SegmentWriter {
 
 /// A segment whose files are complete but not yet durable or visible.
 pub struct Sealed {
-    dir: PathBuf,
     info: SegmentInfo,
-    /// Samples, then the block table.
-    files: [File; 2],
+    /// Samples, the block table, and the clock table when it has rows,
+    /// each with its final path.
+    files: Vec<(File, PathBuf)>,
 }
 
 impl Sealed {
@@ -589,36 +600,35 @@ impl Sealed {
         &self.info
     }
 
-    /// Makes the segment durable, then visible: both files are fsynced
+    /// Makes the segment durable, then visible: its files are fsynced
     /// before they are renamed, and the folders after, so a name without
     /// `.partial` always means data on the disk. `at` is called at each
     /// [`Checkpoint`] on the way.
     pub fn commit(self, at: Hook) -> Result<SegmentInfo> {
-        let name = &self.info.file;
-        let finals = [self.dir.join(name), self.dir.join("blocks").join(name)];
         let r = (|| -> Result<u64> {
-            for (f, p) in self.files.iter().zip(&finals) {
+            for (f, p) in &self.files {
                 f.sync_all()
                     .with_context(|| format!("cannot sync {}", partial(p).display()))?;
             }
             at(Checkpoint::Sync);
-            // The block table first: a visible segment always has its table.
-            for (i, p) in finals.iter().rev().enumerate() {
-                std::fs::rename(partial(p), p)
-                    .with_context(|| format!("cannot rename {}", partial(p).display()))?;
-                if i == 0 {
+            // The tables first (clock, then blocks), the samples last: a
+            // visible segment always has its tables.
+            for (_, p) in self.files.iter().rev() {
+                if p == &self.files[0].1 {
                     at(Checkpoint::Rename);
                 }
+                std::fs::rename(partial(p), p)
+                    .with_context(|| format!("cannot rename {}", partial(p).display()))?;
             }
-            for d in [self.dir.join("blocks"), self.dir.clone()] {
-                sync_dir(&d)?;
+            for (_, p) in self.files.iter().rev() {
+                sync_dir(p.parent().expect("a file in the run folder"))?;
             }
-            Ok(self.files[0].metadata()?.len())
+            Ok(self.files[0].0.metadata()?.len())
         })();
         match r {
             Ok(bytes) => Ok(SegmentInfo { bytes, ..self.info }),
             Err(e) => {
-                for p in &finals {
+                for (_, p) in &self.files {
                     let _ = std::fs::remove_file(partial(p));
                 }
                 Err(e)
