@@ -3,30 +3,9 @@
 //! walked, with their exit statuses, in `cli_contract.rs`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-fn acquire(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acquire"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("acquire runs");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            child.kill().unwrap();
-            panic!("{args:?} hung (killed after 30 s)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{run_bounded as acquire, s};
 
 /// A run of 8 segments (100 ms, rounded to whole blocks), recorded by the
 /// real binary.

@@ -2,34 +2,17 @@
 //! recordings, real Parquet files read back by a real reader.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hsdaq_acquire::manifest::{Manifest, RunStatus};
 use hsdaq_acquire::verify::{segment_metadata, verify};
 
-fn acquire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_acquire"))
-}
-
-fn run(args: &[&str]) -> Output {
-    acquire().args(args).output().expect("acquire runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{acquire, run, s, text};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -6,34 +6,15 @@
 //! never a panic, exit 101 or a hang.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 const COMPLETE: i32 = 0;
 const FAILURE: i32 = 1;
 const USAGE: i32 = 2;
 const SAMPLES_LOST: i32 = 3;
 
-/// Runs acquire; a run that does not end within 30 s is killed and fails
-/// the test (a hang is a bug, never an answer).
-fn acquire(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acquire"))
-        .args(args)
-        .env_remove("HSDAQ_BOARDS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("acquire runs");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            child.kill().unwrap();
-            panic!("{args:?} hung (killed after 30 s)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+mod common;
+use common::{run_bounded as acquire, s};
 
 /// Asserts a run's exit status, showing its stderr if it differs.
 fn expect_status(r: &Output, code: i32) {
@@ -43,10 +24,6 @@ fn expect_status(r: &Output, code: i32) {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn manifest(run: &Path) -> serde_json::Value {

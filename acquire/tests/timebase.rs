@@ -3,7 +3,7 @@
 //! recovered after kill -9 (real recordings from the simulator).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hsdaq_acquire::manifest::Manifest;
@@ -12,25 +12,8 @@ use hsdaq_format::clock::{self, Clock, Timebase};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::RowAccessor;
 
-fn acquire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_acquire"))
-}
-
-fn run(args: &[&str]) -> Output {
-    acquire().args(args).output().expect("acquire runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{acquire, run, s, text};
 
 /// The first row's (seq, t_ns) of a segment, read back by the parquet
 /// crate's row reader.
