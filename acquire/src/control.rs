@@ -5,8 +5,9 @@
 //! segment to close (and so into that segment's copy of the manifest: a
 //! run recovered after a crash keeps it).
 //!
-//! Request: `{"text": "valve opened"}`. Reply: `{"at_seq": N, "mono_ns": T}`
-//! or `{"error": "..."}`. The socket lives in the run folder, so whoever
+//! Request: `{"text": "valve opened"}` (optionally `"mono_ns"`: the
+//! client's CLOCK_MONOTONIC when it asked). Reply: `{"at_seq": N,
+//! "mono_ns": T}` or `{"error": "..."}`. The socket lives in the run folder, so whoever
 //! may write the recording may mark it; it is removed when the run ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,11 +32,22 @@ pub const MARKER: &str = "marker";
 /// Longest marker text accepted, bytes.
 pub const MAX_TEXT: usize = 1000;
 
+/// Markers one run takes at most (each is copied into every later
+/// segment's footer); beyond, `acquire mark` is refused, saying so.
+pub const MAX_MARKERS: usize = 10_000;
+
+/// How long one request may take to arrive, whole.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(1);
+
 /// What a client asks.
 #[derive(Serialize, Deserialize)]
 struct Request {
     #[serde(default)]
     text: String,
+    /// The client's CLOCK_MONOTONIC when it asked (`acquire mark` sends
+    /// it), so a request that waited for the recorder keeps its moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mono_ns: Option<u64>,
 }
 
 /// What the recorder answers.
@@ -113,18 +125,34 @@ fn serve(listener: UnixListener, live: &Live, stop: &AtomicBool) {
     }
 }
 
-/// Reads one request line (at most 4 KiB, within a second) and answers it.
+/// Reads one request line (at most 4 KiB, whole within
+/// [`REQUEST_DEADLINE`]: a client that dribbles or says nothing holds the
+/// socket that long at most) and answers it.
 fn answer(s: UnixStream, live: &Live) -> std::io::Result<()> {
     let now = crate::units::monotonic_ns();
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
     s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    s.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let mut line = String::new();
-    BufReader::new((&s).take(4096)).read_line(&mut line)?;
+    s.set_write_timeout(Some(REQUEST_DEADLINE))?;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    while !line.contains(&b'\n') && line.len() < 4096 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        s.set_read_timeout(Some(left))?;
+        match (&s).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    let line = String::from_utf8_lossy(&line);
     let reply = match mark_at(&line, now, live) {
-        Ok(at) => Reply {
+        Ok((at, at_ns)) => Reply {
             at_seq: Some(at),
-            mono_ns: Some(now),
+            mono_ns: Some(at_ns),
             error: None,
         },
         Err(e) => Reply {
@@ -138,14 +166,24 @@ fn answer(s: UnixStream, live: &Live) -> std::io::Result<()> {
     (&s).write_all(out.as_bytes())
 }
 
-/// Places the marker a request asks for, at the sample taken at `now`.
-fn mark_at(line: &str, now: u64, live: &Live) -> Result<u64> {
+/// Places the marker a request asks for, at the sample taken at its
+/// moment (the client's, else `now`); returns the sample and the moment.
+fn mark_at(line: &str, now: u64, live: &Live) -> Result<(u64, u64)> {
     let req: Request = serde_json::from_str(line.trim())
         .context("a request is one JSON line: {\"text\": \"...\"}")?;
     if req.text.len() > MAX_TEXT {
         bail!("a marker's text is at most {MAX_TEXT} bytes");
     }
-    let Some(at) = live.timeline.seq_at(now) else {
+    if live.timeline.markers() >= MAX_MARKERS {
+        bail!("this run already holds {MAX_MARKERS} markers, the most one run takes");
+    }
+    // The client's own moment when it gave one that is not in the future
+    // and at most 10 s old (the same machine's CLOCK_MONOTONIC).
+    let at_ns = req
+        .mono_ns
+        .filter(|&t| t <= now && now - t <= 10_000_000_000)
+        .unwrap_or(now);
+    let Some(at) = live.timeline.seq_at(at_ns) else {
         bail!("no sample has arrived yet: try again once the recording runs");
     };
     live.timeline.mark(Event {
@@ -153,7 +191,7 @@ fn mark_at(line: &str, now: u64, live: &Live) -> Result<u64> {
         kind: MARKER.into(),
         detail: req.text,
     });
-    Ok(at)
+    Ok((at, at_ns))
 }
 
 /// Drops a marker into the recording running in `run` (`acquire mark`).
@@ -172,7 +210,10 @@ pub fn mark(run: &Path, text: &str) -> Result<Reply> {
         )
     })?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = serde_json::to_string(&Request { text: text.into() })?;
+    let mut req = serde_json::to_string(&Request {
+        text: text.into(),
+        mono_ns: Some(crate::units::monotonic_ns()),
+    })?;
     req.push('\n');
     (&s).write_all(req.as_bytes())?;
     let mut line = String::new();
@@ -200,13 +241,24 @@ mod tests {
         *live.timeline.last_block.lock().unwrap() = Some((1000, 1_000_000_000, 1000 << 16));
         assert_eq!(
             mark_at("{\"text\":\"valve\"}", 1_000_250_000, &live).unwrap(),
-            1250
+            (1250, 1_000_250_000)
+        );
+        // The client's own moment, when it gives one (not a future one).
+        let asked = "{\"text\":\"v2\",\"mono_ns\":1000100000}";
+        assert_eq!(
+            mark_at(asked, 1_000_250_000, &live).unwrap(),
+            (1100, 1_000_100_000)
+        );
+        let future = "{\"text\":\"v3\",\"mono_ns\":2000000000}";
+        assert_eq!(
+            mark_at(future, 1_000_250_000, &live).unwrap(),
+            (1250, 1_000_250_000)
         );
         assert!(mark_at("not json", 0, &live).is_err());
         let long = format!("{{\"text\":\"{}\"}}", "a".repeat(MAX_TEXT + 1));
         assert!(mark_at(&long, 0, &live).is_err());
         let ev = live.timeline.take_events();
-        assert_eq!(ev.len(), 1);
+        assert_eq!(ev.len(), 3);
         assert_eq!(
             (ev[0].at_seq, ev[0].kind.as_str(), ev[0].detail.as_str()),
             (1250, MARKER, "valve")

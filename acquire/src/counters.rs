@@ -53,6 +53,8 @@ pub struct Timeline {
     pub clock_rows: Mutex<Vec<(u64, ClockSample)>>,
     /// Events (markers) not yet in the manifest.
     pub events: Mutex<Vec<Event>>,
+    /// Markers taken so far (bounded by `control::MAX_MARKERS`).
+    pub marked: AtomicU64,
     /// Markers not yet shown by the live view (at most
     /// [`LIVE_MARKERS_HELD`]; without a live view nobody takes them).
     pub live_markers: Mutex<Vec<Event>>,
@@ -78,8 +80,14 @@ impl Timeline {
         mine.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// Markers taken so far this run.
+    pub fn markers(&self) -> usize {
+        self.marked.load(Ordering::Relaxed) as usize
+    }
+
     /// Adds a marker: for the manifest, and for the live view.
     pub fn mark(&self, e: Event) {
+        self.marked.fetch_add(1, Ordering::Relaxed);
         let mut shown = self.live_markers.lock().unwrap();
         if shown.len() < LIVE_MARKERS_HELD {
             shown.push(e.clone());

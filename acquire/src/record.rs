@@ -419,6 +419,9 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         v.stop();
     }
     let mut m = outcome.manifest;
+    // Markers taken after the pipeline's last look, before the socket closed.
+    m.events.extend(live.timeline.take_events());
+    m.events.sort_by_key(|e| e.at_seq);
     m.start_monotonic_ns = live.start_ns.load(Ordering::Relaxed);
     let (status, error) = match &outcome.end {
         End::Limit => (RunStatus::Complete, None),

@@ -188,6 +188,11 @@ fn rebuild(
         if newest.compression_changes.len() > m.compression_changes.len() {
             m.compression_changes = newest.compression_changes.clone();
         }
+        // Markers taken at the newest close may be only in its footer (a
+        // cut before manifest.json was replaced).
+        if newest.events.len() > m.events.len() {
+            m.events = newest.events.clone();
+        }
     }
     let was = previous.map_or("missing".to_string(), |p| format!("'{}'", p.status));
     m.error = Some(format!(

@@ -172,9 +172,9 @@ fn a_marker_lands_where_it_was_dropped_and_survives_kill_9() {
     let when = tb.time_ns(at, Clock::Monotonic).unwrap();
     let block_ns = m.stream.block_scans as f64 * 1e9 / m.stream.rate_hz as f64;
     assert!(
-        (when - mono as f64).abs() <= block_ns,
+        (when - mono).abs() as f64 <= block_ns,
         "marker at seq {at} is {} ns from its moment (block {block_ns} ns)",
-        when - mono as f64
+        when - mono
     );
     let r = verify(&dir, false).unwrap();
     assert!(r.ok(), "{:?}", r.first_error);

@@ -79,8 +79,8 @@ pub fn read(path: &Path, nominal_hz: u64, first_seq: i64) -> Result<Option<Timeb
             })
         })
         .collect();
-    let first = tb.time_ns(first_seq, Clock::Realtime).unwrap_or(0.0) as i64;
-    let first_tai = tb.time_ns(first_seq, Clock::Tai).unwrap_or(0.0) as i64;
+    let first = tb.time_ns(first_seq, Clock::Realtime).unwrap_or(0);
+    let first_tai = tb.time_ns(first_seq, Clock::Tai).unwrap_or(0);
     Ok(Some(TimebaseSummary {
         rows: tb.rows().len(),
         rates,
@@ -147,8 +147,10 @@ pub struct Aligned {
     pub label: String,
     /// Its first sample, UTC.
     pub first_sample_utc: String,
-    /// Seconds from the earliest run's first sample to this run's (by TAI,
-    /// which does not jump at leap seconds).
+    /// The axis: `TAI` when every run's machine knew the same TAI − UTC,
+    /// else `UTC` ([`axis`]).
+    pub axis: &'static str,
+    /// Seconds from the earliest run's first sample to this run's, on it.
     pub offset_s: f64,
     /// How well the offset is known from the clock reads alone: both
     /// runs' largest bracket, summed, s.
@@ -159,19 +161,41 @@ pub struct Aligned {
     pub clock_maxerror_s: Option<f64>,
 }
 
-/// Puts runs with a time base on one axis (TAI), the earliest first; runs
-/// without a table are left out (named by the caller).
+/// The axis several runs share: TAI when every machine knew the same
+/// TAI − UTC (TAI does not jump at a leap second), else UTC (a machine
+/// whose kernel TAI offset is unset reads CLOCK_TAI as UTC: comparing its
+/// TAI with another's would be 37 s off).
+pub fn axis(runs: &[(&str, &TimebaseSummary)]) -> &'static str {
+    let first = runs.first().map_or(0, |r| r.1.tai_offset_s);
+    if first != 0 && runs.iter().all(|r| r.1.tai_offset_s == first) {
+        "TAI"
+    } else {
+        "UTC"
+    }
+}
+
+/// Puts runs with a time base on one axis ([`axis`]), the earliest first;
+/// runs without a table are left out (named by the caller).
 pub fn align(runs: &[(&str, &TimebaseSummary)]) -> Vec<Aligned> {
-    let Some(first) = runs.iter().min_by_key(|(_, t)| t.first_sample_tai_ns) else {
+    let tai = axis(runs) == "TAI";
+    let at = |t: &TimebaseSummary| {
+        if tai {
+            t.first_sample_tai_ns
+        } else {
+            t.first_sample_realtime_ns
+        }
+    };
+    let Some(first) = runs.iter().min_by_key(|(_, t)| at(t)) else {
         return Vec::new();
     };
-    let (t0, u0) = (first.1.first_sample_tai_ns, first.1.max_uncertainty_ns);
+    let (t0, u0) = (at(first.1), first.1.max_uncertainty_ns);
     let mut out: Vec<Aligned> = runs
         .iter()
         .map(|(label, t)| Aligned {
             label: label.to_string(),
             first_sample_utc: t.first_sample_utc.clone(),
-            offset_s: (t.first_sample_tai_ns - t0) as f64 * 1e-9,
+            axis: if tai { "TAI" } else { "UTC" },
+            offset_s: (at(t) - t0) as f64 * 1e-9,
             read_uncertainty_s: (t.max_uncertainty_ns + u0) as f64 * 1e-9,
             clock_maxerror_s: t.sync_maxerror_ns.map(|e| e as f64 * 1e-9),
         })
@@ -182,8 +206,9 @@ pub fn align(runs: &[(&str, &TimebaseSummary)]) -> Vec<Aligned> {
 
 /// The alignment as text.
 pub fn align_text(a: &[Aligned], without: &[String]) -> String {
-    let mut s = String::from(
-        "runs on one time axis (TAI; offset of each run's first sample from the earliest):\n",
+    let axis = a.first().map_or("UTC", |r| r.axis);
+    let mut s = format!(
+        "runs on one time axis ({axis}; offset of each run's first sample from the earliest):\n"
     );
     for r in a {
         s.push_str(&format!(

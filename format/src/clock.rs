@@ -310,12 +310,19 @@ impl Timebase {
         (&self.rows[i - 1], &self.rows[i])
     }
 
-    /// Sample `seq`'s time on `clock`, ns (None: that clock was not read).
-    pub fn time_ns(&self, seq: i64, clock: Clock) -> Option<f64> {
+    /// Sample `seq`'s time on `clock`, ns, rounded to the nearest (None:
+    /// that clock was not read). Computed in integers: an f64 holds a
+    /// REALTIME of ~1.8e18 ns only to 256 ns.
+    pub fn time_ns(&self, seq: i64, clock: Clock) -> Option<i64> {
         let (a, b) = self.around(seq);
-        let (ta, tb) = (Self::value(a, clock)?, Self::value(b, clock)?);
-        let f = (seq - a.seq) as f64 / (b.seq - a.seq) as f64;
-        Some(ta as f64 + f * (tb - ta) as f64)
+        let (ta, tb) = (
+            Self::value(a, clock)? as i128,
+            Self::value(b, clock)? as i128,
+        );
+        let (num, den) = ((seq - a.seq) as i128 * (tb - ta), (b.seq - a.seq) as i128);
+        // Rounded to nearest, halves away from zero.
+        let step = (2 * num + num.signum() * den) / (2 * den);
+        i64::try_from(ta + step).ok()
     }
 
     /// How well `time_ns(seq, clock)` is known against the producer's
@@ -395,12 +402,19 @@ mod tests {
             row(3000, 3_000_000_000, 2_000),
         ];
         let tb = Timebase::new(rows).expect("two rows");
-        assert_eq!(tb.time_ns(500, Clock::Monotonic), Some(500_000_000.0));
-        assert_eq!(tb.time_ns(500, Clock::Realtime), Some(500_001_500.0));
-        assert_eq!(tb.time_ns(2000, Clock::Tai), Some(2e9 + 2_000.0 + 37e9));
+        assert_eq!(tb.time_ns(500, Clock::Monotonic), Some(500_000_000));
+        assert_eq!(tb.time_ns(500, Clock::Realtime), Some(500_001_500));
+        assert_eq!(
+            tb.time_ns(2000, Clock::Tai),
+            Some(2_000_000_000 + 2_000 + 37_000_000_000)
+        );
         // Beyond the ends: the nearest pair's line.
-        assert_eq!(tb.time_ns(-1000, Clock::Monotonic), Some(-1e9));
-        assert_eq!(tb.time_ns(4000, Clock::Monotonic), Some(4e9));
+        assert_eq!(tb.time_ns(-1000, Clock::Monotonic), Some(-1_000_000_000));
+        assert_eq!(tb.time_ns(4000, Clock::Monotonic), Some(4_000_000_000));
+        // Today's REALTIME, to the nanosecond (an f64 would round to 256 ns).
+        let now = 1_796_000_000_123_456_789;
+        let today = Timebase::new(vec![row(0, 0, now), row(3, 3_000, now)]).unwrap();
+        assert_eq!(today.time_ns(1, Clock::Realtime), Some(now + 1_000));
         assert_eq!(tb.time_ns(10, Clock::Phc), None);
         assert_eq!(tb.uncertainty_ns(1500, Clock::Realtime), 106);
         assert_eq!(tb.uncertainty_ns(1500, Clock::Monotonic), 0);
