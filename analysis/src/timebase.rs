@@ -65,14 +65,12 @@ pub fn read(path: &Path, nominal_hz: u64, first_seq: i64) -> Result<Option<Timeb
     let Some(tb) = Timebase::new(rows) else {
         return Ok(None);
     };
-    let names = ["monotonic", "realtime", "tai", "phc"];
     let rates = Clock::ALL
         .iter()
-        .zip(names)
-        .filter_map(|(&c, name)| {
+        .filter_map(|&c| {
             let r = tb.rate_hz(c)?;
             Some(ClockRate {
-                clock: name,
+                clock: c.name(),
                 rate_hz: r,
                 vs_nominal_ppm: (r / nominal_hz.max(1) as f64 - 1.0) * 1e6,
                 drift_ppm: tb.drift_ppm(c),

@@ -47,16 +47,16 @@ pub enum Clock {
 }
 
 impl Clock {
-    /// Every clock, in column order.
+    /// Every clock, in the table's column order.
     pub const ALL: [Clock; 4] = [Clock::Monotonic, Clock::Realtime, Clock::Tai, Clock::Phc];
 
-    /// The column name.
-    pub fn column(self) -> &'static str {
+    /// Its name in reports (`monotonic`, `realtime`, `tai`, `phc`).
+    pub fn name(self) -> &'static str {
         match self {
-            Clock::Monotonic => "mono_ns",
-            Clock::Realtime => "realtime_ns",
-            Clock::Tai => "tai_ns",
-            Clock::Phc => "phc_ns",
+            Clock::Monotonic => "monotonic",
+            Clock::Realtime => "realtime",
+            Clock::Tai => "tai",
+            Clock::Phc => "phc",
         }
     }
 }
