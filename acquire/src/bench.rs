@@ -643,6 +643,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         encode_threads: available_cores(),
         log_segments: false,
         clocks: crate::clock::Clocks::system(),
+        trigger: None,
     };
     let live = Arc::new(Live::default());
     let timer = {

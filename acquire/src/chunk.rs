@@ -48,6 +48,19 @@ impl BlockRec {
         (0..self.scans as u64).map(|i| self.seq_of(i))
     }
 
+    /// The block from its scan `off` on (`0 < off < scans`): that scan
+    /// follows the one before it, so no gap is before it.
+    pub fn tail_from(&self, off: u64) -> BlockRec {
+        BlockRec {
+            first_seq: self.first_seq + off,
+            scans: self.scans - off as u32,
+            t_ns: self.time_of(off) as u64,
+            lost_before: 0,
+            flags: 0,
+            ..*self
+        }
+    }
+
     /// The `t_ns` value of every scan of the block, in order.
     pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
         (0..self.scans as u64).map(|i| self.time_of(i))
@@ -100,6 +113,8 @@ pub struct Chunk {
     pub columns: Vec<Column>,
     /// The blocks the rows came from, in order.
     pub blocks: Vec<BlockRec>,
+    /// The snapshot window the rows belong to (triggered recordings).
+    pub window: Option<hsdaq_format::manifest::Window>,
 }
 
 impl Chunk {
@@ -111,6 +126,7 @@ impl Chunk {
                 .map(|_| Column::with_capacity(format, rows))
                 .collect(),
             blocks: Vec::with_capacity(rows / 16 + 1),
+            window: None,
         }
     }
 
@@ -123,6 +139,111 @@ impl Chunk {
     pub fn clear(&mut self) {
         self.columns.iter_mut().for_each(Column::clear);
         self.blocks.clear();
+        self.window = None;
+    }
+
+    /// The row holding scan `seq`, or the first row after it when `seq`
+    /// fell in a gap; `rows()` when every row is before it.
+    pub fn row_at_or_after(&self, seq: u64) -> usize {
+        let mut row = 0;
+        for b in &self.blocks {
+            if seq < b.first_seq {
+                return row;
+            }
+            if seq < b.first_seq + b.scans as u64 {
+                return row + (seq - b.first_seq) as usize;
+            }
+            row += b.scans as usize;
+        }
+        row
+    }
+
+    /// The `seq` of row `row` (which must exist).
+    pub fn seq_at_row(&self, mut row: usize) -> u64 {
+        for b in &self.blocks {
+            if row < b.scans as usize {
+                return b.first_seq + row as u64;
+            }
+            row -= b.scans as usize;
+        }
+        panic!("row beyond the chunk");
+    }
+
+    /// One past the last scan held (`None` when empty).
+    pub fn end_seq(&self) -> Option<u64> {
+        self.blocks.last().map(|b| b.first_seq + b.scans as u64)
+    }
+
+    /// Scans lost in the gaps before the first `rows` rows' blocks (the
+    /// gaps a cut at `rows` leaves behind it).
+    pub fn lost_before_row(&self, rows: usize) -> u64 {
+        let mut at = 0;
+        let mut lost = 0;
+        for b in &self.blocks {
+            if at >= rows {
+                break;
+            }
+            lost += b.lost_before;
+            at += b.scans as usize;
+        }
+        lost
+    }
+
+    /// Drops the first `rows` rows (a window starts after them): the block
+    /// cut in two keeps its later scans, starting with no gap before them.
+    pub fn drop_front(&mut self, rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let mut left = rows;
+        let mut keep_from = self.blocks.len();
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            if left < b.scans as usize {
+                *b = b.tail_from(left as u64);
+                keep_from = i;
+                break;
+            }
+            left -= b.scans as usize;
+        }
+        self.blocks.drain(..keep_from);
+        for col in &mut self.columns {
+            match col {
+                Column::I16(v) => drop(v.drain(..rows)),
+                Column::I32(v) => drop(v.drain(..rows)),
+            }
+        }
+    }
+
+    /// Moves the rows from `at` on into `tail` (empty, same shape): a
+    /// window ends at `at`, and what follows is the next window's history.
+    pub fn split_off_into(&mut self, at: usize, tail: &mut Chunk) {
+        debug_assert!(tail.rows() == 0 && tail.blocks.is_empty());
+        tail.segment = self.segment;
+        let mut row = 0;
+        let mut cut = self.blocks.len();
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let n = b.scans as usize;
+            if at < row + n {
+                let off = (at - row) as u64;
+                if off == 0 {
+                    cut = i;
+                } else {
+                    tail.blocks.push(b.tail_from(off));
+                    b.scans = off as u32;
+                    cut = i + 1;
+                }
+                break;
+            }
+            row += n;
+        }
+        tail.blocks.extend(self.blocks.drain(cut..));
+        for (src, dst) in self.columns.iter_mut().zip(&mut tail.columns) {
+            match (src, dst) {
+                (Column::I16(s), Column::I16(d)) => d.extend(s.drain(at..)),
+                (Column::I32(s), Column::I32(d)) => d.extend(s.drain(at..)),
+                _ => unreachable!("chunks of one run have one sample type"),
+            }
+        }
     }
 
     /// Appends the first `scans` interleaved scans of a block payload: one
@@ -220,5 +341,81 @@ mod tests {
         };
         assert_eq!(b.seqs().collect::<Vec<_>>(), [10, 11, 12]);
         assert_eq!(b.times().collect::<Vec<_>>(), [1000, 1001, 1003]);
+    }
+
+    fn two_blocks() -> Chunk {
+        // Blocks of 3 scans at seq 10 and, after a gap of 5, at seq 18.
+        let mut c = Chunk::with_capacity(2, Format::I16, 8);
+        let vals: Vec<u8> = (0..12i16).flat_map(|v| v.to_ne_bytes()).collect();
+        c.transpose(&vals, 6);
+        let rec = |first_seq, lost_before| BlockRec {
+            first_seq,
+            scans: 3,
+            t_ns: first_seq * 100,
+            period_q16: 100 << 16,
+            lost_before,
+            flags: hsdaq_abi::layout::BLOCK_FLAG_AFTER_GAP,
+            ..Default::default()
+        };
+        c.blocks = vec![rec(10, 2), rec(18, 5)];
+        c
+    }
+
+    fn col0(c: &Chunk) -> Vec<i16> {
+        match &c.columns[0] {
+            Column::I16(v) => v.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn rows_map_to_seqs_across_gaps() {
+        let c = two_blocks();
+        assert_eq!(c.row_at_or_after(11), 1);
+        assert_eq!(
+            c.row_at_or_after(14),
+            3,
+            "a seq in a gap maps to the row after it"
+        );
+        assert_eq!(c.row_at_or_after(99), 6);
+        assert_eq!(c.seq_at_row(4), 19);
+        assert_eq!(c.end_seq(), Some(21));
+        assert_eq!(c.lost_before_row(1), 2);
+        assert_eq!(c.lost_before_row(4), 7);
+    }
+
+    #[test]
+    fn cuts_keep_rows_and_blocks_together() {
+        let mut c = two_blocks();
+        c.drop_front(1);
+        assert_eq!(col0(&c), [2, 4, 6, 8, 10]);
+        let b = c.blocks[0];
+        assert_eq!(
+            (b.first_seq, b.scans, b.t_ns, b.lost_before, b.flags),
+            (11, 2, 1100, 0, 0)
+        );
+        assert_eq!(c.blocks[1].lost_before, 5, "the later gap stays");
+
+        let mut tail = Chunk::with_capacity(2, Format::I16, 8);
+        c.split_off_into(3, &mut tail);
+        assert_eq!((col0(&c), col0(&tail)), (vec![2, 4, 6], vec![8, 10]));
+        assert_eq!(
+            c.blocks
+                .iter()
+                .map(|b| (b.first_seq, b.scans))
+                .collect::<Vec<_>>(),
+            [(11, 2), (18, 1)]
+        );
+        let t = tail.blocks[0];
+        assert_eq!(
+            (t.first_seq, t.scans, t.t_ns, t.lost_before),
+            (19, 2, 1900, 0)
+        );
+
+        // A cut on a block boundary moves the whole block, gap and all.
+        let mut c = two_blocks();
+        let mut tail = Chunk::with_capacity(2, Format::I16, 8);
+        c.split_off_into(3, &mut tail);
+        assert_eq!((c.blocks.len(), tail.blocks[0].lost_before), (1, 5));
     }
 }

@@ -16,6 +16,10 @@ pub struct Live {
     pub scans: AtomicU64,
     /// Scans lost (sum of block `lost_before`).
     pub lost: AtomicU64,
+    /// Triggered recordings: scans between windows, not kept.
+    pub outside_windows: AtomicU64,
+    /// Of those, scans the source lost.
+    pub lost_outside_windows: AtomicU64,
     /// Gaps seen.
     pub gaps: AtomicU64,
     /// Ring fill at the last block, per mille.
@@ -58,6 +62,10 @@ pub struct Timeline {
     /// Markers not yet shown by the live view (at most
     /// [`LIVE_MARKERS_HELD`]; without a live view nobody takes them).
     pub live_markers: Mutex<Vec<Event>>,
+    /// Set when markers fire windows (`record --trigger marker`).
+    pub markers_trigger: std::sync::atomic::AtomicBool,
+    /// Markers' sample indexes not yet taken by the trigger.
+    pub marker_seqs: Mutex<Vec<u64>>,
 }
 
 /// Markers held for the live view between two of its frames.
@@ -93,6 +101,12 @@ impl Timeline {
             shown.push(e.clone());
         }
         drop(shown);
+        if self.markers_trigger.load(Ordering::Relaxed) {
+            self.marker_seqs
+                .lock()
+                .unwrap()
+                .push(e.at_seq.max(0) as u64);
+        }
         self.events.lock().unwrap().push(e);
     }
 

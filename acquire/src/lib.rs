@@ -22,6 +22,7 @@ pub mod exit;
 pub mod faults;
 pub mod pipeline;
 pub mod sink;
+pub mod trigger;
 
 // What the recorder writes beside the samples (defined in `hsdaq-format`,
 // which `analysis` shares), and reads back.

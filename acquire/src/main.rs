@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Record a stream into a run folder of Parquet segments.
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// Check structure, continuity against the gaps, timestamps and checksums;
     /// recompute every value when the source is the reference waveform.
     Verify {
@@ -215,6 +215,66 @@ struct RecordArgs {
     /// table (clock/), beside CLOCK_MONOTONIC, REALTIME and TAI.
     #[arg(long, value_name = "DEVICE")]
     phc: Option<PathBuf>,
+    #[command(flatten)]
+    trigger: TriggerArgs,
+}
+
+/// Snapshot windows around a trigger, instead of the whole stream.
+#[derive(Args)]
+#[command(next_help_heading = "Triggers (record only windows around events)")]
+struct TriggerArgs {
+    /// Record only windows around events: 'CHANNEL > LEVEL' (rising
+    /// through the level), 'CHANNEL < LEVEL' (falling), in the channel's
+    /// physical unit (e.g. 'ch3 > 1.5V', 'ch0 < -200'), or `marker`
+    /// (each `acquire mark` opens a window at its sample).
+    #[arg(long, value_name = "CONDITION")]
+    trigger: Option<String>,
+    /// Stream time kept before the trigger (e.g. 2s; 0 for none), held in
+    /// memory while armed: its size is said at the start, and refused above
+    /// 192 MiB.
+    #[arg(long, value_parser = units::parse_duration, requires = "trigger", default_value = "0s", hide_default_value = true)]
+    pre: std::time::Duration,
+    /// Stream time kept from the trigger on (e.g. 5s). A trigger inside a
+    /// window is recorded as an event and does not extend it.
+    #[arg(long, value_parser = parse_positive_duration, requires = "trigger")]
+    post: Option<std::time::Duration>,
+    /// Edge: fire where the value crosses the level (default); level: fire
+    /// whenever it is beyond the level when armed.
+    #[arg(long, value_enum, requires = "trigger", default_value_t = hsdaq_acquire::trigger::Mode::Edge)]
+    trigger_mode: hsdaq_acquire::trigger::Mode,
+    /// An edge re-arms only once the value is back past the level by this
+    /// much (same unit as the level; default 0).
+    #[arg(long, value_name = "LEVEL", requires = "trigger")]
+    hysteresis: Option<String>,
+    /// Re-arm after each window (default: stop after the first).
+    #[arg(long, requires = "trigger")]
+    rearm: bool,
+    /// Stop after this many windows (with --rearm).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "trigger")]
+    max_events: Option<u32>,
+}
+
+impl TriggerArgs {
+    /// The request, or a usage error when --post is missing.
+    fn request(self) -> Result<Option<record::TriggerRequest>> {
+        let Some(expr) = self.trigger else {
+            return Ok(None);
+        };
+        let Some(post) = self.post else {
+            return Err(units::usage(
+                "--trigger needs --post (how much to keep from the trigger on, e.g. 5s)",
+            ));
+        };
+        Ok(Some(record::TriggerRequest {
+            expr,
+            pre: self.pre,
+            post,
+            mode: self.trigger_mode,
+            hysteresis: self.hysteresis,
+            rearm: self.rearm,
+            max_events: self.max_events,
+        }))
+    }
 }
 
 #[derive(Args)]
@@ -492,7 +552,7 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Record(a) => cmd_record(a),
+        Cmd::Record(a) => cmd_record(*a),
         Cmd::Verify {
             path,
             json,
@@ -689,6 +749,7 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         faults: a.faults,
         live: a.live,
         phc: a.phc,
+        trigger: a.trigger.request()?,
         unpaced: a.unpaced,
         profile,
         json: a.json,
@@ -766,6 +827,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         faults: Vec::new(),
         live: None,
         phc: None,
+        trigger: None,
         unpaced: false,
         profile: None,
         json,

@@ -59,6 +59,8 @@ pub struct PipelineConfig {
     pub tap: Option<crate::live::tap::TapTx>,
     /// The clocks the clock-correlation table reads.
     pub clocks: crate::clock::Clocks,
+    /// Record only windows around triggers (`--trigger`).
+    pub trigger: Option<crate::trigger::TriggerPlan>,
 }
 
 /// How often the drain adds a clock-table row (besides the first block of
@@ -105,9 +107,19 @@ pub fn run(
 ) -> Result<Outcome> {
     let ring = device.ring();
     let layout = *ring.layout();
-    let (mut full_tx, full_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
-    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
-    for _ in 0..cfg.pool_chunks {
+    // A triggered run's history is drawn from the pool, beyond what the
+    // encoder may hold.
+    let mut windows = cfg
+        .trigger
+        .take()
+        .map(|t| crate::trigger::Windows::new(t, &live));
+    let chunks = cfg.pool_chunks
+        + windows.as_ref().map_or(0, |w| {
+            crate::trigger::Windows::extra_chunks(w.pre(), cfg.chunk_rows)
+        });
+    let (mut full_tx, full_rx) = HeapRb::<Chunk>::new(chunks).split();
+    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(chunks).split();
+    for _ in 0..chunks {
         // Room for one more block past `chunk_rows`: a chunk goes out once
         // it holds `chunk_rows`, whatever size its blocks are (a source that
         // reads its scans publishes partial blocks).
@@ -174,6 +186,7 @@ pub fn run(
         &live,
         tap.as_mut(),
         &mut next_expected,
+        windows.as_mut(),
     );
     let elapsed = started.elapsed();
     let stop_err = device.stop().err();
@@ -205,10 +218,19 @@ pub fn run(
             .unwrap_or(0)
             .min(limit_of(&ring, cfg.scan_limit));
         let first = ring.control().first_scan.load(Ordering::Acquire);
-        manifest.counts.scans_lost_at_end = to.saturating_sub(next_expected.max(first));
-        live.lost
-            .fetch_add(manifest.counts.scans_lost_at_end, Ordering::Relaxed);
+        let at_end = to.saturating_sub(next_expected.max(first));
+        live.lost.fetch_add(at_end, Ordering::Relaxed);
+        if windows.as_ref().is_some_and(|w| !w.open()) {
+            // Between windows: not kept anyway, but a trigger may be in them.
+            live.outside_windows.fetch_add(at_end, Ordering::Relaxed);
+            live.lost_outside_windows
+                .fetch_add(at_end, Ordering::Relaxed);
+        } else {
+            manifest.counts.scans_lost_at_end = at_end;
+        }
     }
+    manifest.counts.scans_outside_windows = live.outside_windows.load(Ordering::Relaxed);
+    manifest.counts.scans_lost_outside_windows = live.lost_outside_windows.load(Ordering::Relaxed);
     let s = device.stats();
     manifest.source_counters = device.source_counters();
     manifest.events.extend(device.events());
@@ -237,6 +259,10 @@ struct DrainState {
     /// The last scan recorded: segment, seq, stamp (for the run's last
     /// clock-table row).
     last: Option<(u64, u64, u64)>,
+    /// The window the open segment belongs to (triggered runs).
+    window: Option<u32>,
+    /// Scans per segment, in whole blocks.
+    segment_scans: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -251,6 +277,7 @@ fn drain(
     live: &Live,
     mut tap: Option<&mut crate::live::tap::TapTx>,
     next_expected: &mut u64,
+    mut windows: Option<&mut crate::trigger::Windows>,
 ) -> Result<End> {
     let block_bytes = layout.block_bytes as u64;
     let segment_scans =
@@ -265,6 +292,8 @@ fn drain(
         expected: None,
         clock_due: 0,
         last: None,
+        window: None,
+        segment_scans,
     };
     let mut faults = cfg.faults.clone();
     faults.sort_by_key(|f| f.at);
@@ -377,18 +406,27 @@ fn drain(
             arrival_ns: monotonic_ns(),
             ring_fill_permille: fill,
         };
-        clock_row(cfg, live, &mut st, &rec);
+        *live.timeline.last_block.lock().unwrap() = Some((rec.first_seq, rec.t_ns, rec.period_q16));
+        if windows.is_none() {
+            clock_row(cfg, live, &mut st, &rec);
+        }
         let last_scan_ns = rec.time_of(h.scans.max(1) as u64 - 1) as u64;
         live.latency
             .record(rec.arrival_ns.saturating_sub(last_scan_ns));
         let chunk = match st.chunk.as_mut() {
             Some(c) => c,
             None => {
-                let c = take_free(&mut free_rx, hand, &mut || {
-                    // Waiting on a slow disk: the producer may pass the
-                    // end meanwhile, and must be stopped there too.
-                    stop.past_limit(device, &ring, limit)
-                })?;
+                let spare = windows.as_deref_mut().and_then(|w| w.spare.pop());
+                let c = spare.map_or_else(
+                    || {
+                        take_free(&mut free_rx, hand, &mut || {
+                            // Waiting on a slow disk: the producer may pass the
+                            // end meanwhile, and must be stopped there too.
+                            stop.past_limit(device, &ring, limit)
+                        })
+                    },
+                    Ok,
+                )?;
                 let waiting = cfg.pool_chunks.saturating_sub(free_rx.occupied_len() + 1);
                 live.backlog.store(waiting as u32, Ordering::Relaxed);
                 st.chunk.insert(c)
@@ -408,6 +446,23 @@ fn drain(
             live.gaps.fetch_add(1, Ordering::Relaxed);
         }
         live.scans.fetch_add(scans, Ordering::Relaxed);
+        if let Some(w) = windows.as_deref_mut() {
+            if chunk.rows() >= cfg.chunk_rows {
+                let c = st.chunk.take().expect("chunk present");
+                to_windows(w, c, cfg, live, &mut st, full_tx, &mut free_rx, hand)?;
+                if w.done() && !stop.stopping {
+                    // The last window is written: what the producer makes
+                    // from here on is not wanted.
+                    device.stop()?;
+                    stop.stopping = true;
+                    stop.at_limit = true;
+                }
+            }
+            if h.first_scan + scans >= limit {
+                break End::Limit;
+            }
+            continue;
+        }
         st.segment_rows += scans;
         let end = scans.saturating_sub(1);
         st.last = Some((st.segment, h.first_scan + end, rec.time_of(end) as u64));
@@ -423,6 +478,12 @@ fn drain(
             break End::Limit;
         }
     };
+    if let Some(w) = windows {
+        if let Some(c) = st.chunk.take().filter(|c| c.rows() > 0) {
+            to_windows(w, c, cfg, live, &mut st, full_tx, &mut free_rx, hand)?;
+        }
+        w.finish(live, st.last.map(|(_, seq, _)| seq));
+    }
     if let Some((segment, seq, t)) = st.last {
         let row = cfg.clocks.sample(seq, t);
         live.timeline
@@ -437,11 +498,70 @@ fn drain(
     Ok(end)
 }
 
-/// Notes the block for markers and, at the first block of a segment and
-/// once a second, adds a clock-table row for its first scan.
+/// Hands a full chunk to the trigger windows, which send what lies in a
+/// window on to the encoder through [`commit_window`].
+#[allow(clippy::too_many_arguments)]
+fn to_windows(
+    w: &mut crate::trigger::Windows,
+    c: Chunk,
+    cfg: &PipelineConfig,
+    live: &Live,
+    st: &mut DrainState,
+    full_tx: &mut ChunkProd,
+    free_rx: &mut ChunkCons,
+    hand: &Handoff,
+) -> Result<()> {
+    let mut commit = |c: Chunk| commit_window(c, cfg, live, st, full_tx, hand);
+    let mut fresh = || take_free(free_rx, hand, &mut || Ok(()));
+    w.push(
+        c,
+        &mut crate::trigger::Io {
+            commit: &mut commit,
+            fresh: &mut fresh,
+            live,
+        },
+    )
+}
+
+/// Sends a window's chunk to the encoder: a new window starts a new
+/// segment, a full segment ends one, and the clock table gets its rows.
+fn commit_window(
+    mut c: Chunk,
+    cfg: &PipelineConfig,
+    live: &Live,
+    st: &mut DrainState,
+    full_tx: &mut ChunkProd,
+    hand: &Handoff,
+) -> Result<()> {
+    let index = c.window.map(|w| w.index);
+    if st.window != index {
+        if st.segment_rows > 0 {
+            st.segment += 1;
+            st.segment_rows = 0;
+        }
+        st.window = index;
+    }
+    c.segment = st.segment;
+    for rec in &c.blocks {
+        clock_row(cfg, live, st, rec);
+        st.segment_rows += rec.scans as u64;
+    }
+    if let Some(b) = c.blocks.last() {
+        let end = b.scans.saturating_sub(1) as u64;
+        st.last = Some((st.segment, b.first_seq + end, b.time_of(end) as u64));
+    }
+    send(full_tx, c, hand)?;
+    if st.segment_rows >= st.segment_scans {
+        st.segment += 1;
+        st.segment_rows = 0;
+    }
+    Ok(())
+}
+
+/// At the first block of a segment and once a second, adds a clock-table
+/// row for the block's first scan.
 fn clock_row(cfg: &PipelineConfig, live: &Live, st: &mut DrainState, rec: &BlockRec) {
     let t = &live.timeline;
-    *t.last_block.lock().unwrap() = Some((rec.first_seq, rec.t_ns, rec.period_q16));
     if st.segment_rows == 0 || rec.arrival_ns >= st.clock_due {
         let row = cfg.clocks.sample(rec.first_seq, rec.t_ns);
         t.clock_rows.lock().unwrap().push((st.segment, row));

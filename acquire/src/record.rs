@@ -82,12 +82,99 @@ pub struct RecordPlan {
     pub live: Option<std::net::SocketAddr>,
     /// A PTP hardware clock for the clock-correlation table (`--phc`).
     pub phc: Option<PathBuf>,
+    /// Record only windows around triggers (`--trigger`).
+    pub trigger: Option<TriggerRequest>,
     /// Simulator runs unpaced.
     pub unpaced: bool,
     /// Profile, if any.
     pub profile: Option<Profile>,
     /// Machine-readable output.
     pub json: bool,
+}
+
+/// `--trigger` and its companions, as typed (the condition is parsed
+/// against the stream's channels once the device is open).
+#[derive(Clone, Debug)]
+pub struct TriggerRequest {
+    /// `CHANNEL > LEVEL`, `CHANNEL < LEVEL` or `marker`.
+    pub expr: String,
+    /// Stream time kept before the trigger.
+    pub pre: Duration,
+    /// Stream time kept from the trigger on.
+    pub post: Duration,
+    /// Edge or level.
+    pub mode: crate::trigger::Mode,
+    /// Hysteresis in the channel's unit.
+    pub hysteresis: Option<String>,
+    /// Re-arm after each window.
+    pub rearm: bool,
+    /// Stop after this many windows.
+    pub max_events: Option<u32>,
+}
+
+/// Pre-trigger history the recorder will hold at most (beside its pool):
+/// with the pool this keeps `acquire` within 256 MiB at any rate.
+pub const MAX_HISTORY_BYTES: u64 = 192 << 20;
+
+/// The trigger plan of a request, checked against the stream: an unknown
+/// channel, a level in the wrong unit or a history beyond
+/// [`MAX_HISTORY_BYTES`] are usage errors, said before anything is written.
+fn trigger_plan(
+    req: &TriggerRequest,
+    channels: &[crate::manifest::ChannelInfo],
+    layout: &StreamLayout,
+    chunk_rows: usize,
+) -> Result<crate::trigger::TriggerPlan> {
+    use crate::trigger::{Condition, Level, TriggerPlan, Windows};
+    let condition = if req.expr.trim() == "marker" {
+        if req.hysteresis.is_some() {
+            usage_bail!("--hysteresis applies to a level trigger, not `marker`");
+        }
+        Condition::Marker
+    } else {
+        Condition::Level(
+            Level::parse(&req.expr, channels, req.hysteresis.as_deref(), req.mode)
+                .map_err(|e| usage_err!("{e:#}"))?,
+        )
+    };
+    let pre = if req.pre.is_zero() {
+        0
+    } else {
+        crate::units::scans_in(req.pre, layout.rate_hz, "--pre")?
+    };
+    let post = crate::units::scans_in(req.post, layout.rate_hz, "--post")?;
+    let chunk_bytes = chunk_rows as u64 * layout.scan_bytes() as u64;
+    let history = Windows::extra_chunks(pre, chunk_rows) as u64 * chunk_bytes;
+    if history > MAX_HISTORY_BYTES {
+        usage_bail!(
+            "--pre {} at {} scans/s needs {} MiB of pre-trigger history; the ceiling is {} MiB: shorten --pre",
+            humantime::format_duration(req.pre),
+            layout.rate_hz,
+            history >> 20,
+            MAX_HISTORY_BYTES >> 20
+        );
+    }
+    if req.max_events.is_some() && !req.rearm {
+        usage_bail!("--max-events needs --rearm (without it the run stops after the first window)");
+    }
+    eprintln!(
+        "acquire: trigger {}: windows of {pre} scans before and {post} from the trigger; holding up to {:.1} MiB of pre-trigger history{}",
+        req.expr.trim(),
+        history as f64 / (1u64 << 20) as f64,
+        match (req.rearm, req.max_events) {
+            (false, _) => ", one window".to_string(),
+            (true, Some(n)) => format!(", re-armed, at most {n} windows"),
+            (true, None) => ", re-armed after each window".to_string(),
+        }
+    );
+    Ok(TriggerPlan {
+        condition,
+        text: req.expr.trim().to_string(),
+        pre,
+        post,
+        rearm: req.rearm,
+        max_events: req.max_events,
+    })
 }
 
 /// Settings only some sources take.
@@ -149,6 +236,13 @@ pub struct Summary {
     pub ring_fill_max_percent: f64,
     /// How the source's losses were detected (manifest `stream.loss_detection`).
     pub loss_detection: String,
+    /// Triggered runs: windows written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<usize>,
+    /// Triggered runs: scans between windows, not kept.
+    pub scans_outside_windows: u64,
+    /// Of those, scans the source lost (a trigger may have been in them).
+    pub scans_lost_outside_windows: u64,
 }
 
 /// Whether `device` names an IIO device (`iio:NAME`, `/dev/iio:deviceN`).
@@ -341,6 +435,12 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         (None, None) => None,
     };
     let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
+    let chunk_rows = chunk_rows(&layout);
+    let trigger = plan
+        .trigger
+        .as_ref()
+        .map(|t| trigger_plan(t, &channels, &layout, chunk_rows))
+        .transpose()?;
     let clocks = match &plan.phc {
         Some(p) => crate::clock::Clocks::with_phc(p).map_err(|e| usage_err!("{e:#}"))?,
         None => crate::clock::Clocks::system(),
@@ -378,7 +478,6 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     );
     manifest.write(&plan.out)?;
     let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
-    let chunk_rows = chunk_rows(&layout);
     let cfg = PipelineConfig {
         scan_limit,
         segment_scans,
@@ -393,6 +492,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
         tap,
         clocks,
+        trigger,
     };
     // `acquire mark` reaches the run through it; gone when the run ends.
     let control = crate::control::Control::start(&plan.out, live.clone());
@@ -455,6 +555,17 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         device_counters: m.device_counters,
         ring_fill_max_percent: live.ring_fill_max_permille.load(Ordering::Relaxed) as f64 / 10.0,
         loss_detection: m.stream.loss_detection.clone(),
+        windows: plan.trigger.is_some().then(|| {
+            let mut w: Vec<u32> = m
+                .segments
+                .iter()
+                .filter_map(|s| s.window.map(|w| w.index))
+                .collect();
+            w.dedup();
+            w.len()
+        }),
+        scans_outside_windows: m.counts.scans_outside_windows,
+        scans_lost_outside_windows: m.counts.scans_lost_outside_windows,
     };
     if let (Some(span), Some(placed)) = (
         m.source_counters.get("timestamp-span-scans"),
@@ -470,7 +581,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     }
     let code = i32::from(if summary.status == RunStatus::Failed {
         exit::FAILURE
-    } else if summary.scans_lost > 0 && !plan.allow_loss {
+    } else if (summary.scans_lost > 0 || summary.scans_lost_outside_windows > 0) && !plan.allow_loss
+    {
         exit::SAMPLES_LOST
     } else if summary.status == RunStatus::Interrupted {
         exit::INTERRUPTED
@@ -582,6 +694,18 @@ impl Summary {
             },
             self.device_counters.overruns
         );
+        if let Some(n) = self.windows {
+            println!(
+                "triggered: {n} windows; {} scans between them not kept{}",
+                self.scans_outside_windows,
+                match self.scans_lost_outside_windows {
+                    0 => String::new(),
+                    l => format!(
+                        "; LOST {l} of them (outside every window, but a trigger may have been among them)"
+                    ),
+                }
+            );
+        }
         if self.scans_lost > 0 {
             let list: Vec<String> = self
                 .first_gaps

@@ -151,6 +151,13 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
         report.hint = crash_hint(path, &report);
     }
     report.checks = checks_ran(&report);
+    if report.first_error.is_none() {
+        match check_windows(&files) {
+            Ok(Some(c)) => report.checks.push(c),
+            Ok(None) => {}
+            Err(e) => report.first_error = Some(format!("{}: {e:#}", path.display())),
+        }
+    }
     if report.first_error.is_none() && path.is_dir() {
         match check_clock(path, &files) {
             Ok(Some(c)) => report.checks.push(c),
@@ -171,6 +178,101 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
         }
     }
     Ok(report)
+}
+
+/// A triggered run's windows, from the segments' records: numbered 1, 2, …
+/// in order, each starting at its first scan (its pre-trigger history no
+/// longer than asked) and holding, recorded or lost, exactly its
+/// `start_seq..end_seq`; only the run's last window may end early (the run
+/// ended inside it). None for a continuous run.
+fn check_windows(files: &[std::path::PathBuf]) -> Result<Option<String>> {
+    let mut windows: Vec<(crate::manifest::Window, i64, u64)> = Vec::new();
+    for f in files {
+        let (_, seg) = segment_metadata(f)?;
+        let Some(w) = seg.window else {
+            if !windows.is_empty() {
+                bail!(
+                    "{} holds no window but follows window {}",
+                    seg.file,
+                    windows.len()
+                );
+            }
+            continue;
+        };
+        match windows.last_mut() {
+            Some((last, end, held)) if last.index == w.index => {
+                if *last != w {
+                    bail!("{}: window {} described two ways", seg.file, w.index);
+                }
+                *end = seg.last_seq;
+                *held += seg.rows + seg.lost;
+            }
+            last => {
+                let want = last.map_or(1, |l| l.0.index + 1);
+                if w.index != want {
+                    bail!(
+                        "{}: window {} where window {want} was due",
+                        seg.file,
+                        w.index
+                    );
+                }
+                if w.pre_held > w.pre_asked || w.trigger_seq - w.start_seq != w.pre_held as i64 {
+                    bail!(
+                        "{}: window {} holds {} scans before its trigger, asked {}",
+                        seg.file,
+                        w.index,
+                        w.trigger_seq - w.start_seq,
+                        w.pre_asked
+                    );
+                }
+                windows.push((w, seg.last_seq, seg.rows + seg.lost));
+            }
+        }
+    }
+    if windows.is_empty() {
+        return Ok(None);
+    }
+    let n = windows.len();
+    let mut cut = None;
+    let mut short_pre = 0;
+    for (i, (w, last, held)) in windows.iter().enumerate() {
+        let span = last + 1 - w.start_seq;
+        if *held as i64 != span {
+            bail!(
+                "window {}: {held} scans recorded or lost, but it spans {span}",
+                w.index
+            );
+        }
+        if last + 1 > w.end_seq {
+            bail!(
+                "window {}: runs to seq {last}, past its end {}",
+                w.index,
+                w.end_seq
+            );
+        }
+        if last + 1 < w.end_seq {
+            if i + 1 < n {
+                bail!("window {}: ends at seq {last}, before its end {} (only the run's last window may)", w.index, w.end_seq);
+            }
+            cut = Some(format!(
+                "; window {} cut short by the run's end after {} of {} post-trigger scans",
+                w.index,
+                last + 1 - w.trigger_seq,
+                w.end_seq - w.trigger_seq
+            ));
+        }
+        if w.pre_held < w.pre_asked {
+            short_pre += 1;
+        }
+    }
+    Ok(Some(format!(
+        "trigger windows: {n} in order, each exactly its pre-trigger history + post-trigger scans, recorded or lost{}{}",
+        match short_pre {
+            0 => String::new(),
+            k => format!("; {k} with less pre-trigger history than asked (the run or the previous window had just begun or ended, as its trigger event says)"),
+        },
+        cut.unwrap_or_default()
+    )))
 }
 
 /// The clock-correlation table against the segments: each closed segment
@@ -295,8 +397,14 @@ fn verify_file(
         seg.gaps.iter().map(|g| (g.at_seq, *g)).collect();
     let compare = manifest.stream.signal == crate::manifest::SIGNAL_REFERENCE;
     report.values_compared = compare;
-    // A single file stands alone: its first row starts where it starts.
-    if single {
+    // A single file stands alone: its first row starts where it starts; so
+    // does a triggered run's window (checked as a whole in `check_windows`).
+    let window_start = seg.window.filter(|w| {
+        seg.first_seq - gaps.get(&seg.first_seq).map_or(0, |g| g.lost) as i64 == w.start_seq
+    });
+    if let Some(w) = window_start {
+        *prev = Some(w.start_seq - 1);
+    } else if single {
         *prev = Some(seg.first_seq - 1 - gaps.get(&seg.first_seq).map_or(0, |g| g.lost) as i64);
     }
     let mut matched: Vec<Gap> = Vec::new();

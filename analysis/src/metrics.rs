@@ -105,6 +105,9 @@ pub struct RunMetrics {
     pub loss_detection: String,
     /// Lost fraction of all scans that should exist.
     pub loss_ratio: f64,
+    /// A triggered run's windows: (windows, scans between them not kept,
+    /// of those lost by the source); None for a continuous run.
+    pub windows: Option<(usize, u64, u64)>,
     /// Mean recorded throughput, sample MB/s of stream time.
     pub mean_mb_per_s: f64,
     /// Block latency percentiles (µs): p50, p99, max.
@@ -313,6 +316,19 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         signal: m.stream.signal.clone(),
         loss_detection: m.stream.loss_detection.clone(),
         loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
+        windows: {
+            let mut w: Vec<u32> = m
+                .segments
+                .iter()
+                .filter_map(|s| s.window.map(|w| w.index))
+                .collect();
+            w.dedup();
+            (!w.is_empty()).then_some((
+                w.len(),
+                m.counts.scans_outside_windows,
+                m.counts.scans_lost_outside_windows,
+            ))
+        },
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,
         damage: run.damage.clone(),

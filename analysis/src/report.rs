@@ -72,6 +72,16 @@ pub fn text(m: &RunMetrics) -> String {
             m.scans_lost_inferred
         );
     }
+    if let Some((n, outside, lost)) = m.windows {
+        let _ = writeln!(
+            s,
+            "  triggered: {n} windows around their triggers; {outside} scans between them not kept{}",
+            match lost {
+                0 => String::new(),
+                l => format!(" ({l} of them lost by the source: a trigger may have been among them)"),
+            }
+        );
+    }
     let _ = writeln!(s, "  timestamps {}; signal {}", m.timestamps, m.signal);
     let _ = writeln!(s, "  loss detection {}", m.loss_detection);
     if let Some(t) = &m.timebase {

@@ -34,6 +34,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
             .collect(),
         live: None,
         phc: None,
+        trigger: None,
         unpaced: false,
         profile: None,
         json: true,

@@ -214,6 +214,34 @@ pub struct SegmentInfo {
     /// `manifest.json` only (the segment's own record is sealed before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_ms: Option<f64>,
+    /// The snapshot window this segment belongs to, in a triggered
+    /// recording (`record --trigger`); absent in a continuous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// A snapshot window of a triggered recording: the scans
+/// `start_seq..end_seq` around the trigger at `trigger_seq`, written as its
+/// own segment(s). Between two windows `seq` jumps: the scans there were
+/// not kept (counted in [`Counts::scans_outside_windows`]), which readers
+/// and `verify` tell from a hole by this record.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Window {
+    /// 1 for the run's first window.
+    pub index: u32,
+    /// The scan at which the trigger fired.
+    pub trigger_seq: i64,
+    /// The window's first scan: `trigger_seq - pre_held`.
+    pub start_seq: i64,
+    /// One past the last scan asked for: `trigger_seq + post`. A window
+    /// the run's end cut short ends before it (its last segment says where).
+    pub end_seq: i64,
+    /// Scans of pre-trigger history asked for (`--pre`).
+    pub pre_asked: u64,
+    /// Scans of pre-trigger history the window holds: fewer than asked
+    /// when the trigger came before the history was full (the run had just
+    /// started, or the previous window had just ended).
+    pub pre_held: u64,
 }
 
 /// Totals of the run so far.
@@ -237,6 +265,18 @@ pub struct Counts {
     /// no later block carries that gap, so it is counted here.
     #[serde(default)]
     pub scans_lost_at_end: u64,
+    /// Triggered recordings: scans the stream carried between windows,
+    /// not kept by design (neither recorded nor lost).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scans_outside_windows: u64,
+    /// Of the scans outside windows, those the source lost (a trigger may
+    /// have been missed in them, so they are reported, never dropped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scans_lost_outside_windows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {

@@ -162,7 +162,10 @@ pub fn structure(dir: &Path, segments: &[PathBuf]) -> (Vec<Damage>, Vec<(PathBuf
             .clone()
             .unwrap_or((start.unwrap_or(0), "the start of the run".into()));
         let at = seg.first_seq - lost_before;
-        if at > expect {
+        // A triggered run's window starts where its trigger put it: the
+        // scans between windows were not kept, by design.
+        let window_start = seg.window.is_some_and(|w| at == w.start_seq);
+        if at > expect && !window_start {
             damage.push(Damage::Hole {
                 from: expect,
                 to: at - 1,

@@ -222,6 +222,8 @@ pub struct RowGroup {
     pub codec: PageCodec,
     /// Time the encoders took: `auto`'s busy signal.
     pub encoding_time: std::time::Duration,
+    /// The snapshot window the rows belong to (triggered runs).
+    pub window: Option<hsdaq_format::manifest::Window>,
 }
 
 /// The page encoders of a run: one compressor per worker, kept across row
@@ -264,6 +266,7 @@ impl PageEncoder {
             rows,
             codec,
             encoding_time: t.elapsed(),
+            window: chunk.window,
         })
     }
 
@@ -364,6 +367,7 @@ pub struct SegmentWriter {
     blocks_written: u64,
     lost: u64,
     gaps: Vec<Gap>,
+    window: Option<hsdaq_format::manifest::Window>,
 }
 
 fn partial(path: &Path) -> PathBuf {
@@ -410,6 +414,7 @@ impl SegmentWriter {
             blocks_written: 0,
             lost: 0,
             gaps: Vec::new(),
+            window: None,
         })
     }
 
@@ -426,11 +431,13 @@ impl SegmentWriter {
             pages,
             rows,
             codec,
+            window,
             ..
         } = rg;
         if rows == 0 {
             return Ok(());
         }
+        self.window = self.window.or(window);
         for b in &blocks {
             if b.lost_before > 0 {
                 self.gaps.push(Gap {
@@ -553,6 +560,7 @@ impl SegmentWriter {
             blocks: self.blocks_written,
             bytes: 0,
             close_ms: None,
+            window: self.window,
         };
         let m = serde_json::to_string(&manifest.for_segment())?;
         let s = serde_json::to_string(&info)?;
