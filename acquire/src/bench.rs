@@ -626,6 +626,7 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
             Overflow::Block
         },
         replay: source == Source::Replay,
+        tone: None,
     })?;
     let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
     let stop = Arc::new(AtomicBool::new(false));

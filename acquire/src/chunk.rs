@@ -56,7 +56,9 @@ impl BlockRec {
             scans: self.scans - off as u32,
             t_ns: self.time_of(off) as u64,
             lost_before: 0,
-            flags: 0,
+            // Its time is the block's (measured or nominal) stamp plus
+            // `off` periods: the same time base, so the same flag.
+            flags: self.flags & hsdaq_abi::layout::BLOCK_FLAG_TIME_MEASURED,
             ..*self
         }
     }
@@ -115,6 +117,9 @@ pub struct Chunk {
     pub blocks: Vec<BlockRec>,
     /// The snapshot window the rows belong to (triggered recordings).
     pub window: Option<hsdaq_format::manifest::Window>,
+    /// Scans lost after the last row and before the window's end: a gap
+    /// that straddles the end, whose later part is outside the window.
+    pub lost_after: u64,
 }
 
 impl Chunk {
@@ -127,6 +132,7 @@ impl Chunk {
                 .collect(),
             blocks: Vec::with_capacity(rows / 16 + 1),
             window: None,
+            lost_after: 0,
         }
     }
 
@@ -140,6 +146,7 @@ impl Chunk {
         self.columns.iter_mut().for_each(Column::clear);
         self.blocks.clear();
         self.window = None;
+        self.lost_after = 0;
     }
 
     /// The row holding scan `seq`, or the first row after it when `seq`
@@ -198,6 +205,12 @@ impl Chunk {
         let mut left = rows;
         let mut keep_from = self.blocks.len();
         for (i, b) in self.blocks.iter_mut().enumerate() {
+            if left == 0 {
+                // A cut on a block boundary keeps the block whole, the gap
+                // before it included.
+                keep_from = i;
+                break;
+            }
             if left < b.scans as usize {
                 *b = b.tail_from(left as u64);
                 keep_from = i;
@@ -417,5 +430,18 @@ mod tests {
         let mut tail = Chunk::with_capacity(2, Format::I16, 8);
         c.split_off_into(3, &mut tail);
         assert_eq!((c.blocks.len(), tail.blocks[0].lost_before), (1, 5));
+
+        // So does a front cut on a block boundary.
+        let mut c = two_blocks();
+        c.drop_front(3);
+        assert_eq!(
+            (
+                c.blocks.len(),
+                c.blocks[0].first_seq,
+                c.blocks[0].lost_before
+            ),
+            (1, 18, 5)
+        );
+        assert_eq!(col0(&c), [6, 8, 10]);
     }
 }

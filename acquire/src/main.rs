@@ -206,6 +206,10 @@ struct RecordArgs {
     /// Simulator only: produce as fast as the recorder drains (waits when full) instead of at --rate.
     #[arg(long, help_heading = "Testing (not for real recordings)")]
     unpaced: bool,
+    /// Simulator only: every channel carries a pure tone of this frequency
+    /// (Hz) instead of the reference waveform (the live view's scope test).
+    #[arg(long, value_name = "HZ", value_parser = parse_tone, help_heading = "Testing (not for real recordings)")]
+    tone: Option<f64>,
     /// Serve a read-only live view (signal envelope, rate, losses) while
     /// recording, at ADDR (IP:PORT; default 127.0.0.1 on a free port). A
     /// non-loopback address exposes it to the network: the user's choice.
@@ -252,6 +256,14 @@ struct TriggerArgs {
     /// Stop after this many windows (with --rearm).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "trigger")]
     max_events: Option<u32>,
+}
+
+/// A test tone's frequency: a positive number of Hz.
+fn parse_tone(s: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        _ => anyhow::bail!("expected a frequency in Hz above 0, e.g. 1000"),
+    }
 }
 
 impl TriggerArgs {
@@ -569,6 +581,12 @@ fn run(cli: Cli) -> Result<i32> {
                     eprintln!("acquire: verify: {h}");
                 }
                 match &r.first_error {
+                    None if r.nothing_recorded && !r.checks.is_empty() => {
+                        println!("OK: a triggered run in which no window opened: nothing recorded");
+                        for c in &r.checks {
+                            println!("  checked {c}");
+                        }
+                    }
                     None if r.nothing_recorded => println!(
                         "OK: recovered run with no segment: the recorder stopped before its first segment was durable; nothing recorded, nothing to check"
                     ),
@@ -751,9 +769,13 @@ fn cmd_record(a: RecordArgs) -> Result<i32> {
         phc: a.phc,
         trigger: a.trigger.request()?,
         unpaced: a.unpaced,
+        tone: a.tone,
         profile,
         json: a.json,
     };
+    if plan.tone.is_some() && plan.device != "sim" {
+        return Err(units::usage("--tone applies to the simulator only"));
+    }
     if plan.unpaced && plan.device != "sim" {
         return Err(units::usage("--unpaced applies to the simulator only"));
     }
@@ -829,6 +851,7 @@ fn cmd_info(shape: ShapeArgs, json: bool) -> Result<i32> {
         phc: None,
         trigger: None,
         unpaced: false,
+        tone: None,
         profile: None,
         json,
     };

@@ -218,15 +218,24 @@ pub fn run(
             .unwrap_or(0)
             .min(limit_of(&ring, cfg.scan_limit));
         let first = ring.control().first_scan.load(Ordering::Acquire);
-        let at_end = to.saturating_sub(next_expected.max(first));
+        let from = next_expected.max(first);
+        let at_end = to.saturating_sub(from);
         live.lost.fetch_add(at_end, Ordering::Relaxed);
-        if windows.as_ref().is_some_and(|w| !w.open()) {
-            // Between windows: not kept anyway, but a trigger may be in them.
-            live.outside_windows.fetch_add(at_end, Ordering::Relaxed);
-            live.lost_outside_windows
-                .fetch_add(at_end, Ordering::Relaxed);
-        } else {
-            manifest.counts.scans_lost_at_end = at_end;
+        match windows.as_ref() {
+            None => manifest.counts.scans_lost_at_end = at_end,
+            Some(w) => {
+                // In an open window up to its end; past it (or between
+                // windows) outside, where a trigger may have been lost,
+                // unless the last window was written (nothing was wanted).
+                let inside = w.open_end().map_or(0, |e| e.min(to).saturating_sub(from));
+                manifest.counts.scans_lost_at_end = inside;
+                live.outside_windows
+                    .fetch_add(at_end - inside, Ordering::Relaxed);
+                if !w.done() {
+                    live.lost_outside_windows
+                        .fetch_add(at_end - inside, Ordering::Relaxed);
+                }
+            }
         }
     }
     manifest.counts.scans_outside_windows = live.outside_windows.load(Ordering::Relaxed);
@@ -261,6 +270,8 @@ struct DrainState {
     last: Option<(u64, u64, u64)>,
     /// The window the open segment belongs to (triggered runs).
     window: Option<u32>,
+    /// The segment the last chunk went to.
+    sent_segment: u64,
     /// Scans per segment, in whole blocks.
     segment_scans: u64,
 }
@@ -293,6 +304,7 @@ fn drain(
         clock_due: 0,
         last: None,
         window: None,
+        sent_segment: 0,
         segment_scans,
     };
     let mut faults = cfg.faults.clone();
@@ -533,6 +545,12 @@ fn commit_window(
     full_tx: &mut ChunkProd,
     hand: &Handoff,
 ) -> Result<()> {
+    if c.rows() == 0 {
+        // Only the loss at its window's end: to the window's last segment,
+        // still open in the writer (no later chunk went out).
+        c.segment = st.sent_segment;
+        return send(full_tx, c, hand);
+    }
     let index = c.window.map(|w| w.index);
     if st.window != index {
         if st.segment_rows > 0 {
@@ -542,6 +560,7 @@ fn commit_window(
         st.window = index;
     }
     c.segment = st.segment;
+    st.sent_segment = st.segment;
     for rec in &c.blocks {
         clock_row(cfg, live, st, rec);
         st.segment_rows += rec.scans as u64;
@@ -754,13 +773,17 @@ fn encode_chunks(
             Codec::Auto => adapt.observe(backlog, set.pool, busy),
             _ => None,
         };
-        let change = (changed.is_some() || first).then(|| CodecChange {
-            at_seq: chunk.blocks[0].first_seq as i64,
-            segment: chunk.segment,
-            codec: adapt.current().label().into(),
-            backlog,
-        });
-        first = false;
+        let change = chunk
+            .blocks
+            .first()
+            .filter(|_| changed.is_some() || first)
+            .map(|b| CodecChange {
+                at_seq: b.first_seq as i64,
+                segment: chunk.segment,
+                codec: adapt.current().label().into(),
+                backlog,
+            });
+        first &= change.is_none();
         let rg = encoder
             .encode(&chunk, set.format.encoding(), adapt.current())
             .with_context(|| {
@@ -769,8 +792,10 @@ fn encode_chunks(
                     crate::sink::segment::segment_name(chunk.segment)
                 )
             })?;
-        let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
-        busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9);
+        if chunk.rows() > 0 {
+            let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
+            busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9);
+        }
         chunk.clear();
         let _ = free_tx.try_push(chunk);
         tx.send((rg, change))

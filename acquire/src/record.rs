@@ -86,6 +86,8 @@ pub struct RecordPlan {
     pub trigger: Option<TriggerRequest>,
     /// Simulator runs unpaced.
     pub unpaced: bool,
+    /// Simulator carries a test tone (Hz) instead of the reference waveform.
+    pub tone: Option<f64>,
     /// Profile, if any.
     pub profile: Option<Profile>,
     /// Machine-readable output.
@@ -158,7 +160,7 @@ fn trigger_plan(
         usage_bail!("--max-events needs --rearm (without it the run stops after the first window)");
     }
     eprintln!(
-        "acquire: trigger {}: windows of {pre} scans before and {post} from the trigger; holding up to {:.1} MiB of pre-trigger history{}",
+        "acquire: trigger {}: windows of {pre} scans before and {post} from the trigger; holding up to {:.1} MiB for the pre-trigger history and its working chunks{}",
         req.expr.trim(),
         history as f64 / (1u64 << 20) as f64,
         match (req.rearm, req.max_events) {
@@ -372,6 +374,7 @@ pub fn open_device(plan: &RecordPlan) -> Result<Box<dyn Device>> {
             paced: !plan.unpaced,
             overflow,
             replay: false,
+            tone: plan.tone,
         })?));
     }
     let dev = CharDevice::open(Path::new(&plan.device))?;
@@ -454,6 +457,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
                 rate_hz: layout.rate_hz,
                 channels: channels.clone(),
                 scan_limit,
+                bits: 8 * layout.format.bytes() as u32,
+                trigger: trigger.as_ref().and_then(|t| match &t.condition {
+                    crate::trigger::Condition::Level(l) => Some(l.clone()),
+                    crate::trigger::Condition::Marker => None,
+                }),
             };
             let view = crate::live::LiveView::start(addr, meta, rx, live.clone())?;
             if !addr.ip().is_loopback() {
@@ -682,7 +690,7 @@ impl Summary {
         let beyond = self
             .device_counters
             .dropped_scans
-            .saturating_sub(self.scans_lost);
+            .saturating_sub(self.scans_lost + self.scans_lost_outside_windows);
         println!(
             "ring: max fill {:.1}%; producer dropped {} blocks ({} scans{}) in {} overruns",
             self.ring_fill_max_percent,

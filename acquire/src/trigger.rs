@@ -154,6 +154,46 @@ impl Level {
     }
 }
 
+impl Level {
+    /// The channel (column index) it watches.
+    pub fn channel(&self) -> usize {
+        self.channel
+    }
+
+    /// The first edge in `v` for a search that starts disarmed (the live
+    /// view's scope holds its trace on it, like a scope's edge trigger).
+    pub fn first_edge(&self, v: &[i32]) -> Option<usize> {
+        let mut armed = false;
+        for (i, &x) in v.iter().enumerate() {
+            let x = i64::from(x);
+            if armed && self.fire.holds(x) {
+                return Some(i);
+            }
+            armed = armed || self.rearm.holds(x);
+        }
+        None
+    }
+
+    /// A rising edge through the middle of `lo..=hi` with an eighth of the
+    /// span as hysteresis: the scope's automatic trigger when none is set.
+    pub fn auto(channel: usize, lo: i32, hi: i32) -> Level {
+        let (lo, hi) = (i64::from(lo), i64::from(hi));
+        let mid = lo + (hi - lo) / 2;
+        Level {
+            channel,
+            fire: RawCmp {
+                above: true,
+                t: mid,
+            },
+            rearm: RawCmp {
+                above: false,
+                t: mid - (hi - lo) / 8,
+            },
+            mode: Mode::Edge,
+        }
+    }
+}
+
 /// A level in a channel's physical unit: `1.5V`, `1500mV`, `-0.2 V`, or a
 /// bare number (in the channel's unit, counts for a raw channel).
 fn physical(text: &str, ch: &ChannelInfo, flag: &str) -> Result<f64> {
@@ -345,9 +385,12 @@ impl Windows {
         matches!(self.state, State::Done)
     }
 
-    /// Whether a window is open (the run ending now cuts it short).
-    pub fn open(&self) -> bool {
-        matches!(self.state, State::Open(_))
+    /// The end (one past the last scan) of the open window, if one is.
+    pub fn open_end(&self) -> Option<u64> {
+        match self.state {
+            State::Open(w) => Some(w.end_seq as u64),
+            _ => None,
+        }
     }
 
     /// Takes a full chunk from the drain (in stream order).
@@ -539,12 +582,23 @@ impl Windows {
                 None => (io.fresh)()?,
             };
             c.split_off_into(split, &mut tail);
+            // A gap that straddles the window's end: its part before the
+            // end is lost inside the window, the rest outside it.
+            if let Some(b) = tail.blocks.first_mut() {
+                let inside = end
+                    .saturating_sub(b.first_seq - b.lost_before)
+                    .min(b.lost_before);
+                b.lost_before -= inside;
+                c.lost_after = inside;
+            }
             Some(tail)
         } else {
             None
         };
         let reached = tail.is_some() || c.end_seq().is_some_and(|e| e >= end);
-        if c.rows() > 0 {
+        // Even with no row (the window ended in a gap at this chunk's
+        // start) the chunk goes on: it carries the window's last loss.
+        if c.rows() > 0 || c.lost_after > 0 {
             c.window = Some(w);
             (io.commit)(c)?;
         } else {
@@ -654,6 +708,101 @@ mod tests {
             assert!(err.contains(says), "{e}: {err}");
         }
         assert!(Level::parse("ch3 > 1", &ch, Some("-1"), Mode::Edge).is_err());
+    }
+
+    /// A one-channel chunk of blocks (first seq, lost before, values).
+    fn chunk(blocks: &[(u64, u64, &[i16])]) -> Chunk {
+        let mut c = Chunk::with_capacity(1, hsdaq_abi::Format::I16, 64);
+        for &(first_seq, lost_before, v) in blocks {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+            c.transpose(&bytes, v.len());
+            c.blocks.push(crate::chunk::BlockRec {
+                first_seq,
+                scans: v.len() as u32,
+                lost_before,
+                period_q16: 1 << 16,
+                ..Default::default()
+            });
+        }
+        c
+    }
+
+    /// Pushes `chunks` through windows of `pre`/`post` on `ch0 > 10`;
+    /// returns what was committed (first seq, rows, lost before the first
+    /// row, lost after) and the live counters.
+    fn run(pre: u64, post: u64, chunks: Vec<Chunk>) -> (Vec<(u64, usize, u64, u64)>, Live) {
+        let live = Live::default();
+        let level =
+            Level::parse("ch0 > 10", &[ChannelInfo::counts("ch0")], None, Mode::Edge).unwrap();
+        let plan = TriggerPlan {
+            condition: Condition::Level(level),
+            text: "ch0 > 10".into(),
+            pre,
+            post,
+            rearm: true,
+            max_events: None,
+        };
+        let mut w = Windows::new(plan, &live);
+        let mut sent = Vec::new();
+        for c in chunks {
+            let mut commit = |c: Chunk| {
+                sent.push((
+                    c.blocks.first().map_or(0, |b| b.first_seq),
+                    c.rows(),
+                    c.blocks.first().map_or(0, |b| b.lost_before),
+                    c.lost_after,
+                ));
+                Ok(())
+            };
+            let mut fresh = || Ok(Chunk::with_capacity(1, hsdaq_abi::Format::I16, 64));
+            let mut io = Io {
+                commit: &mut commit,
+                fresh: &mut fresh,
+                live: &live,
+            };
+            w.push(c, &mut io).unwrap();
+        }
+        w.finish(&live, None);
+        (sent, live)
+    }
+
+    #[test]
+    fn a_gap_across_a_window_end_is_split_at_the_end() {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Armed at seq 0, fires at 3: window 1..13. Scans 8..20 are lost;
+        // 8..13 inside the window, 13..20 outside.
+        let (sent, live) = run(
+            2,
+            10,
+            vec![
+                chunk(&[(0, 0, &[0, 0, 0, 20, 0, 0, 0, 0])]),
+                chunk(&[(20, 12, &[0, 0, 0, 0])]),
+            ],
+        );
+        assert_eq!(sent, [(1, 7, 0, 0), (0, 0, 0, 5)]);
+        // Outside: scan 0, the 7 lost after the end, the 4 rows after it.
+        assert_eq!(live.outside_windows.load(Relaxed), 1 + 7 + 4);
+        assert_eq!(live.lost_outside_windows.load(Relaxed), 7);
+    }
+
+    #[test]
+    fn a_window_start_on_a_block_boundary_keeps_its_gap() {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Fires at 9: window 7..11 starts inside the gap 6..8 before the
+        // second block (a cut on a block boundary): 1 lost scan is the
+        // window's, 1 is outside, with the first block's 6 rows.
+        let (sent, live) = run(
+            2,
+            2,
+            vec![chunk(&[
+                (0, 0, &[0, 0, 0, 0, 0, 0]),
+                (8, 2, &[0, 20, 0, 0, 0, 0, 0, 0]),
+            ])],
+        );
+        assert_eq!(sent[0], (8, 3, 1, 0), "{sent:?}");
+        assert_eq!(live.lost_outside_windows.load(Relaxed), 1);
+        // 6 rows + 1 lost before the window, 5 rows after it.
+        assert_eq!(live.outside_windows.load(Relaxed), 6 + 1 + 5);
     }
 
     #[test]

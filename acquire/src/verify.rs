@@ -110,6 +110,19 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
                     report.nothing_recorded = true;
                     return Ok(report);
                 }
+                // A triggered run in which no trigger fired: whole, empty.
+                if m.status.closed()
+                    && m.segments.is_empty()
+                    && m.counts.scans_recorded == 0
+                    && m.counts.scans_outside_windows > 0
+                {
+                    report.nothing_recorded = true;
+                    report.checks.push(format!(
+                        "trigger windows: none opened; {} scans outside windows, not kept",
+                        m.counts.scans_outside_windows
+                    ));
+                    return Ok(report);
+                }
             }
             bail!("{} holds no closed segment-*.parquet files", path.display());
         }
@@ -151,7 +164,7 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
         report.hint = crash_hint(path, &report);
     }
     report.checks = checks_ran(&report);
-    if report.first_error.is_none() {
+    if report.first_error.is_none() && path.is_dir() {
         match check_windows(&files) {
             Ok(Some(c)) => report.checks.push(c),
             Ok(None) => {}
@@ -186,6 +199,8 @@ pub fn verify(path: &Path, trust_segments: bool) -> Result<VerifyReport> {
 /// `start_seq..end_seq`; only the run's last window may end early (the run
 /// ended inside it). None for a continuous run.
 fn check_windows(files: &[std::path::PathBuf]) -> Result<Option<String>> {
+    // Per window: its record, the last scan it covers (recorded, or lost
+    // at its end), and the scans it holds, recorded or lost.
     let mut windows: Vec<(crate::manifest::Window, i64, u64)> = Vec::new();
     for f in files {
         let (_, seg) = segment_metadata(f)?;
@@ -204,8 +219,8 @@ fn check_windows(files: &[std::path::PathBuf]) -> Result<Option<String>> {
                 if *last != w {
                     bail!("{}: window {} described two ways", seg.file, w.index);
                 }
-                *end = seg.last_seq;
-                *held += seg.rows + seg.lost;
+                *end = seg.last_seq + seg.lost_after as i64;
+                *held += seg.rows + seg.lost + seg.lost_after;
             }
             last => {
                 let want = last.map_or(1, |l| l.0.index + 1);
@@ -225,7 +240,11 @@ fn check_windows(files: &[std::path::PathBuf]) -> Result<Option<String>> {
                         w.pre_asked
                     );
                 }
-                windows.push((w, seg.last_seq, seg.rows + seg.lost));
+                windows.push((
+                    w,
+                    seg.last_seq + seg.lost_after as i64,
+                    seg.rows + seg.lost + seg.lost_after,
+                ));
             }
         }
     }
@@ -482,7 +501,7 @@ fn verify_file(
     }
     report.rows += rows;
     report.gaps += matched.len() as u64;
-    report.lost += matched.iter().map(|g| g.lost).sum::<u64>();
+    report.lost += matched.iter().map(|g| g.lost).sum::<u64>() + seg.lost_after;
     report.lost_inferred += matched
         .iter()
         .filter(|g| g.kind == crate::manifest::GapKind::Inferred)

@@ -180,6 +180,39 @@ fn every_scan_asked_for_is_recorded_lost_or_counted_outside() {
 }
 
 #[test]
+fn a_run_in_which_nothing_fired_is_whole_and_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("run");
+    // The reference waveform never reaches 30000 counts.
+    let o = run_bounded(&[
+        "record",
+        "--rate",
+        "100k",
+        "--duration",
+        "500ms",
+        "--trigger",
+        "ch0 > 30000",
+        "--post",
+        "10ms",
+        "--out",
+        s(&dir),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("triggered: 0 windows; 50000 scans"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["verify", s(&dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("none opened; 50000 scans outside windows"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn a_marker_opens_a_window_at_its_sample() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("run");

@@ -35,6 +35,7 @@ fn make_run(out: &Path, rate: u64, faults: &[&str]) {
         live: None,
         phc: None,
         trigger: None,
+        tone: None,
         unpaced: false,
         profile: None,
         json: true,

@@ -218,6 +218,10 @@ pub struct SegmentInfo {
     /// recording (`record --trigger`); absent in a continuous one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// Scans lost after `last_seq` and before its window's `end_seq` (a
+    /// gap that straddles a window's end; its later part is outside).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_after: u64,
 }
 
 /// A snapshot window of a triggered recording: the scans
@@ -508,7 +512,7 @@ impl Manifest {
     pub fn add_segment(&mut self, info: SegmentInfo) {
         let c = &mut self.counts;
         c.scans_recorded += info.rows;
-        c.scans_lost += info.lost;
+        c.scans_lost += info.lost + info.lost_after;
         c.scans_lost_inferred += info
             .gaps
             .iter()

@@ -16,6 +16,7 @@
 //! printed URL on every request).
 
 pub mod origin;
+pub mod scope;
 pub mod tap;
 
 use std::collections::VecDeque;
@@ -52,6 +53,19 @@ pub struct Meta {
     pub rate_hz: u64,
     pub channels: Vec<ChannelInfo>,
     pub scan_limit: Option<u64>,
+    /// Bits per sample (the scope's full scale).
+    pub bits: u32,
+    /// The `--trigger` level, which the scope holds its trace on.
+    pub trigger: Option<crate::trigger::Level>,
+}
+
+/// Scope window a page gets when it names none (`scope_ms` in the URL).
+const SCOPE_MS_DEFAULT: u32 = 10;
+
+/// A connected page: its frame queue and its scope window.
+struct Client {
+    tx: SyncSender<Arc<str>>,
+    scope_ms: u32,
 }
 
 /// A running live view; [`LiveView::stop`] ends it.
@@ -65,7 +79,7 @@ pub struct LiveView {
 /// Pages connected and what they were sent.
 #[derive(Default)]
 struct Hub {
-    clients: Mutex<Vec<SyncSender<Arc<str>>>>,
+    clients: Mutex<Vec<Client>>,
     /// Frames of the last WINDOW_S seconds, for pages that connect later.
     history: Mutex<VecDeque<Arc<str>>>,
     losses: Mutex<VecDeque<serde_json::Value>>,
@@ -94,7 +108,11 @@ impl LiveView {
             "type": "init", "rate_hz": meta.rate_hz, "window_s": WINDOW_S, "frame_hz": FRAME_HZ,
             "scan_limit": meta.scan_limit,
             "channels": meta.channels.iter().take(TAP_CHANNELS)
-                .map(|c| json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
+                .map(|c| json!({"name": c.name, "unit": c.unit, "scale": c.scale, "offset": c.offset}))
+                .collect::<Vec<_>>(),
+            "scope_channels": meta.channels.len().min(tap::SCOPE_CHANNELS),
+            "scope_ms_default": SCOPE_MS_DEFAULT,
+            "trigger": meta.trigger.is_some(),
             "channels_total": meta.channels.len(),
         })
         .to_string();
@@ -198,6 +216,7 @@ fn upgrade(rq: tiny_http::Request, hub: &Arc<Hub>) {
             rq.respond(tiny_http::Response::from_string("WebSocket only\n").with_status_code(400));
         return;
     };
+    let scope_ms = scope_ms(rq.url());
     let (tx, rx) = sync_channel::<Arc<str>>(CLIENT_QUEUE);
     {
         let mut clients = hub.clients.lock().unwrap();
@@ -231,7 +250,7 @@ fn upgrade(rq: tiny_http::Request, hub: &Arc<Hub>) {
         {
             let _ = tx.try_send(f.clone());
         }
-        clients.push(tx);
+        clients.push(Client { tx, scope_ms });
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let response = tiny_http::Response::empty(101)
@@ -242,6 +261,19 @@ fn upgrade(rq: tiny_http::Request, hub: &Arc<Hub>) {
     let _ = std::thread::Builder::new()
         .name("hsdaq-live-ws".into())
         .spawn(move || send_frames(stream, rx));
+}
+
+/// The page's scope window from its WebSocket URL (`scope_ms=N`, 1 to
+/// 1000; anything else is the default): the one thing a page chooses, and
+/// it chooses only what it is sent.
+fn scope_ms(url: &str) -> u32 {
+    url.split_once('?')
+        .map_or("", |(_, q)| q)
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("scope_ms="))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|ms| (1..=1000).contains(ms))
+        .unwrap_or(SCOPE_MS_DEFAULT)
 }
 
 /// Sends a page its frames until it goes away or the recording ends.
@@ -270,6 +302,8 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
     let period = Duration::from_millis(1000 / FRAME_HZ);
     let mut rate = RateMeter::default();
     let mut next = Instant::now();
+    let mut view = scope::ScopeView::new(meta.rate_hz, meta.bits, meta.trigger.clone());
+    let mut capture = tap::Capture::default();
     while !stop.load(Ordering::Acquire) {
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -306,6 +340,13 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
                 v
             })
             .collect();
+        // A finished capture becomes every page's scope; the next is asked
+        // for as long as a page is open (and only then does the drain copy).
+        let shot = rx.scope.take(&mut capture).then(|| view.shot(&capture));
+        let widest = hub.clients.lock().unwrap().iter().map(|c| c.scope_ms).max();
+        if let Some(ms) = widest {
+            rx.scope.ask(view.capture_scans(ms));
+        }
         let drained = live.scans.load(Ordering::Relaxed);
         let has_envelope = last.is_some();
         let envelope = last.map(|end| {
@@ -321,8 +362,7 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
                 .unzip();
             json!({"t_s": end as f64 / meta.rate_hz as f64, "scans": scans, "min": min, "max": max})
         });
-        let frame: Arc<str> = Arc::from(
-            json!({
+        let fv = json!({
                 "type": "frame",
                 "envelope": envelope,
                 "losses": losses,
@@ -340,20 +380,34 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
                     "tap_points_dropped": rx.drops.points.load(Ordering::Relaxed),
                     "tap_losses_dropped": rx.drops.losses.load(Ordering::Relaxed),
                 },
-            })
-            .to_string(),
-        );
+        });
+        let base: Arc<str> = Arc::from(fv.to_string());
+        // Each scope window's frame, made once for the pages that share it.
+        let mut scoped: Vec<(u32, Arc<str>)> = Vec::new();
+        let mut frame_for = |ms: u32| -> Arc<str> {
+            let Some(shot) = &shot else {
+                return base.clone();
+            };
+            if let Some((_, f)) = scoped.iter().find(|(m, _)| *m == ms) {
+                return f.clone();
+            }
+            let mut v = fv.clone();
+            v["scope"] = view.trace(&capture, shot, ms);
+            let f: Arc<str> = Arc::from(v.to_string());
+            scoped.push((ms, f.clone()));
+            f
+        };
         if has_envelope {
             let mut h = hub.history.lock().unwrap();
             if h.len() as u64 >= WINDOW_S * FRAME_HZ {
                 h.pop_front();
             }
-            h.push_back(frame.clone());
+            h.push_back(base.clone());
         }
         hub.clients
             .lock()
             .unwrap()
-            .retain(|c| match c.try_send(frame.clone()) {
+            .retain(|c| match c.tx.try_send(frame_for(c.scope_ms)) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     hub.frames_dropped.fetch_add(1, Ordering::Relaxed);

@@ -5,9 +5,15 @@
 //! behind, points are dropped and counted, and the drain never waits. Losses
 //! travel on their own small ring so a dropped point cannot hide one (the
 //! totals on the page come from the recorder's counters, which are exact).
+//!
+//! The scope panel needs raw samples, not extents: while a page is open the
+//! view asks for one capture at a time ([`Scope`]), and the drain copies
+//! consecutive scans of the first [`SCOPE_CHANNELS`] channels into it with
+//! `try_lock`, never waiting; with no page open that costs one atomic load
+//! per block.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ringbuf::traits::{Observer, Producer, Split};
 use ringbuf::HeapRb;
@@ -20,6 +26,104 @@ pub const TAP_CHANNELS: usize = 16;
 const POINTS: usize = 4096;
 /// Loss events the tap holds between two frames.
 const LOSSES: usize = 1024;
+/// Channels the scope and spectrum panels show.
+pub const SCOPE_CHANNELS: usize = 4;
+/// Most scans one capture holds (8 MiB at four channels).
+pub const CAPTURE_MAX_SCANS: usize = 512 << 10;
+
+const IDLE: u8 = 0;
+const WANT: u8 = 1;
+const READY: u8 = 2;
+
+/// One capture handed from the drain to the view: up to `want`
+/// consecutive scans (no gap inside) from `first_scan` on.
+#[derive(Default)]
+pub struct Capture {
+    /// Scan index of the first value.
+    pub first_scan: u64,
+    /// Scans asked for.
+    pub want: usize,
+    /// Values of each scope channel, in counts.
+    pub cols: Vec<Vec<i32>>,
+}
+
+impl Capture {
+    /// Scans held.
+    pub fn len(&self) -> usize {
+        self.cols.first().map_or(0, Vec::len)
+    }
+
+    /// Whether it holds no scan.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn restart(&mut self, first_scan: u64) {
+        self.first_scan = first_scan;
+        self.cols.iter_mut().for_each(Vec::clear);
+    }
+}
+
+/// The scope's side of the tap: a capture the view asks for and the drain
+/// fills.
+#[derive(Default)]
+pub struct Scope {
+    state: AtomicU8,
+    capture: Mutex<Capture>,
+}
+
+impl Scope {
+    /// Asks the drain for a capture of `want` scans (the view, when idle).
+    pub fn ask(&self, want: usize) {
+        if self.state.load(Ordering::Acquire) == IDLE {
+            let mut c = self.capture.lock().unwrap();
+            c.want = want.clamp(1, CAPTURE_MAX_SCANS);
+            c.restart(0);
+            drop(c);
+            self.state.store(WANT, Ordering::Release);
+        }
+    }
+
+    /// A finished capture, swapped with `spare` (the view's own buffer), so
+    /// no allocation follows the first; the scope is idle again after.
+    pub fn take(&self, spare: &mut Capture) -> bool {
+        if self.state.load(Ordering::Acquire) != READY {
+            return false;
+        }
+        std::mem::swap(&mut *self.capture.lock().unwrap(), spare);
+        self.state.store(IDLE, Ordering::Release);
+        true
+    }
+
+    /// The drain's side: appends a block's rows while a capture is wanted.
+    fn offer(&self, chunk: &Chunk, first_scan: u64, scans: usize, lost_before: u64) {
+        if self.state.load(Ordering::Acquire) != WANT {
+            return;
+        }
+        let Ok(mut c) = self.capture.try_lock() else {
+            return;
+        };
+        let n = chunk.columns.len().min(SCOPE_CHANNELS);
+        c.cols.resize_with(n, Vec::new);
+        // A capture is consecutive scans: a gap starts it again.
+        let next = c.first_scan + c.len() as u64;
+        if c.is_empty() || lost_before > 0 || next != first_scan {
+            c.restart(first_scan);
+        }
+        let take = scans.min(c.want - c.len());
+        for (col, out) in chunk.columns.iter().zip(c.cols.iter_mut()) {
+            match col {
+                Column::I16(v) => {
+                    out.extend(v[v.len() - scans..][..take].iter().map(|&x| i32::from(x)))
+                }
+                Column::I32(v) => out.extend_from_slice(&v[v.len() - scans..][..take]),
+            }
+        }
+        if c.len() >= c.want {
+            self.state.store(READY, Ordering::Release);
+        }
+    }
+}
 
 /// One block as the view sees it.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +155,7 @@ pub struct TapTx {
     points: <HeapRb<Point> as Split>::Prod,
     losses: <HeapRb<Loss> as Split>::Prod,
     drops: Arc<TapDrops>,
+    scope: Arc<Scope>,
 }
 
 /// The view's end.
@@ -58,6 +163,7 @@ pub struct TapRx {
     pub points: <HeapRb<Point> as Split>::Cons,
     pub losses: <HeapRb<Loss> as Split>::Cons,
     pub drops: Arc<TapDrops>,
+    pub scope: Arc<Scope>,
 }
 
 /// A connected pair.
@@ -65,15 +171,18 @@ pub fn tap() -> (TapTx, TapRx) {
     let (pp, pc) = HeapRb::<Point>::new(POINTS).split();
     let (lp, lc) = HeapRb::<Loss>::new(LOSSES).split();
     let drops = Arc::new(TapDrops::default());
+    let scope = Arc::new(Scope::default());
     let tx = TapTx {
         points: pp,
         losses: lp,
         drops: drops.clone(),
+        scope: scope.clone(),
     };
     let rx = TapRx {
         points: pc,
         losses: lc,
         drops,
+        scope,
     };
     (tx, rx)
 }
@@ -91,6 +200,7 @@ impl TapTx {
                 self.drops.losses.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.scope.offer(chunk, first_scan, scans, lost_before);
         if scans == 0 || self.points.is_full() {
             if scans > 0 {
                 self.drops.points.fetch_add(1, Ordering::Relaxed);
@@ -169,5 +279,34 @@ mod tests {
             tx.block(&c, 0, 3, 0);
         }
         assert_eq!(rx.drops.points.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_capture_is_consecutive_scans_and_a_gap_starts_it_again() {
+        let (mut tx, rx) = tap();
+        let mut c = Chunk::with_capacity(1, Format::I16, 64);
+        let block = |c: &mut Chunk, first: i16| {
+            let bytes: Vec<u8> = (first..first + 4).flat_map(|v| v.to_ne_bytes()).collect();
+            c.transpose(&bytes, 4);
+        };
+        let mut got = Capture::default();
+        assert!(!rx.scope.take(&mut got), "nothing asked, nothing captured");
+        block(&mut c, 0);
+        tx.block(&c, 0, 4, 0);
+        rx.scope.ask(6);
+        block(&mut c, 4);
+        tx.block(&c, 4, 4, 0);
+        block(&mut c, 20);
+        tx.block(&c, 20, 4, 16); // a gap: start again from scan 20
+        block(&mut c, 24);
+        tx.block(&c, 24, 4, 0);
+        assert!(rx.scope.take(&mut got));
+        assert_eq!(
+            (got.first_scan, got.cols[0].clone()),
+            (20, vec![20, 21, 22, 23, 24, 25])
+        );
+        block(&mut c, 28);
+        tx.block(&c, 28, 4, 0);
+        assert!(!rx.scope.take(&mut got), "idle until asked again");
     }
 }

@@ -224,6 +224,8 @@ pub struct RowGroup {
     pub encoding_time: std::time::Duration,
     /// The snapshot window the rows belong to (triggered runs).
     pub window: Option<hsdaq_format::manifest::Window>,
+    /// Scans lost after the rows and before their window's end.
+    pub lost_after: u64,
 }
 
 /// The page encoders of a run: one compressor per worker, kept across row
@@ -267,6 +269,7 @@ impl PageEncoder {
             codec,
             encoding_time: t.elapsed(),
             window: chunk.window,
+            lost_after: chunk.lost_after,
         })
     }
 
@@ -368,6 +371,7 @@ pub struct SegmentWriter {
     lost: u64,
     gaps: Vec<Gap>,
     window: Option<hsdaq_format::manifest::Window>,
+    lost_after: u64,
 }
 
 fn partial(path: &Path) -> PathBuf {
@@ -415,6 +419,7 @@ impl SegmentWriter {
             lost: 0,
             gaps: Vec::new(),
             window: None,
+            lost_after: 0,
         })
     }
 
@@ -432,8 +437,10 @@ impl SegmentWriter {
             rows,
             codec,
             window,
+            lost_after,
             ..
         } = rg;
+        self.lost_after += lost_after;
         if rows == 0 {
             return Ok(());
         }
@@ -561,6 +568,7 @@ impl SegmentWriter {
             bytes: 0,
             close_ms: None,
             window: self.window,
+            lost_after: self.lost_after,
         };
         let m = serde_json::to_string(&manifest.for_segment())?;
         let s = serde_json::to_string(&info)?;

@@ -40,6 +40,10 @@ pub struct SimConfig {
     /// numbers: such a recording does not verify). Measures the recorder
     /// without the cost of computing a waveform on the same cores.
     pub replay: bool,
+    /// Tests of what a person sees: every channel carries a pure tone of
+    /// this frequency (Hz; channel k a quarter cycle after k−1) instead of
+    /// the reference waveform. The manifest then calls the signal external.
+    pub tone: Option<f64>,
 }
 
 #[derive(Default)]
@@ -130,6 +134,13 @@ impl Device for SimDevice {
         Ok(())
     }
 
+    fn signal(&self) -> &'static str {
+        match self.config.tone {
+            Some(_) => hsdaq_format::manifest::SIGNAL_EXTERNAL,
+            None => hsdaq_format::manifest::SIGNAL_REFERENCE,
+        }
+    }
+
     fn describe(&self) -> DeviceDescription {
         let l = &self.config.layout;
         let mut properties = std::collections::BTreeMap::new();
@@ -185,6 +196,25 @@ pub fn fill_payload(
             // SAFETY: as above, 4-byte aligned and `n * 4` bytes long.
             let v = unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) };
             waveform::fill_i32(v, channels as usize, first_scan);
+        }
+    }
+}
+
+/// Fills a block payload with the test tone (`SimConfig::tone`): 16000
+/// counts peak in either format.
+fn fill_tone(payload: &mut [u8], l: StreamLayout, first_scan: u64, scans: u32, freq: f64) {
+    let w = l.format.bytes();
+    let ch = l.channels as usize;
+    for s in 0..scans as usize {
+        let t = (first_scan + s as u64) as f64 / l.rate_hz as f64;
+        for c in 0..ch {
+            let phase = std::f64::consts::TAU * freq * t + c as f64 * std::f64::consts::FRAC_PI_2;
+            let v = (16000.0 * phase.sin()).round() as i32;
+            let at = (s * ch + c) * w;
+            match l.format {
+                Format::I16 => payload[at..at + 2].copy_from_slice(&(v as i16).to_ne_bytes()),
+                Format::I32 => payload[at..at + 4].copy_from_slice(&v.to_ne_bytes()),
+            }
         }
     }
 }
@@ -289,7 +319,9 @@ fn produce(ring: RingMap, config: SimConfig, knobs: &Knobs) {
                 };
                 write_header(slot, &header);
                 let first_pass = block_seq < l.slots();
-                if !config.replay || first_pass {
+                if let Some(f) = config.tone {
+                    fill_tone(&mut slot[BLOCK_HEADER_BYTES..], l, next_scan, bs, f);
+                } else if !config.replay || first_pass {
                     fill_payload(
                         &mut slot[BLOCK_HEADER_BYTES..],
                         l.format,
@@ -344,6 +376,7 @@ mod tests {
             paced: true,
             overflow: Overflow::Drop,
             replay: false,
+            tone: None,
         })
         .unwrap();
         dev.start().unwrap();
