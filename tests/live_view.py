@@ -4,12 +4,15 @@
     tests/live_view.py ACQUIRE SCREENSHOT
 
 Records the simulator with the `sim` board profile (4 channels with names and
-units) for 10 s with `--live`, and a forced overrun 5 s in. While it records,
-Chromium opens the printed URL. Asserted: the page shows the profile's
-channel names and units; frames arrive at >= 10 per second and the traces
-change over two seconds; the injected loss appears on the page with the exact
-size the recording's manifest gives it; no console error; the recording
-verifies. A screenshot is kept.
+units) carrying a 1 kHz test tone at 200 k scans/s for 10 s with `--live`,
+and a forced overrun 5 s in. While it records, Chromium opens the printed URL
+with a 5 ms scope window. Asserted: the page shows the profile's channel
+names and units; frames arrive at >= 10 per second and the traces change
+over two seconds; the scope holds the tone still (frame after frame, the
+trace rises through its middle at the trigger point and peaks a quarter
+period later) and the spectrum peaks within one bin of 1 kHz; the injected
+loss appears on the page with the exact size the recording's manifest gives
+it; no console error; the recording verifies. A screenshot is kept.
 """
 import base64
 import json
@@ -39,7 +42,8 @@ def main():
         run = Path(tmp) / "run"
         rec = subprocess.Popen(
             [acquire, "record", "--profile", str(ROOT / "boards/sim/acquire.toml"), "--rate", "200k",
-             "--duration", "10s", "--out", str(run), "--live", "--fault", "overrun:8@5s", "--allow-loss"],
+             "--duration", "10s", "--out", str(run), "--live", "--fault", "overrun:8@5s", "--allow-loss",
+             "--tone", "1000"],
             stderr=subprocess.PIPE, text=True)
         url = None
         for line in rec.stderr:
@@ -113,13 +117,13 @@ def main():
                 b.send(f"{domain}.enable", session=s)
             b.send("Emulation.setDeviceMetricsOverride", {
                 "width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=s)
-            b.send("Page.navigate", {"url": url}, session=s)
+            b.send("Page.navigate", {"url": url + "&scope_ms=5"}, session=s)
             b.wait_event("Page.loadEventFired")
 
             def state():
                 v = b.send("Runtime.evaluate", {"expression": """JSON.stringify({
                     frames: hsdaqLive.frames, closed: hsdaqLive.closed, losses: hsdaqLive.losses,
-                    markers: hsdaqLive.markers,
+                    markers: hsdaqLive.markers, scopes: hsdaqLive.scopes,
                     markRows: Array.from(document.querySelectorAll('#markers tbody tr')).map(r => r.textContent),
                     last: hsdaqLive.points[hsdaqLive.points.length - 1] || null,
                     labels: Array.from(document.querySelectorAll('.chan .label')).map(e => e.textContent),
@@ -138,6 +142,22 @@ def main():
             check(a["last"] is not None and z["last"] is not None and z["last"]["t_s"] > a["last"]["t_s"]
                   and z["last"] != a["last"], "the traces move over two seconds "
                   f"(t {a['last'] and a['last']['t_s']} -> {z['last'] and z['last']['t_s']})")
+            # The scope: a 1 kHz tone at 200 k scans/s is 200 scans a period.
+            # Held on its rising edge, every capture shows the same phase:
+            # through the middle at the trigger point, the peak (16000 counts)
+            # a quarter period (50 scans) later, the trough at three quarters.
+            shots = {x["first_scan"]: x for x in z["scopes"]}.values()
+            held = [x for x in shots if x["trigger_at"] is not None and x["v0"]]
+            check(len(held) >= 5, f"the scope took at least 5 triggered captures in 3 s: {len(held)} "
+                  f"({[x['trigger'] for x in shots][:3]})")
+            phases = [(x["v0"][x["trigger_at"] - 1], x["v0"][x["trigger_at"]], x["v0"][x["trigger_at"] + 50],
+                       x["v0"][x["trigger_at"] + 150]) for x in held]
+            check(all(a <= 0 < b and p > 15000 and t < -15000 for a, b, p, t in phases),
+                  f"the same phase at the trigger point in every capture (before, at, +1/4, +3/4): {phases[:6]}")
+            check(all(len(x["v0"]) == 1000 for x in held), "a 5 ms window is 1000 raw samples")
+            peaks = [(x["peak_hz"][0], x["bin_hz"]) for x in held]
+            check(all(abs(p - 1000.0) <= b for p, b in peaks),
+                  f"the spectrum peaks within one bin of 1 kHz: {peaks[:3]}")
             # A marker dropped by `acquire mark` shows on the page at its sample.
             mk = subprocess.run([acquire, "mark", str(run), "--text", "from the test", "--json"],
                                 capture_output=True, text=True)

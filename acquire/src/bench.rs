@@ -257,6 +257,18 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
             None,
         ));
     }
+    if let (Some(plain), Some(scoped)) = (
+        mb("drain + transpose"),
+        mb("drain + transpose + live tap + scope at its budget"),
+    ) {
+        t.push(Target::judge(
+            "live view with a scope open: drain + transpose throughput ÷ without".into(),
+            0.95,
+            scoped / plain,
+            true,
+            None,
+        ));
+    }
     for s in stages {
         if let (true, Some(p99)) = (s.name.starts_with("paced"), s.latency_p99_us) {
             t.push(Target::judge(
@@ -846,10 +858,15 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     // With and without the live view's tap (`--live`), alternating, so the
     // ratio comes from one run. The tap is emptied as the view would empty
     // it, so every block pays for its extent (a full tap would skip it).
-    let (mut plain, mut tapped) = (Vec::new(), Vec::new());
+    // The third variant has a page open whose scope captures as much as its
+    // budget allows at this rate: a twentieth of the stream (`scope::DUTY`).
+    let (mut plain, mut tapped, mut scoped) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tap_tx, mut tap_rx) = crate::live::tap::tap();
+    let mut capture = crate::live::tap::Capture::default();
+    let capture_scans = 1 << 16;
+    let mut idle_scans = usize::MAX / 2;
     for _ in 0..cfg.runs.max(1) {
-        for with_tap in [false, true] {
+        for (with_tap, with_scope) in [(false, false), (true, false), (true, true)] {
             let mb = timed(quick, image.len() as u64, || {
                 for (i, slot) in image.chunks_exact(l.block_bytes as usize).enumerate() {
                     let h = read_header(slot, &l).expect("valid block");
@@ -857,6 +874,18 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                         chunk.clear();
                     }
                     chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
+                    if with_scope {
+                        if tap_rx.scope.take(&mut capture) {
+                            idle_scans = 0;
+                        }
+                        idle_scans += h.scans as usize;
+                        if tap_rx.scope.idle()
+                            && idle_scans as f64 >= capture_scans as f64 / crate::live::scope::DUTY
+                        {
+                            tap_rx.scope.ask(capture_scans);
+                            idle_scans = 0;
+                        }
+                    }
                     if with_tap {
                         tap_tx.block(&chunk, h.first_scan, h.scans as usize, 0);
                         if i % 1024 == 1023 {
@@ -867,15 +896,26 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                 }
                 while ringbuf::traits::Consumer::try_pop(&mut tap_rx.points).is_some() {}
             }) / 1e6;
-            if with_tap { &mut tapped } else { &mut plain }.push(mb);
+            match (with_tap, with_scope) {
+                (false, _) => &mut plain,
+                (true, false) => &mut tapped,
+                (true, true) => &mut scoped,
+            }
+            .push(mb);
         }
     }
     drop((chunk, image));
-    let (mb, mb_tap) = (median(plain), median(tapped));
+    let (mb, mb_tap, mb_scope) = (median(plain), median(tapped), median(scoped));
     stage("drain + transpose".into(), mb, None, &mut progress);
     stage(
         "drain + transpose + live tap".into(),
         mb_tap,
+        None,
+        &mut progress,
+    );
+    stage(
+        "drain + transpose + live tap + scope at its budget".into(),
+        mb_scope,
         None,
         &mut progress,
     );

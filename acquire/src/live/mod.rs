@@ -1,8 +1,9 @@
 //! `acquire record --live`: one read-only page that shows the signal while
-//! it is recorded — a min/max envelope per channel over the last seconds, in
-//! the profile's names and units, the rate, ring fill, bytes written,
-//! segments, and every loss as it happens — pushed over a WebSocket 20 times
-//! a second. The page is self-contained (no asset from the internet), so a
+//! it is recorded — an oscilloscope view (raw samples held on a trigger
+//! edge) and a spectrum of the first channels ([`scope`]), a min/max
+//! envelope per channel over the last seconds, in the profile's names and
+//! units, the rate, ring fill, bytes written, segments, and every loss as it
+//! happens — pushed over a WebSocket 20 times a second. The page is self-contained (no asset from the internet), so a
 //! board with no display serves it to a laptop.
 //!
 //! Nothing here can slow the recording: the drain feeds a bounded tap
@@ -304,6 +305,7 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
     let mut next = Instant::now();
     let mut view = scope::ScopeView::new(meta.rate_hz, meta.bits, meta.trigger.clone());
     let mut capture = tap::Capture::default();
+    let mut asked = Instant::now() - Duration::from_secs(60);
     while !stop.load(Ordering::Acquire) {
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -345,7 +347,11 @@ fn broadcast(mut rx: TapRx, meta: Meta, live: Arc<Live>, hub: &Hub, stop: &Atomi
         let shot = rx.scope.take(&mut capture).then(|| view.shot(&capture));
         let widest = hub.clients.lock().unwrap().iter().map(|c| c.scope_ms).max();
         if let Some(ms) = widest {
-            rx.scope.ask(view.capture_scans(ms));
+            let want = view.capture_scans(ms);
+            if asked.elapsed() >= view.ask_every(want) && rx.scope.idle() {
+                rx.scope.ask(want);
+                asked = Instant::now();
+            }
         }
         let drained = live.scans.load(Ordering::Relaxed);
         let has_envelope = last.is_some();

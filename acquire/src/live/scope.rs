@@ -23,6 +23,12 @@ const FFT_MAX: usize = 1 << 14;
 const SPECTRUM_POINTS: usize = 400;
 /// The trigger sits this far into the trace (a fifth of the window).
 const PRE_FRACTION: usize = 5;
+/// Scans a second the scope may copy however fast the stream: below this
+/// the copy costs the drain nothing worth counting.
+const FREE_SCANS_PER_S: f64 = 330_000.0;
+/// Above it, the share of the stream the scope copies at most (the drain
+/// pays about a quarter more for the blocks it copies: `acquire bench`).
+pub const DUTY: f64 = 0.05;
 
 /// The scope's settings and its FFT plan.
 pub struct ScopeView {
@@ -62,6 +68,15 @@ impl ScopeView {
         let window = self.window_scans(window_ms);
         let spectrum = (self.rate_hz as usize / 4).min(FFT_MAX);
         (2 * window).max(spectrum).clamp(16, CAPTURE_MAX_SCANS)
+    }
+
+    /// How long after asking for a capture of `scans` the scope may ask for
+    /// the next: a twentieth of a second, or longer so that it copies at
+    /// most [`DUTY`] of a fast stream.
+    pub fn ask_every(&self, scans: usize) -> std::time::Duration {
+        let duration = scans as f64 / self.rate_hz.max(1) as f64;
+        let budget = (duration / DUTY).min(scans as f64 / FREE_SCANS_PER_S);
+        std::time::Duration::from_secs_f64(budget.max(0.05))
     }
 
     /// Scans in a window of `ms` (at least 8, at most half a capture).

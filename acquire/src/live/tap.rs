@@ -73,6 +73,11 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether no capture is asked for or waiting.
+    pub fn idle(&self) -> bool {
+        self.state.load(Ordering::Acquire) == IDLE
+    }
+
     /// Asks the drain for a capture of `want` scans (the view, when idle).
     pub fn ask(&self, want: usize) {
         if self.state.load(Ordering::Acquire) == IDLE {
