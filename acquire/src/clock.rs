@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use hsdaq_format::clock::ClockSample;
@@ -17,6 +18,42 @@ use hsdaq_format::clock::ClockSample;
 pub struct Clocks {
     /// `--phc`: the PTP hardware clock's device, open for its clock id.
     phc: Option<File>,
+    /// The source's own time stamps, when it has them.
+    source: Option<Arc<SourceClock>>,
+}
+
+/// A source's own clock as its stream stamps it (a VRT digitizer's packet
+/// timestamps): the latest stamped sample, from which a table row's
+/// sample gets its source time by the nominal period.
+#[derive(Debug)]
+pub struct SourceClock {
+    /// What the stamps are, in words (the manifest's `stream.source_clock`).
+    pub name: String,
+    rate_hz: u64,
+    latest: Mutex<Option<(u64, i64)>>,
+}
+
+impl SourceClock {
+    /// A clock named `name` for a stream of `rate_hz`.
+    pub fn new(name: impl Into<String>, rate_hz: u64) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            rate_hz: rate_hz.max(1),
+            latest: Mutex::new(None),
+        })
+    }
+
+    /// The source stamped sample `seq` with `ns`.
+    pub fn note(&self, seq: u64, ns: i64) {
+        *self.latest.lock().unwrap() = Some((seq, ns));
+    }
+
+    /// Sample `seq`'s source time, from the latest stamp (None before one).
+    pub fn at(&self, seq: u64) -> Option<i64> {
+        let (s0, ns) = (*self.latest.lock().unwrap())?;
+        let dt = (i128::from(seq) - i128::from(s0)) * 1_000_000_000 / i128::from(self.rate_hz);
+        i64::try_from(i128::from(ns) + dt).ok()
+    }
 }
 
 /// Tries to read a clock, ns.
@@ -61,7 +98,16 @@ impl Clocks {
                 std::io::Error::last_os_error()
             );
         }
-        Ok(Self { phc: Some(f) })
+        Ok(Self {
+            phc: Some(f),
+            source: None,
+        })
+    }
+
+    /// Adds the source's own clock (when the source stamps its samples).
+    pub fn with_source(mut self, source: Option<Arc<SourceClock>>) -> Self {
+        self.source = source;
+        self
     }
 
     /// A table row for sample `seq`, stamped `mono_ns` by the producer.
@@ -86,6 +132,7 @@ impl Clocks {
             sync_esterror_ns: est,
             sync_maxerror_ns: max,
             tai_offset_s: tai_offset,
+            source_ns: self.source.as_ref().and_then(|s| s.at(seq)),
         }
     }
 }

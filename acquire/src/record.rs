@@ -447,7 +447,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     let clocks = match &plan.phc {
         Some(p) => crate::clock::Clocks::with_phc(p).map_err(|e| usage_err!("{e:#}"))?,
         None => crate::clock::Clocks::system(),
-    };
+    }
+    .with_source(device.source_clock());
     let live = Arc::new(Live::default());
     // Bound before the run folder exists: a busy port leaves nothing behind.
     let (view, tap) = match plan.live {
@@ -630,6 +631,7 @@ pub fn start_manifest(
             timestamps: device.timestamps(),
             loss_detection: device.loss_detection(),
             first_seq: 0,
+            source_clock: device.source_clock().map(|c| c.name.clone()),
         },
         channels,
         kernel_release,

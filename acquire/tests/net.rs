@@ -272,4 +272,23 @@ fn difi_layout_comes_from_the_context_packet() {
     assert_eq!(m.stream.first_seq, 1_000_000_000);
     assert!(m.gaps.is_empty());
     assert!(hsdaq_acquire::verify::verify(&out, false).unwrap().ok());
+    // The sender stamps each packet with its first sample's time, index ÷
+    // rate seconds of "UTC" (TSI 1, picoseconds): the clock table carries
+    // that time for its rows' samples, to the nanosecond it was truncated to.
+    assert!(m
+        .stream
+        .source_clock
+        .as_deref()
+        .is_some_and(|c| c.starts_with("VRT/DIFI")));
+    let rows = hsdaq_format::clock::read_run(&out).unwrap();
+    assert!(rows.len() >= 2, "{rows:?}");
+    for r in &rows {
+        let want = r.seq as i128 * 1_000_000_000 / 256_000;
+        let got = r.source_ns.expect("a source time on every row") as i128;
+        assert!(
+            (got - want).abs() <= 1,
+            "seq {}: source {got} ns, stamps say {want}",
+            r.seq
+        );
+    }
 }

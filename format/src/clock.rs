@@ -44,19 +44,29 @@ pub enum Clock {
     Tai,
     /// The PTP hardware clock named with `--phc`.
     Phc,
+    /// The source's own time stamps (a VRT/DIFI digitizer's packet
+    /// timestamps): [`ClockSample::source_ns`].
+    Source,
 }
 
 impl Clock {
     /// Every clock, in the table's column order.
-    pub const ALL: [Clock; 4] = [Clock::Monotonic, Clock::Realtime, Clock::Tai, Clock::Phc];
+    pub const ALL: [Clock; 5] = [
+        Clock::Monotonic,
+        Clock::Realtime,
+        Clock::Tai,
+        Clock::Phc,
+        Clock::Source,
+    ];
 
-    /// Its name in reports (`monotonic`, `realtime`, `tai`, `phc`).
+    /// Its name in reports (`monotonic`, `realtime`, `tai`, `phc`, `source`).
     pub fn name(self) -> &'static str {
         match self {
             Clock::Monotonic => "monotonic",
             Clock::Realtime => "realtime",
             Clock::Tai => "tai",
             Clock::Phc => "phc",
+            Clock::Source => "source",
         }
     }
 }
@@ -90,6 +100,13 @@ pub struct ClockSample {
     /// TAI − UTC as the kernel holds it (0: not set, so CLOCK_TAI reads as
     /// UTC on this machine).
     pub tai_offset_s: i64,
+    /// The source's own time of that sample (ns in its epoch, e.g. UTC or
+    /// GPS seconds of a VRT stream), from its latest stamped packet and the
+    /// nominal period; `manifest.json` `stream.source_clock` says what it
+    /// is. Absent for sources without time stamps, and in tables written
+    /// before this column existed.
+    #[serde(default)]
+    pub source_ns: Option<i64>,
 }
 
 fn column(name: &str, t: PhysicalType, rep: Repetition, logical: Option<LogicalType>) -> Arc<Type> {
@@ -124,6 +141,7 @@ fn schema() -> Arc<Type> {
         i64s("sync_esterror_ns", OPTIONAL),
         i64s("sync_maxerror_ns", OPTIONAL),
         i64s("tai_offset_s", REQUIRED),
+        i64s("source_ns", OPTIONAL),
     ];
     Arc::new(
         Type::group_type_builder("hsdaq_clock")
@@ -173,7 +191,8 @@ pub fn write(path: &Path, rows: &[ClockSample]) -> Result<File> {
             }
             8 => opt(|r| r.sync_esterror_ns).map_defs(),
             9 => opt(|r| r.sync_maxerror_ns).map_defs(),
-            _ => (req(|r| r.tai_offset_s), None),
+            10 => (req(|r| r.tai_offset_s), None),
+            _ => opt(|r| r.source_ns).map_defs(),
         };
         col.typed::<Int64Type>()
             .write_batch(&vals, defs.as_deref(), None)?;
@@ -233,7 +252,9 @@ pub fn read_file(path: &Path) -> Result<Vec<ClockSample>> {
                 _ => bail!("{}: column {c} is not a clock column", path.display()),
             }
         }
-        if i64_cols.len() != 10 || sync.len() != n || i64_cols.iter().any(|c| c.len() != n) {
+        // Ten before the source's own time was added as an eleventh.
+        let cols = i64_cols.len();
+        if !(10..=11).contains(&cols) || sync.len() != n || i64_cols.iter().any(|c| c.len() != n) {
             bail!("{}: not a clock table of this version", path.display());
         }
         let req = |c: usize, i: usize| i64_cols[c][i].unwrap_or(0);
@@ -250,6 +271,7 @@ pub fn read_file(path: &Path) -> Result<Vec<ClockSample>> {
                 sync_esterror_ns: i64_cols[7][i],
                 sync_maxerror_ns: i64_cols[8][i],
                 tai_offset_s: req(9, i),
+                source_ns: i64_cols.get(10).and_then(|c| c[i]),
             });
         }
     }
@@ -300,6 +322,7 @@ impl Timebase {
             Clock::Realtime => Some(r.realtime_ns),
             Clock::Tai => Some(r.tai_ns),
             Clock::Phc => r.phc_ns,
+            Clock::Source => r.source_ns,
         }
     }
 
@@ -384,6 +407,7 @@ mod tests {
             realtime_ns: mono + offset,
             tai_ns: mono + offset + 37_000_000_000,
             phc_ns: None,
+            source_ns: None,
             read_mono_ns: mono,
             uncertainty_ns: 100 + seq % 7,
             sync: "unknown".into(),

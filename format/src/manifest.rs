@@ -87,6 +87,10 @@ pub struct StreamInfo {
     /// stream's own index. Continuity is checked from here.
     #[serde(default)]
     pub first_seq: u64,
+    /// The source's own clock, in words, when it stamps its samples (a
+    /// VRT digitizer): the clock table's `source_ns` column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_clock: Option<String>,
 }
 
 fn default_loss_detection() -> String {

@@ -99,6 +99,10 @@ pub trait Feed: Send + 'static {
     fn events(&self) -> Vec<hsdaq_format::manifest::Event> {
         Vec::new()
     }
+    /// The source's own clock, when its stream is stamped.
+    fn source_clock(&self) -> Option<Arc<crate::clock::SourceClock>> {
+        None
+    }
 }
 
 /// Wakes the drain when a block is published.
@@ -146,6 +150,7 @@ pub struct FeedDevice<F: Feed> {
     timestamps: String,
     channels: Vec<hsdaq_format::manifest::ChannelInfo>,
     signal: &'static str,
+    source_clock: Option<Arc<crate::clock::SourceClock>>,
 }
 
 impl<F: Feed> FeedDevice<F> {
@@ -159,6 +164,7 @@ impl<F: Feed> FeedDevice<F> {
             timestamps: feed.timestamps(),
             channels: feed.channels(),
             signal: feed.signal(),
+            source_clock: feed.source_clock(),
             feed: Some(feed),
             thread: None,
         })
@@ -273,6 +279,10 @@ impl<F: Feed> Device for FeedDevice<F> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn source_clock(&self) -> Option<Arc<crate::clock::SourceClock>> {
+        self.source_clock.clone()
     }
 }
 

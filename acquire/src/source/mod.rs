@@ -66,6 +66,11 @@ pub trait Device: Send {
     fn failure(&self) -> Option<String> {
         None
     }
+    /// The source's own clock, when it stamps its samples (the clock
+    /// table's `source_ns`).
+    fn source_clock(&self) -> Option<std::sync::Arc<crate::clock::SourceClock>> {
+        None
+    }
 
     /// All counters, read from the control page.
     fn stats(&self) -> Stats {

@@ -20,6 +20,7 @@ pub mod vrt;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -122,6 +123,8 @@ enum Item {
         offset: usize,
         len: usize,
         loss: bool,
+        /// Its first sample on the stream's own clock (VRT time stamps).
+        time_ns: Option<i64>,
     },
     /// A VRT context packet.
     Context(vrt::Context),
@@ -164,6 +167,7 @@ fn classify(f: Framing, d: &[u8], stream: Option<u32>, rate: u64) -> Result<Item
                     offset: p.payload.as_ptr() as usize - d.as_ptr() as usize,
                     len: p.payload.len(),
                     loss: p.sample_loss(),
+                    time_ns: p.time_ns(rate),
                 }),
             }
         }
@@ -180,6 +184,7 @@ fn classify(f: Framing, d: &[u8], stream: Option<u32>, rate: u64) -> Result<Item
                 offset: o + w,
                 len: d.len() - o - w,
                 loss: false,
+                time_ns: None,
             })
         }
     }
@@ -239,6 +244,8 @@ pub struct NetFeed {
     /// The stream kept: `--stream-id`, else the first data packet's.
     stream_id: Option<u32>,
     settings: BTreeMap<String, serde_json::Value>,
+    /// VRT/DIFI: the stream's own time stamps, for the clock table.
+    source_clock: Option<Arc<crate::clock::SourceClock>>,
 }
 
 impl NetFeed {
@@ -278,6 +285,7 @@ impl NetFeed {
             context_pending: None,
             stream_id: req.stream_id,
             settings: BTreeMap::new(),
+            source_clock: None,
         };
         if req.framing.is_vrt()
             && (req.rate_hz.is_none() || req.channels.is_none() || req.format.is_none())
@@ -296,6 +304,12 @@ impl NetFeed {
             );
         }
         me.scan_bytes = me.channels as usize * me.format.bytes();
+        if req.framing.is_vrt() {
+            me.source_clock = Some(crate::clock::SourceClock::new(
+                "VRT/DIFI packet time stamps: integer seconds of UTC or GPS time (TSI 1 or 2) + picoseconds or a sample count (TSF 2 or 1) of each data packet's first sample; absent when the packets carry no such stamp",
+                me.rate,
+            ));
+        }
         let s = &mut me.settings;
         s.insert("rate-hz".into(), me.rate.into());
         s.insert("channels".into(), me.channels.into());
@@ -493,7 +507,7 @@ impl NetFeed {
                     continue;
                 }
             };
-            let (pos, offset, len, loss) = match item {
+            let (pos, offset, len, loss, time_ns) = match item {
                 Item::Context(c) => {
                     let at = self.expected.unwrap_or(0);
                     self.count("context-packets", 1);
@@ -519,7 +533,8 @@ impl NetFeed {
                     offset,
                     len,
                     loss,
-                } => (index, offset, len, loss),
+                    time_ns,
+                } => (index, offset, len, loss, time_ns),
             };
             if len == 0 || len % self.scan_bytes != 0 {
                 self.count("malformed-payload-size", 1);
@@ -534,6 +549,9 @@ impl NetFeed {
             let Some(index) = self.index_of(pos, scans) else {
                 continue;
             };
+            if let (Some(c), Some(ns)) = (&self.source_clock, time_ns) {
+                c.note(index, ns);
+            }
             self.last_arrival = Some(Instant::now());
             if loss {
                 self.count("trailer-sample-loss", 1);
@@ -707,6 +725,10 @@ impl Feed for NetFeed {
         format!("{TIMESTAMPS_NOMINAL}: the first packet's arrival (CLOCK_MONOTONIC) + (seq - first_seq) x period; the stream's own timestamps give seq, not t_ns")
     }
 
+    fn source_clock(&self) -> Option<Arc<crate::clock::SourceClock>> {
+        self.source_clock.clone()
+    }
+
     fn signal(&self) -> &'static str {
         if self.req.reference {
             SIGNAL_REFERENCE
@@ -841,7 +863,8 @@ mod tests {
                 index: Position::Counter(u32::MAX as u64, true),
                 offset: 4,
                 len: 8,
-                loss: false
+                loss: false,
+                time_ns: None,
             })
         );
         assert_eq!(

@@ -157,6 +157,22 @@ impl Packet<'_> {
             .is_some_and(|t| t & TRAILER_LOSS_ENABLE != 0 && t & TRAILER_LOSS != 0)
     }
 
+    /// The packet's first sample on the stream's own clock, ns since that
+    /// clock's epoch: integer seconds of UTC or GPS time (TSI 1 or 2) plus
+    /// picoseconds or a sample count (TSF 2 or 1). None otherwise.
+    pub fn time_ns(&self, rate_hz: u64) -> Option<i64> {
+        let (s, f) = (i128::from(self.seconds?), i128::from(self.fraction?));
+        if !matches!(self.tsi, 1 | 2) {
+            return None;
+        }
+        let sub = match self.tsf {
+            TSF_PICOSECONDS => f / 1000,
+            TSF_SAMPLES => f * 1_000_000_000 / i128::from(rate_hz.max(1)),
+            _ => return None,
+        };
+        i64::try_from(s * 1_000_000_000 + sub).ok()
+    }
+
     /// The stream's index of the packet's first sample, when its timestamp
     /// gives one at `rate_hz`.
     pub fn sample_index(&self, rate_hz: u64) -> Option<u64> {
