@@ -29,9 +29,6 @@ else
     PEERS_COMEDI_RATES=${PEERS_COMEDI_RATES:-"100000 500000 1000000"}
 fi
 PEERS_SECONDS=${PEERS_SECONDS:-10}
-# hsdaq must be loss-free (and exact about losses) up to this rate: the
-# bench scenario's asserted guest figure.
-PEERS_HSDAQ_ASSERT_HZ=${PEERS_HSDAQ_ASSERT_HZ:-2000000}
 steps=$(($(wc -w <<<"$PEERS_HSDAQ_RATES $PEERS_IIO_RATES") * 2 + $(wc -w <<<"$PEERS_COMEDI_RATES")))
 TIMEOUT=$((120 + steps * (PEERS_SECONDS * 2 + 8)))
 cat >"$SHARE/peers.env" <<ENV
@@ -127,10 +124,6 @@ check() {
             jq -e --argjson r "$rate" '.steps[] | select(.stack == "hsdaq-mmap" and .rate_hz == $r) | .delivered + .lost == .asked and .reported_lost == .lost' "$f"
         expect "hsdaq-read $rate: every loss reported by the block headers" \
             jq -e --argjson r "$rate" '.steps[] | select(.stack == "hsdaq-read" and .rate_hz == $r) | .reported_lost == .lost' "$f"
-        if ((rate <= PEERS_HSDAQ_ASSERT_HZ)); then
-            expect "hsdaq-mmap $rate: nothing lost (at or below ${PEERS_HSDAQ_ASSERT_HZ} scans/s)" \
-                jq -e --argjson r "$rate" '.steps[] | select(.stack == "hsdaq-mmap" and .rate_hz == $r) | .lost == 0' "$f"
-        fi
     done
     for rate in $PEERS_IIO_RATES; do
         expect "iio $rate: iio_readdev ran and delivered scans" \
