@@ -35,7 +35,7 @@ use crate::chunk::{BlockRec, Chunk, Column};
 use crate::counters::Live;
 use crate::pipeline::PipelineConfig;
 use crate::record::{chunk_rows, DEFAULT_ENCODING};
-use crate::ring::{read_header, write_header};
+use crate::ring::write_header;
 use crate::sched::available_cores;
 use crate::sink::codec::{Codec, Compressor, PageCodec};
 use crate::sink::direct::DirectWriter;
@@ -474,6 +474,70 @@ fn encode_pages(
     out
 }
 
+/// The drain stage: the pipeline's own drain (`pipeline::drain_only`) over
+/// the simulator's ring, unpaced and replaying its first ring (the producer
+/// writes headers only), its chunks recycled, for `secs`; sample MB/s.
+/// With `tap` a thread empties the live view's tap every 50 ms as the view
+/// does; with `scope` it also keeps the scope capturing at its budget.
+fn drain_stage(l: StreamLayout, secs: f64, tap: bool, scope: bool) -> Result<f64> {
+    let mut dev = SimDevice::new(SimConfig {
+        layout: l,
+        paced: false,
+        overflow: Overflow::Block,
+        replay: true,
+        tone: None,
+    })?;
+    let names: Vec<String> = (0..l.channels).map(|c| format!("ch{c}")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = crate::live::tap::tap();
+    let cfg = PipelineConfig {
+        tap: tap.then_some(tx),
+        scan_limit: None,
+        segment_scans: u64::MAX / 2,
+        chunk_rows: chunk_rows(&l),
+        pool_chunks: crate::record::POOL_CHUNKS,
+        faults: Vec::new(),
+        stop: stop.clone(),
+        dir: PathBuf::new(),
+        format: SegmentFormat::new(&names, l.format, DEFAULT_ENCODING),
+        codec: Codec::None,
+        encode_threads: 1,
+        log_segments: false,
+        clocks: crate::clock::Clocks::system(),
+        trigger: None,
+    };
+    let viewing = AtomicBool::new(tap);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        s.spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let viewing = &viewing;
+        s.spawn(move || {
+            let mut capture = crate::live::tap::Capture::default();
+            let want = 1usize << 16;
+            let (mut at, mut asked_at) = (0u64, 0u64);
+            while viewing.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                while let Some(p) = ringbuf::traits::Consumer::try_pop(&mut rx.points) {
+                    at = p.first_scan + u64::from(p.scans);
+                }
+                rx.scope.take(&mut capture);
+                let due = asked_at + (want as f64 / crate::live::scope::DUTY) as u64;
+                if scope && rx.scope.idle() && at >= due {
+                    rx.scope.ask(want);
+                    asked_at = at;
+                }
+            }
+        });
+        let r = crate::pipeline::drain_only(&mut dev, cfg);
+        viewing.store(false, Ordering::Relaxed);
+        let (scans, elapsed) = r?;
+        Ok(scans as f64 * l.scan_bytes() as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6)
+    })
+}
+
 /// The same channel columns through the parquet crate's stock column
 /// writer (DELTA_BINARY_PACKED, no dictionary, no statistics, no codec,
 /// pages of `PAGE_VALUES`), into memory; returns the file's bytes. What the
@@ -853,58 +917,19 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         &mut progress,
     );
 
-    let rows = chunk_rows(&l);
-    let mut chunk = Chunk::with_capacity(l.channels as usize, l.format, rows);
-    // With and without the live view's tap (`--live`), alternating, so the
-    // ratio comes from one run. The tap is emptied as the view would empty
-    // it, so every block pays for its extent (a full tap would skip it).
-    // The third variant has a page open whose scope captures as much as its
-    // budget allows at this rate: a twentieth of the stream (`scope::DUTY`).
+    // The pipeline's own drain over a ring (drain_stage), with and without
+    // the live view's tap (`--live`), alternating, so the ratios come from
+    // one run. The tap is emptied as the view empties it; the third variant
+    // has a page open whose scope captures as much as its budget allows: a
+    // twentieth of the stream (`scope::DUTY`).
+    drop(image);
     let (mut plain, mut tapped, mut scoped) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut tap_tx, mut tap_rx) = crate::live::tap::tap();
-    let mut capture = crate::live::tap::Capture::default();
-    let capture_scans = 1 << 16;
-    let mut idle_scans = usize::MAX / 2;
+    let dl = layout(cfg, 100_000_000);
     for _ in 0..cfg.runs.max(1) {
-        for (with_tap, with_scope) in [(false, false), (true, false), (true, true)] {
-            let mb = timed(quick, image.len() as u64, || {
-                for (i, slot) in image.chunks_exact(l.block_bytes as usize).enumerate() {
-                    let h = read_header(slot, &l).expect("valid block");
-                    if chunk.rows() + h.scans as usize > rows {
-                        chunk.clear();
-                    }
-                    chunk.transpose(&slot[BLOCK_HEADER_BYTES..], h.scans as usize);
-                    if with_scope {
-                        if tap_rx.scope.take(&mut capture) {
-                            idle_scans = 0;
-                        }
-                        idle_scans += h.scans as usize;
-                        if tap_rx.scope.idle()
-                            && idle_scans as f64 >= capture_scans as f64 / crate::live::scope::DUTY
-                        {
-                            tap_rx.scope.ask(capture_scans);
-                            idle_scans = 0;
-                        }
-                    }
-                    if with_tap {
-                        tap_tx.block(&chunk, h.first_scan, h.scans as usize, 0);
-                        if i % 1024 == 1023 {
-                            while ringbuf::traits::Consumer::try_pop(&mut tap_rx.points).is_some() {
-                            }
-                        }
-                    }
-                }
-                while ringbuf::traits::Consumer::try_pop(&mut tap_rx.points).is_some() {}
-            }) / 1e6;
-            match (with_tap, with_scope) {
-                (false, _) => &mut plain,
-                (true, false) => &mut tapped,
-                (true, true) => &mut scoped,
-            }
-            .push(mb);
-        }
+        plain.push(drain_stage(dl, quick, false, false)?);
+        tapped.push(drain_stage(dl, quick, true, false)?);
+        scoped.push(drain_stage(dl, quick, true, true)?);
     }
-    drop((chunk, image));
     let (mb, mb_tap, mb_scope) = (median(plain), median(tapped), median(scoped));
     stage("drain + transpose".into(), mb, None, &mut progress);
     stage(

@@ -258,6 +258,74 @@ pub fn run(
     })
 }
 
+/// Runs the pipeline's own drain alone over `device`'s ring, its chunks
+/// handed straight back to the pool (no encoder, no writer), until
+/// `cfg.stop` or `cfg.scan_limit`: what `acquire bench` times as the drain
+/// stage, so the ring protocol and the drain's bookkeeping are inside the
+/// timer. Returns the scans drained and the time it took.
+pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u64, Duration)> {
+    let ring = device.ring();
+    let layout = *ring.layout();
+    let (mut full_tx, mut full_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
+    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
+    for _ in 0..cfg.pool_chunks {
+        let _ = free_tx.try_push(Chunk::with_capacity(
+            layout.channels as usize,
+            layout.format,
+            cfg.chunk_rows + layout.block_scans() as usize,
+        ));
+    }
+    let hand = Handoff {
+        drain_done: AtomicBool::new(false),
+        encoder_failed: AtomicBool::new(false),
+        encoder_thread: Mutex::new(None),
+    };
+    let live = Live::default();
+    let mut tap = cfg.tap.take();
+    std::thread::scope(|s| {
+        let hand = &hand;
+        s.spawn(move || {
+            *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
+            loop {
+                let done = hand.drain_done.load(Ordering::Acquire);
+                while let Some(mut c) = full_rx.try_pop() {
+                    c.clear();
+                    let _ = free_tx.try_push(c);
+                }
+                if done {
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+        });
+        device.start()?;
+        let started = Instant::now();
+        let mut next = 0;
+        let end = drain(
+            device,
+            ring.clone(),
+            &layout,
+            &cfg,
+            &mut full_tx,
+            free_rx,
+            hand,
+            &live,
+            tap.as_mut(),
+            &mut next,
+            None,
+        );
+        let elapsed = started.elapsed();
+        let stopped = device.stop();
+        hand.drain_done.store(true, Ordering::Release);
+        if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
+            t.unpark();
+        }
+        end?;
+        stopped?;
+        Ok((live.scans.load(Ordering::Relaxed), elapsed))
+    })
+}
+
 struct DrainState {
     chunk: Option<Chunk>,
     segment: u64,
