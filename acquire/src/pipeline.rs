@@ -177,16 +177,18 @@ pub fn run(
     let mut tap = cfg.tap.take();
     let drained = drain(
         device,
-        ring.clone(),
-        &layout,
         &cfg,
-        &mut full_tx,
-        free_rx,
-        &hand,
-        &live,
-        tap.as_mut(),
+        DrainIo {
+            ring: ring.clone(),
+            layout,
+            full_tx: &mut full_tx,
+            free_rx,
+            hand: &hand,
+            live: &live,
+            tap: tap.as_mut(),
+            windows: windows.as_mut(),
+        },
         &mut next_expected,
-        windows.as_mut(),
     );
     let elapsed = started.elapsed();
     let stop_err = device.stop().err();
@@ -303,16 +305,18 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
         let mut next = 0;
         let end = drain(
             device,
-            ring.clone(),
-            &layout,
             &cfg,
-            &mut full_tx,
-            free_rx,
-            hand,
-            &live,
-            tap.as_mut(),
+            DrainIo {
+                ring: ring.clone(),
+                layout,
+                full_tx: &mut full_tx,
+                free_rx,
+                hand,
+                live: &live,
+                tap: tap.as_mut(),
+                windows: None,
+            },
             &mut next,
-            None,
         );
         let elapsed = started.elapsed();
         let stopped = device.stop();
@@ -344,20 +348,40 @@ struct DrainState {
     segment_scans: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the drain works with besides the device and its settings: the
+/// ring, the chunk queues to and from the encoder, the shared counters, and
+/// the optional live-view tap and trigger windows.
+struct DrainIo<'a> {
+    ring: RingMap,
+    layout: StreamLayout,
+    full_tx: &'a mut ChunkProd,
+    free_rx: ChunkCons,
+    hand: &'a Handoff,
+    live: &'a Live,
+    tap: Option<&'a mut crate::live::tap::TapTx>,
+    windows: Option<&'a mut crate::trigger::Windows>,
+}
+
+/// Reads ring blocks in place until the end of the recording, transposing
+/// them into chunks for the encoder; `next_expected` follows the first
+/// scan not yet drained (what `run` needs to count losses at the end).
 fn drain(
     device: &mut dyn Device,
-    ring: RingMap,
-    layout: &StreamLayout,
     cfg: &PipelineConfig,
-    full_tx: &mut ChunkProd,
-    mut free_rx: ChunkCons,
-    hand: &Handoff,
-    live: &Live,
-    mut tap: Option<&mut crate::live::tap::TapTx>,
+    io: DrainIo,
     next_expected: &mut u64,
-    mut windows: Option<&mut crate::trigger::Windows>,
 ) -> Result<End> {
+    let DrainIo {
+        ring,
+        layout,
+        full_tx,
+        mut free_rx,
+        hand,
+        live,
+        mut tap,
+        mut windows,
+    } = io;
+    let layout = &layout;
     let block_bytes = layout.block_bytes as u64;
     let segment_scans =
         cfg.segment_scans.div_ceil(layout.block_scans() as u64) * layout.block_scans() as u64;
