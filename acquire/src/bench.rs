@@ -136,6 +136,9 @@ pub struct Stage {
     pub size_ratio: Option<f64>,
     /// Block latency p99, µs (paced stages).
     pub latency_p99_us: Option<f64>,
+    /// CPU the recorder spent per sample (one channel's value), ns, all its
+    /// threads together; the simulator producer's own CPU is not counted.
+    pub cpu_ns_per_sample: Option<f64>,
 }
 
 /// Efficiency of one codec's full pipeline.
@@ -479,7 +482,7 @@ fn encode_pages(
 /// writes headers only), its chunks recycled, for `secs`; sample MB/s.
 /// With `tap` a thread empties the live view's tap every 50 ms as the view
 /// does; with `scope` it also keeps the scope capturing at its budget.
-fn drain_stage(l: StreamLayout, secs: f64, tap: bool, scope: bool) -> Result<f64> {
+fn drain_stage(l: StreamLayout, secs: f64, tap: bool, scope: bool) -> Result<(f64, f64)> {
     let mut dev = SimDevice::new(SimConfig {
         layout: l,
         paced: false,
@@ -531,10 +534,17 @@ fn drain_stage(l: StreamLayout, secs: f64, tap: bool, scope: bool) -> Result<f64
                 }
             }
         });
+        let cpu0 = crate::units::process_cpu_ns();
         let r = crate::pipeline::drain_only(&mut dev, cfg);
         viewing.store(false, Ordering::Relaxed);
+        let cpu = crate::units::process_cpu_ns() - cpu0;
         let (scans, elapsed) = r?;
-        Ok(scans as f64 * l.scan_bytes() as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6)
+        let mb = scans as f64 * l.scan_bytes() as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
+        let samples = (scans * u64::from(l.channels)).max(1) as f64;
+        Ok((
+            mb,
+            cpu.saturating_sub(dev.producer_cpu_ns()) as f64 / samples,
+        ))
     })
 }
 
@@ -674,6 +684,8 @@ struct Run {
     size_ratio: f64,
     rss_mib: f64,
     latency_p99_us: Option<f64>,
+    /// The recorder's CPU per sample (process CPU less the producer's), ns.
+    cpu_ns_per_sample: f64,
 }
 
 /// What feeds a full-pipeline run.
@@ -731,11 +743,13 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         })
     };
     let t = Instant::now();
+    let cpu0 = crate::units::process_cpu_ns();
     let (outcome, rss) = with_rss(|| {
         let m = bench_manifest(&dev, &l, codec);
         crate::pipeline::run(&mut dev, pc, m, live.clone())
     });
     let wall = t.elapsed().as_secs_f64();
+    let cpu = crate::units::process_cpu_ns() - cpu0;
     let _ = timer.join();
     std::fs::remove_dir_all(&dir).ok();
     let outcome = outcome?;
@@ -751,6 +765,8 @@ fn pipeline(base: &Path, l: StreamLayout, codec: Codec, secs: f64, source: Sourc
         rss_mib: rss,
         // Unpaced, blocks wait in a full ring by design: no latency figure.
         latency_p99_us: paced.then(|| live.latency.quantile(0.99) as f64 / 1e3),
+        cpu_ns_per_sample: cpu.saturating_sub(dev.producer_cpu_ns()) as f64
+            / (m.counts.scans_recorded * u64::from(l.channels)).max(1) as f64,
     })
 }
 
@@ -880,8 +896,13 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     drop((reference, noisy));
 
     let mut stages = Vec::new();
-    let mut stage = |name: String, mb: f64, run: Option<Run>, progress: &mut dyn FnMut(&str)| {
+    let mut stage = |name: String,
+                     mb: f64,
+                     run: Option<Run>,
+                     cpu: Option<f64>,
+                     progress: &mut dyn FnMut(&str)| {
         let s = Stage {
+            cpu_ns_per_sample: cpu.or(run.map(|r| r.cpu_ns_per_sample)),
             name,
             mb_per_s: mb,
             scans_per_s: mb * 1e6 / l.scan_bytes() as f64,
@@ -914,6 +935,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         "simulator waveform (source)".into(),
         mb,
         None,
+        None,
         &mut progress,
     );
 
@@ -923,25 +945,40 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     // has a page open whose scope captures as much as its budget allows: a
     // twentieth of the stream (`scope::DUTY`).
     drop(image);
-    let (mut plain, mut tapped, mut scoped) = (Vec::new(), Vec::new(), Vec::new());
     let dl = layout(cfg, 100_000_000);
+    let mut runs: [Vec<(f64, f64)>; 3] = Default::default();
     for _ in 0..cfg.runs.max(1) {
-        plain.push(drain_stage(dl, quick, false, false)?);
-        tapped.push(drain_stage(dl, quick, true, false)?);
-        scoped.push(drain_stage(dl, quick, true, true)?);
+        for (i, (tap, scope)) in [(false, false), (true, false), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            runs[i].push(drain_stage(dl, quick, tap, scope)?);
+        }
     }
-    let (mb, mb_tap, mb_scope) = (median(plain), median(tapped), median(scoped));
-    stage("drain + transpose".into(), mb, None, &mut progress);
+    // Each variant's median MB/s, and its median CPU per sample.
+    let [(mb, cpu), (mb_tap, cpu_tap), (mb_scope, cpu_scope)] = runs.map(|r| {
+        let (mb, cpu): (Vec<f64>, Vec<f64>) = r.into_iter().unzip();
+        (median(mb), median(cpu))
+    });
+    stage(
+        "drain + transpose".into(),
+        mb,
+        None,
+        Some(cpu),
+        &mut progress,
+    );
     stage(
         "drain + transpose + live tap".into(),
         mb_tap,
         None,
+        Some(cpu_tap),
         &mut progress,
     );
     stage(
         "drain + transpose + live tap + scope at its budget".into(),
         mb_scope,
         None,
+        Some(cpu_scope),
         &mut progress,
     );
 
@@ -964,6 +1001,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                     format!("full pipeline, {}, replay → tmpfs", codec.label()),
                     mb,
                     Some(run),
+                    None,
                     &mut progress,
                 );
                 let write = limits.tmpfs_write.unwrap_or(f64::INFINITY) / run.size_ratio;
@@ -979,6 +1017,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             format!("full pipeline, {}, replay → disk", codec.label()),
             mb,
             Some(run),
+            None,
             &mut progress,
         );
         let disk_bound = limits.disk_write / run.size_ratio;
@@ -999,6 +1038,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             format!("full pipeline, {}, simulator → disk{label}", codec.label()),
             r.mb_per_s,
             Some(r),
+            None,
             &mut progress,
         );
     }
@@ -1015,6 +1055,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             format!("paced {} M scans/s, disk", cfg.paced_rate as f64 / 1e6),
             r.mb_per_s,
             Some(r),
+            None,
             &mut progress,
         );
     }
@@ -1034,6 +1075,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             ),
             r.mb_per_s,
             Some(r),
+            None,
             &mut progress,
         );
     }
@@ -1102,13 +1144,13 @@ impl BenchReport {
             }
         }
         println!(
-            "\n{:<44} {:>8} {:>12} {:>8} {:>8} {:>6} {:>8}",
-            "stage", "MB/s", "scans/s", "lost", "rss MiB", "size", "p99 µs"
+            "\n{:<44} {:>8} {:>12} {:>8} {:>8} {:>6} {:>8} {:>9}",
+            "stage", "MB/s", "scans/s", "lost", "rss MiB", "size", "p99 µs", "CPU ns/S"
         );
         let opt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
         for s in &self.stages {
             println!(
-                "{:<44} {:>8.0} {:>12.3e} {:>8} {:>8} {:>6} {:>8}",
+                "{:<44} {:>8.0} {:>12.3e} {:>8} {:>8} {:>6} {:>8} {:>9}",
                 s.name,
                 s.mb_per_s,
                 s.scans_per_s,
@@ -1116,6 +1158,7 @@ impl BenchReport {
                 opt(s.rss_mib, 0),
                 opt(s.size_ratio, 2),
                 opt(s.latency_p99_us, 0),
+                opt(s.cpu_ns_per_sample, 2),
             );
         }
         println!("\nefficiency (achieved ÷ min(write limit ÷ size, all-core codec)):");

@@ -52,6 +52,8 @@ struct Knobs {
     drop_blocks: AtomicU64,
     stall_us: AtomicU64,
     jitter_us: AtomicU64,
+    /// CPU the producer threads used, ns (added when each ends).
+    cpu_ns: AtomicU64,
 }
 
 /// The simulator device.
@@ -98,7 +100,10 @@ impl Device for SimDevice {
             .name("hsdaq-sim".into())
             .spawn(move || {
                 crate::sched::short_slices();
-                produce(ring, config, &knobs)
+                produce(ring, config, &knobs);
+                knobs
+                    .cpu_ns
+                    .fetch_add(crate::units::thread_cpu_ns(), Ordering::Relaxed);
             })
             .context("cannot start the simulator thread")?;
         self.thread = Some(t);
@@ -158,6 +163,14 @@ impl Device for SimDevice {
             properties,
             module_version: None,
         }
+    }
+}
+
+impl SimDevice {
+    /// CPU the producer used in runs that have ended, ns: what `acquire
+    /// bench` takes off the process's CPU to leave the recorder's own.
+    pub fn producer_cpu_ns(&self) -> u64 {
+        self.knobs.cpu_ns.load(Ordering::Relaxed)
     }
 }
 
