@@ -122,7 +122,11 @@ pub struct EncodingFigure {
 /// One measured stage.
 #[derive(Debug, Serialize, Clone)]
 pub struct Stage {
-    /// Stage name.
+    /// What it measures (targets find stages by it).
+    pub kind: StageKind,
+    /// The codec of a pipeline stage.
+    pub codec: Option<String>,
+    /// Stage name, for people.
     pub name: String,
     /// Sample MB/s.
     pub mb_per_s: f64,
@@ -139,6 +143,30 @@ pub struct Stage {
     /// CPU the recorder spent per sample (one channel's value), ns, all its
     /// threads together; the simulator producer's own CPU is not counted.
     pub cpu_ns_per_sample: Option<f64>,
+}
+
+/// What a stage measures: targets find stages by this, never by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageKind {
+    /// The simulator's waveform: what a source costs before the recorder.
+    Source,
+    /// The pipeline's drain over a ring, chunks recycled.
+    Drain,
+    /// The drain with the live view's tap.
+    DrainTap,
+    /// The drain with the tap and a scope capturing at its budget.
+    DrainScope,
+    /// The full pipeline replaying the ring, to tmpfs.
+    ReplayTmpfs,
+    /// The full pipeline replaying the ring, to the disk.
+    ReplayDisk,
+    /// The full pipeline fed by the simulator's waveform, to the disk.
+    SimulatorDisk,
+    /// A recording paced at `--paced-rate` (block latency).
+    Paced,
+    /// A sustained recording at a `--sustain` rate (the headline).
+    Sustained,
 }
 
 /// Efficiency of one codec's full pipeline.
@@ -217,10 +245,10 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
         let c = limits.codecs.iter().find(|c| c.codec == codec);
         let write = limits.tmpfs_write.or(Some(limits.disk_write));
         let limit = c.zip(write).map(|(c, w)| c.all_cores.min(w / c.size_ratio));
-        if let Some(s) = stages.iter().find(|s| {
-            s.name
-                .starts_with(&format!("full pipeline, {codec}, replay → tmpfs"))
-        }) {
+        if let Some(s) = stages
+            .iter()
+            .find(|s| s.kind == StageKind::ReplayTmpfs && s.codec.as_deref() == Some(codec))
+        {
             t.push(Target::judge(
                 format!("{codec} to tmpfs, MB/s"),
                 want,
@@ -248,10 +276,8 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
             }
         }
     }
-    let mb = |name: &str| stages.iter().find(|s| s.name == name).map(|s| s.mb_per_s);
-    if let (Some(plain), Some(tapped)) =
-        (mb("drain + transpose"), mb("drain + transpose + live tap"))
-    {
+    let mb = |kind| stages.iter().find(|s| s.kind == kind).map(|s| s.mb_per_s);
+    if let (Some(plain), Some(tapped)) = (mb(StageKind::Drain), mb(StageKind::DrainTap)) {
         t.push(Target::judge(
             "live view: drain + transpose throughput with the tap ÷ without".into(),
             0.95,
@@ -260,10 +286,7 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
             None,
         ));
     }
-    if let (Some(plain), Some(scoped)) = (
-        mb("drain + transpose"),
-        mb("drain + transpose + live tap + scope at its budget"),
-    ) {
+    if let (Some(plain), Some(scoped)) = (mb(StageKind::Drain), mb(StageKind::DrainScope)) {
         t.push(Target::judge(
             "live view with a scope open: drain + transpose throughput ÷ without".into(),
             0.95,
@@ -273,7 +296,7 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
         ));
     }
     for s in stages {
-        if let (true, Some(p99)) = (s.name.starts_with("paced"), s.latency_p99_us) {
+        if let (StageKind::Paced, Some(p99)) = (s.kind, s.latency_p99_us) {
             t.push(Target::judge(
                 format!("{}: block latency p99, µs", s.name),
                 1000.0,
@@ -282,7 +305,7 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
                 None,
             ));
         }
-        if let (true, Some(lost)) = (s.name.starts_with("sustained"), s.lost) {
+        if let (StageKind::Sustained, Some(lost)) = (s.kind, s.lost) {
             t.push(Target::judge(
                 format!("{}: scans lost", s.name),
                 0.0,
@@ -794,17 +817,86 @@ fn bench_manifest(
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchReport> {
     let l = layout(cfg, 1 << 40);
     let quick = (cfg.seconds / 2.0).clamp(0.2, 2.0);
-    let mut limits = Limits::default();
+    let mut limits = measure_limits(cfg, &l, quick, &mut progress)?;
+    let encodings = measure_encodings(cfg, &l, quick, &mut limits, &mut progress);
+    let mut stages = Stages {
+        scan_bytes: l.scan_bytes(),
+        list: Vec::new(),
+    };
+    measure_source_and_drain(cfg, &l, quick, &mut stages, &mut progress)?;
+    let efficiency = measure_pipelines(cfg, &limits, &mut stages, &mut progress)?;
+    measure_paced(cfg, &mut stages, &mut progress)?;
+    let stages = stages.list;
+    let targets = targets(&limits, &stages, &efficiency);
+    Ok(BenchReport {
+        targets,
+        shape: format!("{} × {}", cfg.channels, cfg.format.name()),
+        cores: available_cores(),
+        runs: cfg.runs,
+        encoding: DEFAULT_ENCODING.label().into(),
+        limits,
+        encodings,
+        stages,
+        efficiency,
+    })
+}
 
+/// The stages measured so far, each said as it is measured.
+struct Stages {
+    scan_bytes: usize,
+    list: Vec<Stage>,
+}
+
+impl Stages {
+    /// Adds a stage: its kind, the codec of a pipeline stage, its name,
+    /// sample MB/s, the pipeline run's figures, and a CPU figure of its own
+    /// (else the run's).
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        kind: StageKind,
+        codec: Option<Codec>,
+        name: String,
+        mb: f64,
+        run: Option<Run>,
+        cpu: Option<f64>,
+        progress: &mut dyn FnMut(&str),
+    ) {
+        let s = Stage {
+            kind,
+            codec: codec.map(|c| c.label().to_string()),
+            cpu_ns_per_sample: cpu.or(run.map(|r| r.cpu_ns_per_sample)),
+            name,
+            mb_per_s: mb,
+            scans_per_s: mb * 1e6 / self.scan_bytes as f64,
+            lost: run.map(|r| r.lost),
+            rss_mib: run.map(|r| r.rss_mib),
+            size_ratio: run.map(|r| r.size_ratio),
+            latency_p99_us: run.and_then(|r| r.latency_p99_us),
+        };
+        progress(&format!("{:<44} {:>8.0} MB/s", s.name, s.mb_per_s));
+        self.list.push(s);
+    }
+}
+
+/// The machine's limits: memcpy of the sample bytes, and writing to the
+/// disk (direct and buffered, fdatasync inside the timer) and to tmpfs.
+fn measure_limits(
+    cfg: &BenchConfig,
+    l: &StreamLayout,
+    quick: f64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Limits> {
+    let mut limits = Limits::default();
     progress("memcpy of the sample bytes");
-    let image = ring_image(&l);
+    let image = ring_image(l);
     let mut dst = vec![0u8; image.len()];
     limits.memcpy = median_of(cfg.runs, || {
         timed(quick, image.len() as u64, || {
             dst.copy_from_slice(std::hint::black_box(&image))
         }) / 1e6
     });
-    drop(dst);
+    drop((dst, image));
 
     progress(&format!(
         "disk: {} MiB of new data to {} with fdatasync",
@@ -823,11 +915,22 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         let write = || Ok((disk_write(&cfg.dir, cfg.disk_bytes, direct)?, ()));
         *out = median_run(cfg.runs, write)?.0;
     }
+    Ok(limits)
+}
 
+/// Every encoding × codec on one core, the parquet crate's stock writer
+/// beside ours, and each codec on every core (a limit, into `limits`).
+fn measure_encodings(
+    cfg: &BenchConfig,
+    l: &StreamLayout,
+    quick: f64,
+    limits: &mut Limits,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<EncodingFigure> {
     progress("encodings × codecs on the reference and a noisy signal, one core");
     let mut encodings = Vec::new();
-    let reference = sample_chunk(&l, false);
-    let noisy = sample_chunk(&l, true);
+    let reference = sample_chunk(l, false);
+    let noisy = sample_chunk(l, true);
     for enc in [ChannelEncoding::Delta, ChannelEncoding::Bss] {
         for codec in [
             PageCodec::None,
@@ -893,29 +996,22 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             size_ratio: single.bits_per_value / 8.0 / cfg.format.bytes() as f64,
         });
     }
-    drop((reference, noisy));
+    encodings
+}
 
-    let mut stages = Vec::new();
-    let mut stage = |name: String,
-                     mb: f64,
-                     run: Option<Run>,
-                     cpu: Option<f64>,
-                     progress: &mut dyn FnMut(&str)| {
-        let s = Stage {
-            cpu_ns_per_sample: cpu.or(run.map(|r| r.cpu_ns_per_sample)),
-            name,
-            mb_per_s: mb,
-            scans_per_s: mb * 1e6 / l.scan_bytes() as f64,
-            lost: run.map(|r| r.lost),
-            rss_mib: run.map(|r| r.rss_mib),
-            size_ratio: run.map(|r| r.size_ratio),
-            latency_p99_us: run.and_then(|r| r.latency_p99_us),
-        };
-        progress(&format!("{:<44} {:>8.0} MB/s", s.name, s.mb_per_s));
-        stages.push(s);
-    };
-
-    // The simulator's waveform: what a source costs before the recorder.
+/// What a source costs before the recorder (the simulator's waveform), and
+/// the pipeline's own drain over a ring (drain_stage) with and without the
+/// live view's tap (`--live`), alternating, so the ratios come from one
+/// run. The tap is emptied as the view empties it; the third variant has a
+/// page open whose scope captures as much as its budget allows: a
+/// twentieth of the stream (`scope::DUTY`).
+fn measure_source_and_drain(
+    cfg: &BenchConfig,
+    l: &StreamLayout,
+    quick: f64,
+    stages: &mut Stages,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
     let mut slot = vec![0u8; l.block_bytes as usize];
     let mut first = 0u64;
     let payload = l.block_scans() as u64 * l.scan_bytes() as u64;
@@ -931,57 +1027,50 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             first += l.block_scans() as u64;
         }) / 1e6
     });
-    stage(
-        "simulator waveform (source)".into(),
-        mb,
-        None,
-        None,
-        &mut progress,
-    );
+    let name = "simulator waveform (source)".to_string();
+    stages.add(StageKind::Source, None, name, mb, None, None, progress);
 
-    // The pipeline's own drain over a ring (drain_stage), with and without
-    // the live view's tap (`--live`), alternating, so the ratios come from
-    // one run. The tap is emptied as the view empties it; the third variant
-    // has a page open whose scope captures as much as its budget allows: a
-    // twentieth of the stream (`scope::DUTY`).
-    drop(image);
     let dl = layout(cfg, 100_000_000);
+    let variants = [
+        (StageKind::Drain, false, false, "drain + transpose"),
+        (
+            StageKind::DrainTap,
+            true,
+            false,
+            "drain + transpose + live tap",
+        ),
+        (
+            StageKind::DrainScope,
+            true,
+            true,
+            "drain + transpose + live tap + scope at its budget",
+        ),
+    ];
     let mut runs: [Vec<(f64, f64)>; 3] = Default::default();
     for _ in 0..cfg.runs.max(1) {
-        for (i, (tap, scope)) in [(false, false), (true, false), (true, true)]
-            .into_iter()
-            .enumerate()
-        {
-            runs[i].push(drain_stage(dl, quick, tap, scope)?);
+        for (i, (_, tap, scope, _)) in variants.iter().enumerate() {
+            runs[i].push(drain_stage(dl, quick, *tap, *scope)?);
         }
     }
-    // Each variant's median MB/s, and its median CPU per sample.
-    let [(mb, cpu), (mb_tap, cpu_tap), (mb_scope, cpu_scope)] = runs.map(|r| {
+    for ((kind, _, _, name), r) in variants.into_iter().zip(runs) {
+        // Each variant's median MB/s, and its median CPU per sample.
         let (mb, cpu): (Vec<f64>, Vec<f64>) = r.into_iter().unzip();
-        (median(mb), median(cpu))
-    });
-    stage(
-        "drain + transpose".into(),
-        mb,
-        None,
-        Some(cpu),
-        &mut progress,
-    );
-    stage(
-        "drain + transpose + live tap".into(),
-        mb_tap,
-        None,
-        Some(cpu_tap),
-        &mut progress,
-    );
-    stage(
-        "drain + transpose + live tap + scope at its budget".into(),
-        mb_scope,
-        None,
-        Some(cpu_scope),
-        &mut progress,
-    );
+        let (mb, cpu) = (median(mb), median(cpu));
+        stages.add(kind, None, name.into(), mb, None, Some(cpu), progress);
+    }
+    Ok(())
+}
 
+/// The full pipeline per codec, replaying the ring (the recorder alone) to
+/// tmpfs and to disk, and its efficiency against the limits; then with the
+/// simulator as the source (its waveform on the same cores), once 3× longer
+/// (resident memory must not grow with it).
+fn measure_pipelines(
+    cfg: &BenchConfig,
+    limits: &Limits,
+    stages: &mut Stages,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Efficiency>> {
     let unpaced = layout(cfg, 100_000_000);
     let mut efficiency = Vec::new();
     for codec in CODECS {
@@ -997,13 +1086,9 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
                     let r = pipeline(t, unpaced, codec, cfg.seconds, Source::Replay)?;
                     Ok((r.mb_per_s, r))
                 })?;
-                stage(
-                    format!("full pipeline, {}, replay → tmpfs", codec.label()),
-                    mb,
-                    Some(run),
-                    None,
-                    &mut progress,
-                );
+                let name = format!("full pipeline, {}, replay → tmpfs", codec.label());
+                let kind = StageKind::ReplayTmpfs;
+                stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
                 let write = limits.tmpfs_write.unwrap_or(f64::INFINITY) / run.size_ratio;
                 Some(mb / write.min(limit))
             }
@@ -1013,13 +1098,9 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             let r = pipeline(&cfg.dir, unpaced, codec, cfg.seconds, Source::Replay)?;
             Ok((r.mb_per_s, r))
         })?;
-        stage(
-            format!("full pipeline, {}, replay → disk", codec.label()),
-            mb,
-            Some(run),
-            None,
-            &mut progress,
-        );
+        let name = format!("full pipeline, {}, replay → disk", codec.label());
+        let kind = StageKind::ReplayDisk;
+        stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
         let disk_bound = limits.disk_write / run.size_ratio;
         efficiency.push(Efficiency {
             codec: codec.label().into(),
@@ -1028,69 +1109,51 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
             bound: if disk_bound < limit { "disk" } else { "codec" }.into(),
         });
     }
-
-    // The simulator as the source (its waveform costs CPU on the same
-    // cores), and resident memory: equal for a run 3× longer.
     let codec = crate::record::DEFAULT_CODEC;
     for (len, label) in [(1.0, ""), (3.0, ", 3× longer")] {
         let r = pipeline(&cfg.dir, unpaced, codec, cfg.seconds * len, Source::Unpaced)?;
-        stage(
-            format!("full pipeline, {}, simulator → disk{label}", codec.label()),
-            r.mb_per_s,
-            Some(r),
-            None,
-            &mut progress,
-        );
+        let name = format!("full pipeline, {}, simulator → disk{label}", codec.label());
+        let kind = StageKind::SimulatorDisk;
+        stages.add(kind, Some(codec), name, r.mb_per_s, Some(r), None, progress);
     }
+    Ok(efficiency)
+}
 
+/// Recordings paced at a rate to the disk: block latency at `--paced-rate`,
+/// and the sustained runs (`--sustain`) whose highest loss-free rate is
+/// the headline.
+fn measure_paced(
+    cfg: &BenchConfig,
+    stages: &mut Stages,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let codec = crate::record::DEFAULT_CODEC;
     if cfg.paced_rate > 0 {
-        let r = pipeline(
-            &cfg.dir,
-            layout(cfg, cfg.paced_rate),
-            crate::record::DEFAULT_CODEC,
-            cfg.paced_seconds,
-            Source::Paced,
-        )?;
-        stage(
-            format!("paced {} M scans/s, disk", cfg.paced_rate as f64 / 1e6),
+        let l = layout(cfg, cfg.paced_rate);
+        let r = pipeline(&cfg.dir, l, codec, cfg.paced_seconds, Source::Paced)?;
+        let name = format!("paced {} M scans/s, disk", cfg.paced_rate as f64 / 1e6);
+        stages.add(
+            StageKind::Paced,
+            Some(codec),
+            name,
             r.mb_per_s,
             Some(r),
             None,
-            &mut progress,
+            progress,
         );
     }
     for &rate in &cfg.sustain_rates {
-        let r = pipeline(
-            &cfg.dir,
-            layout(cfg, rate),
-            crate::record::DEFAULT_CODEC,
-            cfg.sustain_seconds,
-            Source::Paced,
-        )?;
-        stage(
-            format!(
-                "sustained {} M scans/s {} s, disk",
-                rate as f64 / 1e6,
-                cfg.sustain_seconds
-            ),
-            r.mb_per_s,
-            Some(r),
-            None,
-            &mut progress,
+        let l = layout(cfg, rate);
+        let r = pipeline(&cfg.dir, l, codec, cfg.sustain_seconds, Source::Paced)?;
+        let name = format!(
+            "sustained {} M scans/s {} s, disk",
+            rate as f64 / 1e6,
+            cfg.sustain_seconds
         );
+        let kind = StageKind::Sustained;
+        stages.add(kind, Some(codec), name, r.mb_per_s, Some(r), None, progress);
     }
-    let targets = targets(&limits, &stages, &efficiency);
-    Ok(BenchReport {
-        targets,
-        shape: format!("{} × {}", cfg.channels, cfg.format.name()),
-        cores: available_cores(),
-        runs: cfg.runs,
-        encoding: DEFAULT_ENCODING.label().into(),
-        limits,
-        encodings,
-        stages,
-        efficiency,
-    })
+    Ok(())
 }
 
 impl BenchReport {

@@ -74,24 +74,28 @@ fn bench_json_has_limits_stages_and_efficiency() {
         .iter()
         .all(|e| positive(&e["bits_per_value"]) && positive(&e["mb_per_s"])));
     let stages = v["stages"].as_array().unwrap();
-    let named = |n: &str| {
+    let of_kind = |k: &str, codec: Option<&str>| {
         stages
             .iter()
-            .find(|s| s["name"].as_str().unwrap().contains(n))
-            .unwrap_or_else(|| panic!("no stage {n}"))
+            .find(|s| s["kind"] == k && codec.is_none_or(|c| s["codec"] == c))
+            .unwrap_or_else(|| panic!("no stage {k} {codec:?}"))
     };
     for codec in codecs {
-        let s = named(&format!("full pipeline, {codec}, replay → disk"));
+        let s = of_kind("replay-disk", Some(codec));
         assert!(positive(&s["mb_per_s"]) && positive(&s["rss_mib"]), "{s}");
+        assert!(positive(&s["cpu_ns_per_sample"]), "{s}");
     }
-    let tapped = named("drain + transpose + live tap");
-    assert!(positive(&tapped["mb_per_s"]), "{tapped}");
-    let paced = named("paced 1 M scans/s");
-    assert_eq!(
-        paced["lost"].as_u64(),
-        Some(0),
-        "1 M scans/s is far below any limit: {paced}"
-    );
+    for k in ["drain", "drain-tap", "drain-scope"] {
+        let s = of_kind(k, None);
+        assert!(
+            positive(&s["mb_per_s"]) && positive(&s["cpu_ns_per_sample"]),
+            "{s}"
+        );
+    }
+    // Paced: its loss is a figure (a loaded machine may lose even at 1 M
+    // scans/s); what is checked is that it is counted, and the latency.
+    let paced = of_kind("paced", None);
+    assert!(paced["lost"].as_u64().is_some(), "{paced}");
     assert!(positive(&paced["latency_p99_us"]), "{paced}");
     let eff = v["efficiency"].as_array().unwrap();
     assert_eq!(eff.len(), 3);
