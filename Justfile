@@ -61,10 +61,10 @@ bench-live:
     cargo build --release -q -p hsdaq-acquire
     scripts/bench-live.py target/release/acquire
 
-# analysis report vs a bare polars scan on the same files (records 10 s at 12.5 M scans/s x 4 ch first: 1 GB of samples).
+# analysis report vs bare polars scans (the Rust crate and Python polars from the venv) on the same files (records 10 s at 12.5 M scans/s x 4 ch first: 1 GB of samples).
 bench-analysis run="target/bench-analysis/run":
     test -f {{run}}/manifest.json || cargo run --release -q -p hsdaq-acquire -- record --rate 12500k --duration 10s --out {{run}}
-    cargo run --release -q -p hsdaq-analysis -- bench {{run}}
+    bash -c 'source scripts/venv.sh && cargo run --release -q -p hsdaq-analysis -- bench --python "$HSDAQ_VENV/bin/python3" {{run}}'
 
 # List board profiles.
 boards:

@@ -33,7 +33,7 @@ stage "quick start: record 5 s from the simulator, verify, report; the page in h
 rm -rf target/demo-run
 scripts/demo.sh target/demo-run
 python3 tests/browser.py target/demo-run/report/index.html target/report-screenshot.png 7
-stage "live view: a recording with --live in headless Chromium (traces move, the injected loss shown with its size, no console error, verifies)"
+stage "live view: a recording with --live in headless Chromium (traces move, the scope holds a 1 kHz tone, its spectrum peaks at 1 kHz, the injected loss shown with its size, no console error, verifies)"
 python3 tests/live_view.py target/debug/acquire target/live-screenshot.png
 stage "fleet summary on Spark (analysis/spark/summary.py, local mode) equals analysis report's"
 python3 tests/spark_summary.py target/debug/acquire target/debug/analysis

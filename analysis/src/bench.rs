@@ -1,8 +1,10 @@
 //! `analysis bench`: the report against a bare polars lazy scan computing
 //! the same per-column aggregates (min, max, mean, std of every column) on
-//! the same files, side by side in one run. Each runs as a child process,
-//! so its own peak resident set is measured (wait4), alternating, median
-//! of `runs`.
+//! the same files, side by side in one run: the Rust polars crate this
+//! workspace pins, and, given `--python`, Python polars (what a user would
+//! reach for, and today the faster of the two). Each runs as a child
+//! process, so its own peak resident set is measured (wait4), alternating,
+//! median of `runs`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,11 +32,31 @@ pub struct Bench {
     pub sample_bytes: u64,
     /// `analysis report`.
     pub report: Timing,
-    /// The bare polars scan.
+    /// The bare polars scan (the Rust crate).
     pub baseline: Timing,
-    /// report ÷ baseline time (the target: ≤ 2).
+    /// The same scan in Python polars, when `--python` named one.
+    pub python_baseline: Option<Timing>,
+    /// report ÷ the Rust baseline's time.
     pub time_ratio: f64,
+    /// report ÷ the fastest baseline's time (the target: ≤ 1.5).
+    pub time_ratio_fastest: f64,
 }
+
+/// The Python baseline: the same aggregates, one lazy scan per run over its
+/// segment files (argv: one JSON list of file lists), streaming engine.
+const PYTHON_BASELINE: &str = r#"
+import json, sys
+import polars as pl
+for files in json.loads(sys.argv[1]):
+    lf = pl.scan_parquet(files)
+    aggs = [pl.len().alias("rows")]
+    for c in lf.collect_schema().names():
+        x = pl.col(c).cast(pl.Float64)
+        aggs += [x.min().alias(c + "_min"), x.max().alias(c + "_max"),
+                 x.mean().alias(c + "_mean"), x.std().alias(c + "_std")]
+    df = lf.select(aggs).collect(engine="streaming")
+    print(df["rows"][0], "rows")
+"#;
 
 /// The baseline: one lazy scan of every segment, streaming engine, the
 /// aggregates `analysis report` also computes; prints the row count.
@@ -63,10 +85,16 @@ pub fn baseline(paths: &[PathBuf]) -> Result<()> {
 }
 
 /// Runs both `runs` times, alternating, and returns the medians.
-pub fn run(paths: &[PathBuf], runs: usize) -> Result<Bench> {
+pub fn run(paths: &[PathBuf], runs: usize, python: Option<&std::path::Path>) -> Result<Bench> {
     let exe = std::env::current_exe()?;
     let found = crate::load::discover(paths)?;
     let sample_bytes = found.iter().map(|r| r.sample_bytes()).sum();
+    let files: Vec<Vec<String>> = found
+        .iter()
+        .map(|r| r.segments.iter().map(|p| p.display().to_string()).collect())
+        .collect();
+    let files = serde_json::to_string(&files)?;
+    let mut py = Vec::new();
     let out = std::env::temp_dir().join(format!("hsdaq-bench-report-{}", std::process::id()));
     let mut rep = Vec::new();
     let mut base = Vec::new();
@@ -85,15 +113,35 @@ pub fn run(paths: &[PathBuf], runs: usize) -> Result<Bench> {
         let mut c = Command::new(&exe);
         c.arg("baseline").args(paths);
         base.push(child(c)?);
+        if let Some(p) = python {
+            let mut c = Command::new(p);
+            c.arg("-c").arg(PYTHON_BASELINE).arg(&files);
+            py.push(child(c).with_context(|| {
+                format!(
+                    "the Python baseline failed: does {} have polars?",
+                    p.display()
+                )
+            })?);
+        }
     }
     let _ = std::fs::remove_dir_all(&out);
     let report = median("analysis report", &rep);
-    let baseline = median("polars lazy scan, min/max/mean/std of every column", &base);
+    let baseline = median(
+        "polars (Rust crate) lazy scan, min/max/mean/std of every column",
+        &base,
+    );
+    let python_baseline =
+        (!py.is_empty()).then(|| median("polars (Python) lazy scan, the same", &py));
+    let fastest = python_baseline
+        .as_ref()
+        .map_or(baseline.seconds, |p| p.seconds.min(baseline.seconds));
     Ok(Bench {
         sample_bytes,
         time_ratio: report.seconds / baseline.seconds.max(1e-9),
+        time_ratio_fastest: report.seconds / fastest.max(1e-9),
         report,
         baseline,
+        python_baseline,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `analysis report` on real recordings made by the recorder library.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -261,11 +261,15 @@ fn bench_compares_report_and_bare_scan() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
     make_run(&run, 100_000, &[]);
-    let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
-        .args(["bench", "--runs", "1", "--json"])
-        .arg(&run)
-        .output()
-        .unwrap();
+    // With the project's venv (the test command sources scripts/venv.sh),
+    // Python polars is a baseline too.
+    let python = std::env::var_os("HSDAQ_VENV").map(|v| PathBuf::from(v).join("bin/python3"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_analysis"));
+    c.args(["bench", "--runs", "1", "--json"]).arg(&run);
+    if let Some(p) = &python {
+        c.arg("--python").arg(p);
+    }
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let m = hsdaq_acquire::manifest::Manifest::read(&run).unwrap();
@@ -281,6 +285,22 @@ fn bench_compares_report_and_bare_scan() {
     let want =
         b["report"]["seconds"].as_f64().unwrap() / b["baseline"]["seconds"].as_f64().unwrap();
     assert!((ratio - want).abs() < 1e-9, "{b}");
+    let py = &b["python_baseline"];
+    assert_eq!(py.is_null(), python.is_none(), "{b}");
+    let fastest = if py.is_null() {
+        b["baseline"]["seconds"].as_f64().unwrap()
+    } else {
+        assert!(py["seconds"].as_f64().unwrap() > 0.0, "{b}");
+        py["seconds"]
+            .as_f64()
+            .unwrap()
+            .min(b["baseline"]["seconds"].as_f64().unwrap())
+    };
+    let want = b["report"]["seconds"].as_f64().unwrap() / fastest;
+    assert!(
+        (b["time_ratio_fastest"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{b}"
+    );
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC now, ns (what NTP slewing moves).
