@@ -93,14 +93,19 @@ impl Timeline {
         self.marked.load(Ordering::Relaxed) as usize
     }
 
-    /// Adds a marker: for the manifest, and for the live view.
-    pub fn mark(&self, e: Event) {
-        self.marked.fetch_add(1, Ordering::Relaxed);
+    /// Hands an event to the live view (markers, triggers), within
+    /// [`LIVE_MARKERS_HELD`] between two frames.
+    pub fn show(&self, e: &Event) {
         let mut shown = self.live_markers.lock().unwrap();
         if shown.len() < LIVE_MARKERS_HELD {
             shown.push(e.clone());
         }
-        drop(shown);
+    }
+
+    /// Adds a marker: for the manifest, and for the live view.
+    pub fn mark(&self, e: Event) {
+        self.marked.fetch_add(1, Ordering::Relaxed);
+        self.show(&e);
         if self.markers_trigger.load(Ordering::Relaxed) {
             self.marker_seqs
                 .lock()

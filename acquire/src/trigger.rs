@@ -529,14 +529,17 @@ impl Windows {
             }
             None => short,
         };
-        live.timeline.events.lock().unwrap().push(Event {
+        let e = Event {
             at_seq: t as i64,
             kind: "trigger".into(),
             detail: format!(
                 "window {}: {} at seq {t}; scans {}..{} ({} before, {} from the trigger){short}",
                 w.index, self.plan.text, w.start_seq, w.end_seq, w.pre_held, self.plan.post
             ),
-        });
+        };
+        // On the live page too, with the markers.
+        live.timeline.show(&e);
+        live.timeline.events.lock().unwrap().push(e);
         self.state = State::Open(w);
         w
     }
