@@ -533,7 +533,15 @@ fn drain_stage(l: StreamLayout, secs: f64, tap: bool, scope: bool) -> Result<(f6
         trigger: None,
     };
     let viewing = AtomicBool::new(tap);
+    /// Ends the viewer thread however the drain ends.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
+        let _viewer_ends = Stop(&viewing);
         let stop = &stop;
         s.spawn(move || {
             std::thread::sleep(Duration::from_secs_f64(secs));

@@ -23,15 +23,21 @@ pub struct Clocks {
 }
 
 /// A source's own clock as its stream stamps it (a VRT digitizer's packet
-/// timestamps): the latest stamped sample, from which a table row's
-/// sample gets its source time by the nominal period.
+/// timestamps): the recent stamps, from which a table row's sample gets
+/// its source time: the nearest stamp at or before it, carried forward by
+/// the nominal period (so a jump of the source's time applies only from
+/// the stamp that carries it).
 #[derive(Debug)]
 pub struct SourceClock {
     /// What the stamps are, in words (the manifest's `stream.source_clock`).
     pub name: String,
     rate_hz: u64,
-    latest: Mutex<Option<(u64, i64)>>,
+    stamps: Mutex<std::collections::VecDeque<(u64, i64)>>,
 }
+
+/// Stamps kept: the drain is rarely more than a few hundred packets behind
+/// the source (a row's sample older than all of them uses the oldest).
+const SOURCE_STAMPS: usize = 1024;
 
 impl SourceClock {
     /// A clock named `name` for a stream of `rate_hz`.
@@ -39,18 +45,25 @@ impl SourceClock {
         Arc::new(Self {
             name: name.into(),
             rate_hz: rate_hz.max(1),
-            latest: Mutex::new(None),
+            stamps: Mutex::new(std::collections::VecDeque::with_capacity(SOURCE_STAMPS)),
         })
     }
 
-    /// The source stamped sample `seq` with `ns`.
+    /// The source stamped sample `seq` with `ns` (in stream order).
     pub fn note(&self, seq: u64, ns: i64) {
-        *self.latest.lock().unwrap() = Some((seq, ns));
+        let mut s = self.stamps.lock().unwrap();
+        if s.len() == SOURCE_STAMPS {
+            s.pop_front();
+        }
+        s.push_back((seq, ns));
     }
 
-    /// Sample `seq`'s source time, from the latest stamp (None before one).
+    /// Sample `seq`'s source time, from the nearest stamp at or before it
+    /// (the oldest kept when all are after it); None before any stamp.
     pub fn at(&self, seq: u64) -> Option<i64> {
-        let (s0, ns) = (*self.latest.lock().unwrap())?;
+        let s = self.stamps.lock().unwrap();
+        let i = s.partition_point(|&(s0, _)| s0 <= seq);
+        let (s0, ns) = *s.get(i.saturating_sub(1))?;
         let dt = (i128::from(seq) - i128::from(s0)) * 1_000_000_000 / i128::from(self.rate_hz);
         i64::try_from(i128::from(ns) + dt).ok()
     }

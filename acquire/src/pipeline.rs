@@ -284,8 +284,19 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
     };
     let live = Live::default();
     let mut tap = cfg.tap.take();
+    /// Ends the recycler however the drain ends (an error, a panic).
+    struct Done<'a>(&'a Handoff);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.drain_done.store(true, Ordering::Release);
+            if let Some(t) = self.0.encoder_thread.lock().unwrap().as_ref() {
+                t.unpark();
+            }
+        }
+    }
     std::thread::scope(|s| {
         let hand = &hand;
+        let done = Done(hand);
         s.spawn(move || {
             *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
             loop {
@@ -320,10 +331,7 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
         );
         let elapsed = started.elapsed();
         let stopped = device.stop();
-        hand.drain_done.store(true, Ordering::Release);
-        if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
-            t.unpark();
-        }
+        drop(done);
         end?;
         stopped?;
         Ok((live.scans.load(Ordering::Relaxed), elapsed))

@@ -43,11 +43,12 @@ pub struct Bench {
 }
 
 /// The Python baseline: the same aggregates, one lazy scan per run over its
-/// segment files (argv: one JSON list of file lists), streaming engine.
+/// segment files (argv: a JSON file holding a list of file lists),
+/// streaming engine.
 const PYTHON_BASELINE: &str = r#"
 import json, sys
 import polars as pl
-for files in json.loads(sys.argv[1]):
+for files in json.load(open(sys.argv[1])):
     lf = pl.scan_parquet(files)
     aggs = [pl.len().alias("rows")]
     for c in lf.collect_schema().names():
@@ -93,7 +94,10 @@ pub fn run(paths: &[PathBuf], runs: usize, python: Option<&std::path::Path>) -> 
         .iter()
         .map(|r| r.segments.iter().map(|p| p.display().to_string()).collect())
         .collect();
-    let files = serde_json::to_string(&files)?;
+    // In a file, not argv: one argument holds at most 128 KiB of paths.
+    let files_json =
+        std::env::temp_dir().join(format!("hsdaq-bench-files-{}.json", std::process::id()));
+    std::fs::write(&files_json, serde_json::to_string(&files)?)?;
     let mut py = Vec::new();
     let out = std::env::temp_dir().join(format!("hsdaq-bench-report-{}", std::process::id()));
     let mut rep = Vec::new();
@@ -115,7 +119,7 @@ pub fn run(paths: &[PathBuf], runs: usize, python: Option<&std::path::Path>) -> 
         base.push(child(c)?);
         if let Some(p) = python {
             let mut c = Command::new(p);
-            c.arg("-c").arg(PYTHON_BASELINE).arg(&files);
+            c.arg("-c").arg(PYTHON_BASELINE).arg(&files_json);
             py.push(child(c).with_context(|| {
                 format!(
                     "the Python baseline failed: does {} have polars?",
@@ -125,6 +129,7 @@ pub fn run(paths: &[PathBuf], runs: usize, python: Option<&std::path::Path>) -> 
         }
     }
     let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_file(&files_json);
     let report = median("analysis report", &rep);
     let baseline = median(
         "polars (Rust crate) lazy scan, min/max/mean/std of every column",

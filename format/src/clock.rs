@@ -119,8 +119,9 @@ fn column(name: &str, t: PhysicalType, rep: Repetition, logical: Option<LogicalT
     )
 }
 
-/// The columns, in file order.
-fn schema() -> Arc<Type> {
+/// The columns, in file order; `source_ns` only in a table that has a
+/// source time (so readers from before it still read every other table).
+fn schema(with_source: bool) -> Arc<Type> {
     const OPTIONAL: Repetition = Repetition::OPTIONAL;
     const REQUIRED: Repetition = Repetition::REQUIRED;
     let i64s = |n: &str, r| column(n, PhysicalType::INT64, r, None);
@@ -141,8 +142,15 @@ fn schema() -> Arc<Type> {
         i64s("sync_esterror_ns", OPTIONAL),
         i64s("sync_maxerror_ns", OPTIONAL),
         i64s("tai_offset_s", REQUIRED),
-        i64s("source_ns", OPTIONAL),
     ];
+    let fields = if with_source {
+        fields
+            .into_iter()
+            .chain([i64s("source_ns", OPTIONAL)])
+            .collect()
+    } else {
+        fields
+    };
     Arc::new(
         Type::group_type_builder("hsdaq_clock")
             .with_fields(fields)
@@ -161,7 +169,8 @@ pub fn file_for(run: &Path, segment_name: &str) -> PathBuf {
 pub fn write(path: &Path, rows: &[ClockSample]) -> Result<File> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let props = Arc::new(WriterProperties::builder().build());
-    let mut w = SerializedFileWriter::new(f, schema(), props)?;
+    let with_source = rows.iter().any(|r| r.source_ns.is_some());
+    let mut w = SerializedFileWriter::new(f, schema(with_source), props)?;
     let mut rg = w.next_row_group()?;
     let req = |get: fn(&ClockSample) -> i64| rows.iter().map(get).collect::<Vec<i64>>();
     let opt = |get: fn(&ClockSample) -> Option<i64>| {
@@ -474,6 +483,16 @@ mod tests {
         rows[4].sync_maxerror_ns = None;
         write(&p, &rows).unwrap().sync_all().unwrap();
         assert_eq!(read_file(&p).unwrap(), rows);
+        let columns = |p: &Path| {
+            let r = SerializedFileReader::try_from(File::open(p).unwrap()).unwrap();
+            r.metadata().file_metadata().schema_descr().num_columns()
+        };
+        // No source time: the eleven columns every reader knows.
+        assert_eq!(columns(&p), 11);
+        rows[1].source_ns = Some(-7);
+        write(&p, &rows).unwrap().sync_all().unwrap();
+        assert_eq!(read_file(&p).unwrap(), rows);
+        assert_eq!(columns(&p), 12);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

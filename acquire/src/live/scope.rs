@@ -145,7 +145,7 @@ impl ScopeView {
             _ => {
                 let v = &c.cols[0];
                 let (lo, hi) = (*v.iter().min().unwrap(), *v.iter().max().unwrap());
-                if hi - lo < 4 {
+                if i64::from(hi) - i64::from(lo) < 4 {
                     return (None, "free run (channel 0 is flat)".into());
                 }
                 (

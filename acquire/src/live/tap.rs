@@ -84,6 +84,10 @@ impl Scope {
             let mut c = self.capture.lock().unwrap();
             c.want = want.clamp(1, CAPTURE_MAX_SCANS);
             c.restart(0);
+            // Room made here, on the view's thread: the drain never allocates.
+            let want = c.want;
+            c.cols.resize_with(SCOPE_CHANNELS, Vec::new);
+            c.cols.iter_mut().for_each(|v| v.reserve(want));
             drop(c);
             self.state.store(WANT, Ordering::Release);
         }
@@ -108,8 +112,9 @@ impl Scope {
         let Ok(mut c) = self.capture.try_lock() else {
             return;
         };
-        let n = chunk.columns.len().min(SCOPE_CHANNELS);
-        c.cols.resize_with(n, Vec::new);
+        // Fewer channels than the room made: drop the extra columns
+        // (freeing never allocates).
+        c.cols.truncate(chunk.columns.len().min(SCOPE_CHANNELS));
         // A capture is consecutive scans: a gap starts it again.
         let next = c.first_scan + c.len() as u64;
         if c.is_empty() || lost_before > 0 || next != first_scan {
