@@ -4,7 +4,7 @@
     tests/live_view.py ACQUIRE SCREENSHOT
 
 Records the simulator with the `sim` board profile (4 channels with names and
-units) carrying a 1 kHz test tone at 200 k scans/s for 10 s with `--live`,
+units) carrying a 1 kHz test tone at 200 k scans/s for 14 s with `--live`,
 and a forced overrun 5 s in. While it records, Chromium opens the printed URL
 with a 5 ms scope window. Asserted: the page shows the profile's channel
 names and units; frames keep arriving (the rate is a figure) and the traces change
@@ -42,7 +42,7 @@ def main():
         run = Path(tmp) / "run"
         rec = subprocess.Popen(
             [acquire, "record", "--profile", str(ROOT / "boards/sim/acquire.toml"), "--rate", "200k",
-             "--duration", "10s", "--out", str(run), "--live", "--fault", "overrun:8@5s", "--allow-loss",
+             "--duration", "14s", "--out", str(run), "--live", "--fault", "overrun:8@5s", "--allow-loss",
              "--tone", "1000"],
             stderr=subprocess.PIPE, text=True)
         url = None
@@ -162,6 +162,20 @@ def main():
             peaks = [(x["peak_hz"][0], x["bin_hz"]) for x in held]
             check(all(abs(p - 1000.0) <= b for p, b in peaks),
                   f"the spectrum peaks within one bin of 1 kHz: {peaks[:3]}")
+            # The window selector: 50 ms is 10,000 scans, sent as min/max
+            # pairs; the page reconnects for it and keeps recording.
+            b.send("Runtime.evaluate", {"expression": """(() => { const s = document.getElementById('scope-ms');
+                s.value = '50'; s.dispatchEvent(new Event('change')); })()"""}, session=s)
+            deadline, wide = time.time() + 10, None
+            while time.time() < deadline and wide is None:
+                time.sleep(0.3)
+                v = b.send("Runtime.evaluate", {"expression": """JSON.stringify(hsdaqLive.scope &&
+                    {w: hsdaqLive.scope.window_scans, mins: (hsdaqLive.scope.channels[0].min || []).length,
+                     closed: hsdaqLive.closed})""", "returnByValue": True}, session=s)["result"]["value"]
+                got = json.loads(v) if v else None
+                wide = got if got and got["w"] == 10000 else None
+            check(wide is not None and wide["mins"] == 500 and not wide["closed"],
+                  f"a 50 ms window after the selector changed: 10000 scans as 500 min/max pairs, still live ({wide})")
             # A marker dropped by `acquire mark` shows on the page at its sample.
             mk = subprocess.run([acquire, "mark", str(run), "--text", "from the test", "--json"],
                                 capture_output=True, text=True)
