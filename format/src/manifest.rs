@@ -186,7 +186,8 @@ pub struct Event {
     /// The scan it applies to.
     pub at_seq: i64,
     /// What (`marker`: dropped by `acquire mark`; `vrt-context`,
-    /// `device-sample-loss`: told by the source).
+    /// `device-sample-loss`: told by the source; `trigger`,
+    /// `trigger-in-window`, `window-cut`: a triggered recording's windows).
     pub kind: String,
     /// In words.
     pub detail: String,
