@@ -92,6 +92,7 @@ type ChunkProd = <HeapRb<Chunk> as ringbuf::traits::Split>::Prod;
 type ChunkCons = <HeapRb<Chunk> as ringbuf::traits::Split>::Cons;
 
 /// Shared between the two threads.
+#[derive(Default)]
 struct Handoff {
     drain_done: AtomicBool,
     encoder_failed: AtomicBool,
@@ -117,23 +118,8 @@ pub fn run(
         + windows.as_ref().map_or(0, |w| {
             crate::trigger::Windows::extra_chunks(w.pre(), cfg.chunk_rows)
         });
-    let (mut full_tx, full_rx) = HeapRb::<Chunk>::new(chunks).split();
-    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(chunks).split();
-    for _ in 0..chunks {
-        // Room for one more block past `chunk_rows`: a chunk goes out once
-        // it holds `chunk_rows`, whatever size its blocks are (a source that
-        // reads its scans publishes partial blocks).
-        let _ = free_tx.try_push(Chunk::with_capacity(
-            layout.channels as usize,
-            layout.format,
-            cfg.chunk_rows + layout.block_scans() as usize,
-        ));
-    }
-    let hand = Arc::new(Handoff {
-        drain_done: AtomicBool::new(false),
-        encoder_failed: AtomicBool::new(false),
-        encoder_thread: Mutex::new(None),
-    });
+    let ((mut full_tx, full_rx), (free_tx, free_rx)) = pool(&layout, cfg.chunk_rows, chunks);
+    let hand = Arc::new(Handoff::default());
     let enc = {
         let hand = hand.clone();
         let live = live.clone();
@@ -268,20 +254,9 @@ pub fn run(
 pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u64, Duration)> {
     let ring = device.ring();
     let layout = *ring.layout();
-    let (mut full_tx, mut full_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
-    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(cfg.pool_chunks).split();
-    for _ in 0..cfg.pool_chunks {
-        let _ = free_tx.try_push(Chunk::with_capacity(
-            layout.channels as usize,
-            layout.format,
-            cfg.chunk_rows + layout.block_scans() as usize,
-        ));
-    }
-    let hand = Handoff {
-        drain_done: AtomicBool::new(false),
-        encoder_failed: AtomicBool::new(false),
-        encoder_thread: Mutex::new(None),
-    };
+    let ((mut full_tx, mut full_rx), (mut free_tx, free_rx)) =
+        pool(&layout, cfg.chunk_rows, cfg.pool_chunks);
+    let hand = Handoff::default();
     let live = Live::default();
     let mut tap = cfg.tap.take();
     /// Ends the recycler however the drain ends (an error, a panic).
@@ -336,6 +311,28 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
         stopped?;
         Ok((live.scans.load(Ordering::Relaxed), elapsed))
     })
+}
+
+/// The chunk pool: `chunks` empty chunks in the free queue, and the full
+/// queue they travel back by, each queue holding them all.
+fn pool(
+    layout: &StreamLayout,
+    chunk_rows: usize,
+    chunks: usize,
+) -> ((ChunkProd, ChunkCons), (ChunkProd, ChunkCons)) {
+    let full = HeapRb::<Chunk>::new(chunks).split();
+    let (mut free_tx, free_rx) = HeapRb::<Chunk>::new(chunks).split();
+    for _ in 0..chunks {
+        // Room for one more block past `chunk_rows`: a chunk goes out once
+        // it holds `chunk_rows`, whatever size its blocks are (a source that
+        // reads its scans publishes partial blocks).
+        let _ = free_tx.try_push(Chunk::with_capacity(
+            layout.channels as usize,
+            layout.format,
+            chunk_rows + layout.block_scans() as usize,
+        ));
+    }
+    (full, (free_tx, free_rx))
 }
 
 struct DrainState {

@@ -564,15 +564,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         device_counters: m.device_counters,
         ring_fill_max_percent: live.ring_fill_max_permille.load(Ordering::Relaxed) as f64 / 10.0,
         loss_detection: m.stream.loss_detection.clone(),
-        windows: plan.trigger.is_some().then(|| {
-            let mut w: Vec<u32> = m
-                .segments
-                .iter()
-                .filter_map(|s| s.window.map(|w| w.index))
-                .collect();
-            w.dedup();
-            w.len()
-        }),
+        windows: plan.trigger.is_some().then(|| m.window_count()),
         scans_outside_windows: m.counts.scans_outside_windows,
         scans_lost_outside_windows: m.counts.scans_lost_outside_windows,
     };

@@ -163,15 +163,13 @@ impl Level {
     /// The first edge in `v` for a search that starts disarmed (the live
     /// view's scope holds its trace on it, like a scope's edge trigger).
     pub fn first_edge(&self, v: &[i32]) -> Option<usize> {
-        let mut armed = false;
-        for (i, &x) in v.iter().enumerate() {
-            let x = i64::from(x);
-            if armed && self.fire.holds(x) {
-                return Some(i);
-            }
-            armed = armed || self.rearm.holds(x);
-        }
-        None
+        // Edges only (not window-armed), from a disarmed start.
+        let mut d = Detector {
+            level: self.clone(),
+            armed: false,
+            seen_to: 0,
+        };
+        d.scan(v, false)
     }
 
     /// A rising edge through the middle of `lo..=hi` with an eighth of the

@@ -316,19 +316,11 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         signal: m.stream.signal.clone(),
         loss_detection: m.stream.loss_detection.clone(),
         loss_ratio: lost as f64 / (rows + lost).max(1) as f64,
-        windows: {
-            let mut w: Vec<u32> = m
-                .segments
-                .iter()
-                .filter_map(|s| s.window.map(|w| w.index))
-                .collect();
-            w.dedup();
-            (!w.is_empty()).then_some((
-                w.len(),
-                m.counts.scans_outside_windows,
-                m.counts.scans_lost_outside_windows,
-            ))
-        },
+        windows: (m.window_count() > 0).then_some((
+            m.window_count(),
+            m.counts.scans_outside_windows,
+            m.counts.scans_lost_outside_windows,
+        )),
         mean_mb_per_s: rows as f64 * scan_bytes / seconds / 1e6,
         latency_us,
         damage: run.damage.clone(),

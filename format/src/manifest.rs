@@ -481,6 +481,18 @@ pub struct DeviceCounters {
 }
 
 impl Manifest {
+    /// A triggered run's windows among its segments (0 for a continuous
+    /// run; a window over several segments counts once).
+    pub fn window_count(&self) -> usize {
+        let mut w: Vec<u32> = self
+            .segments
+            .iter()
+            .filter_map(|s| s.window.map(|w| w.index))
+            .collect();
+        w.dedup();
+        w.len()
+    }
+
     /// Writes `manifest.json` atomically and durably: temporary file,
     /// fsync, rename, fsync of the folder (without the last, a power cut
     /// can bring back the previous manifest after the call returned).

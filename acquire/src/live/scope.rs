@@ -135,10 +135,8 @@ impl ScopeView {
     /// The edge the trace is held on: the first in the capture with `pre`
     /// scans before it and `w − pre` after. Returns where, and in words how.
     fn find_edge(&self, c: &Capture, pre: usize, w: usize) -> (Option<usize>, String) {
+        // `w` is at most the capture's length (`trace`).
         let len = c.len();
-        if len < w {
-            return (None, "free run (capture shorter than the window)".into());
-        }
         let region = pre..len - (w - pre) + 1;
         let (level, how) = match &self.trigger {
             Some(t) if t.channel() < c.cols.len() => (t.clone(), "the --trigger edge".to_string()),
