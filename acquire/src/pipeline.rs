@@ -25,7 +25,7 @@ use crate::counters::Live;
 use crate::faults::{Fault, PlannedFault};
 use crate::manifest::{CodecChange, Manifest};
 use crate::ring::{read_header, RingMap};
-use crate::sink::codec::{Adapt, Codec};
+use crate::sink::codec::{Adapt, Codec, PageCodec};
 use crate::sink::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
 use crate::sink::{Checkpoint, Hook};
 use crate::source::Device;
@@ -91,12 +91,28 @@ pub struct Outcome {
 type ChunkProd = <HeapRb<Chunk> as ringbuf::traits::Split>::Prod;
 type ChunkCons = <HeapRb<Chunk> as ringbuf::traits::Split>::Cons;
 
-/// Shared between the two threads.
+/// Shared between the drain and the encoders.
 #[derive(Default)]
 struct Handoff {
     drain_done: AtomicBool,
     encoder_failed: AtomicBool,
-    encoder_thread: Mutex<Option<std::thread::Thread>>,
+    /// The threads that wait for full chunks, woken when one is sent.
+    encoder_threads: Mutex<Vec<std::thread::Thread>>,
+}
+
+impl Handoff {
+    /// Registers the calling thread as one that waits for full chunks.
+    fn wait_here(&self) {
+        let me = std::thread::current();
+        self.encoder_threads.lock().unwrap().push(me);
+    }
+
+    /// Wakes every thread waiting for full chunks.
+    fn wake_encoders(&self) {
+        for t in self.encoder_threads.lock().unwrap().iter() {
+            t.unpark();
+        }
+    }
 }
 
 /// Runs a recording to its end. `device` must be stopped; it is started here.
@@ -144,7 +160,6 @@ pub fn run(
             .name("hsdaq-encode".into())
             .spawn(move || {
                 crate::sched::yield_to_drain();
-                *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
                 let r = encode(full_rx, free_tx, &hand, &live, &settings, manifest);
                 if r.is_err() {
                     hand.encoder_failed.store(true, Ordering::Release);
@@ -183,9 +198,7 @@ pub fn run(
     let produced_to = (ring.control().status.load(Ordering::Acquire) != STATUS_GONE)
         .then(|| ring.control().next_scan.load(Ordering::Acquire));
     hand.drain_done.store(true, Ordering::Release);
-    if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
-        t.unpark();
-    }
+    hand.wake_encoders();
     let encoded = enc
         .join()
         .map_err(|_| anyhow::anyhow!("encoder thread panicked"))?;
@@ -264,16 +277,14 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
     impl Drop for Done<'_> {
         fn drop(&mut self) {
             self.0.drain_done.store(true, Ordering::Release);
-            if let Some(t) = self.0.encoder_thread.lock().unwrap().as_ref() {
-                t.unpark();
-            }
+            self.0.wake_encoders();
         }
     }
     std::thread::scope(|s| {
         let hand = &hand;
         let done = Done(hand);
         s.spawn(move || {
-            *hand.encoder_thread.lock().unwrap() = Some(std::thread::current());
+            hand.wait_here();
             loop {
                 let done = hand.drain_done.load(Ordering::Acquire);
                 while let Some(mut c) = full_rx.try_pop() {
@@ -749,9 +760,7 @@ fn send(full_tx: &mut ChunkProd, chunk: Chunk, hand: &Handoff) -> Result<()> {
         // Cannot happen: the pool holds exactly the queue's capacity.
         bail!("chunk queue overflow");
     }
-    if let Some(t) = hand.encoder_thread.lock().unwrap().as_ref() {
-        t.unpark();
-    }
+    hand.wake_encoders();
     Ok(())
 }
 
@@ -795,18 +804,20 @@ impl Throttle {
     }
 }
 
-/// An encoded row group on its way to the writer, with the codec change
-/// it starts, if any.
-type ToWrite = (RowGroup, Option<CodecChange>);
+/// An encoded row group on its way to the writer: its place in the
+/// stream (chunks are numbered as the encoders take them), the row group,
+/// and the codec change it starts, if any.
+type ToWrite = (u64, RowGroup, Option<CodecChange>);
 
 /// Row groups encoded ahead of the writer: encoding the next one overlaps
 /// writing this one, and memory stays bounded.
 const WRITE_QUEUE: usize = 2;
 
-/// The encoder side: encodes chunks into row groups on every core and
-/// hands them to a writer thread, which writes, seals and commits the
-/// segments. A slow disk or fsync backs up through the queue into the
-/// pool, where the producer's drop counter accounts for it.
+/// The encoder side: one encoder per core, each taking whole chunks and
+/// encoding them into row groups, and a writer thread, which puts them
+/// back in stream order, writes, seals and commits the segments. A slow
+/// disk or fsync backs up through the queue into the pool, where the
+/// producer's drop counter accounts for it.
 fn encode(
     full_rx: ChunkCons,
     free_tx: ChunkProd,
@@ -816,6 +827,14 @@ fn encode(
     manifest: Manifest,
 ) -> EncodeResult {
     let (tx, rx) = std::sync::mpsc::sync_channel::<ToWrite>(WRITE_QUEUE);
+    let intake = Mutex::new(Intake {
+        full_rx,
+        free_tx,
+        adapt: Adapt::new(set.codec.first_level()),
+        busy: 0.0,
+        taken: 0,
+        first: true,
+    });
     let joined = std::thread::scope(|s| {
         let m = manifest.clone();
         let w = std::thread::Builder::new()
@@ -828,7 +847,26 @@ fn encode(
             Ok(w) => w,
             Err(e) => return Err(Box::new((manifest.clone(), e.into()))),
         };
-        let encoded = encode_chunks(full_rx, free_tx, hand, set, tx);
+        let mut helpers = Vec::new();
+        for _ in 1..set.threads.max(1) {
+            let (tx, intake) = (tx.clone(), &intake);
+            let h = std::thread::Builder::new()
+                .name("hsdaq-encode".into())
+                .spawn_scoped(s, move || {
+                    crate::sched::yield_to_drain();
+                    encode_chunks(intake, hand, set, tx)
+                });
+            match h {
+                Ok(h) => helpers.push(h),
+                // Fewer encoders than asked is slower, not wrong.
+                Err(e) => eprintln!("acquire: one encoder thread fewer: {e}"),
+            }
+        }
+        let mut encoded = encode_chunks(&intake, hand, set, tx);
+        for h in helpers {
+            let r = h.join().expect("encoder panicked");
+            encoded = encoded.and(r);
+        }
         let written = w.join().expect("writer panicked");
         Ok((encoded, written))
     });
@@ -841,68 +879,111 @@ fn encode(
     }
 }
 
-/// The encoder loop: chunks in, row groups out (and chunks back to the
+/// What the encoders share: the chunk queues and the `auto` codec's
+/// controller, taken under one lock once per chunk, so chunks are numbered
+/// and codec changes decided in stream order.
+struct Intake {
+    full_rx: ChunkCons,
+    free_tx: ChunkProd,
+    adapt: Adapt,
+    /// The encoders' latest busy fraction (`auto`'s signal).
+    busy: f64,
+    /// Chunks taken so far: the next one's number.
+    taken: u64,
+    /// No codec change recorded yet (the first row group records one).
+    first: bool,
+}
+
+/// A chunk taken by an encoder: its number, the chunk, its codec, and the
+/// codec change it starts.
+type Taken = (u64, Chunk, PageCodec, Option<CodecChange>);
+
+impl Intake {
+    /// Takes the next full chunk, if any, and decides its codec.
+    fn take(&mut self, set: &EncodeSettings) -> Option<Taken> {
+        let chunk = self.full_rx.try_pop()?;
+        let backlog = self.full_rx.occupied_len();
+        let changed = match set.codec {
+            Codec::Auto => self.adapt.observe(backlog, set.pool, self.busy),
+            _ => None,
+        };
+        let change = chunk
+            .blocks
+            .first()
+            .filter(|_| changed.is_some() || self.first)
+            .map(|b| CodecChange {
+                at_seq: b.first_seq as i64,
+                segment: chunk.segment,
+                codec: self.adapt.current().label().into(),
+                backlog,
+            });
+        self.first &= change.is_none();
+        self.taken += 1;
+        Some((self.taken - 1, chunk, self.adapt.current(), change))
+    }
+}
+
+/// One encoder's loop: chunks in, row groups out (and chunks back to the
 /// pool as soon as they are encoded).
 fn encode_chunks(
-    mut full_rx: ChunkCons,
-    mut free_tx: ChunkProd,
+    intake: &Mutex<Intake>,
     hand: &Handoff,
     set: &EncodeSettings,
     tx: std::sync::mpsc::SyncSender<ToWrite>,
 ) -> Result<()> {
-    let mut encoder = PageEncoder::new(set.threads);
-    let mut adapt = Adapt::new(set.codec.first_level());
-    let mut busy = 0.0;
-    let mut first = true;
+    hand.wait_here();
+    let mut encoder = PageEncoder::default();
     loop {
-        // Load `done` before popping: the drain pushes its last chunk
+        // Load `done` before taking: the drain pushes its last chunk
         // before it sets `done`, so "done and empty" means finished.
         let done = hand.drain_done.load(Ordering::Acquire);
-        let Some(mut chunk) = full_rx.try_pop() else {
+        if hand.encoder_failed.load(Ordering::Acquire) {
+            // Another encoder failed: the row groups after its chunk
+            // cannot be written, so stop taking chunks.
+            return Ok(());
+        }
+        let taken = intake.lock().unwrap().take(set);
+        let Some((number, mut chunk, codec, change)) = taken else {
             if done {
                 return Ok(());
             }
             std::thread::park_timeout(Duration::from_millis(5));
             continue;
         };
-        let backlog = full_rx.occupied_len();
-        let changed = match set.codec {
-            Codec::Auto => adapt.observe(backlog, set.pool, busy),
-            _ => None,
-        };
-        let change = chunk
-            .blocks
-            .first()
-            .filter(|_| changed.is_some() || first)
-            .map(|b| CodecChange {
-                at_seq: b.first_seq as i64,
-                segment: chunk.segment,
-                codec: adapt.current().label().into(),
-                backlog,
-            });
-        first &= change.is_none();
         let rg = encoder
-            .encode(&chunk, set.format.encoding(), adapt.current())
+            .encode(&chunk, set.format.encoding(), codec)
             .with_context(|| {
                 format!(
                     "encoding {}",
                     crate::sink::segment::segment_name(chunk.segment)
                 )
-            })?;
-        if chunk.rows() > 0 {
-            let covers = chunk.rows() as f64 / set.rate_hz.max(1) as f64;
-            busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9);
-        }
+            });
+        let rg = match rg {
+            Ok(rg) => rg,
+            Err(e) => {
+                hand.encoder_failed.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
         chunk.clear();
-        let _ = free_tx.try_push(chunk);
-        tx.send((rg, change))
+        let mut i = intake.lock().unwrap();
+        if rg.rows > 0 {
+            // Each encoder is one core of `threads`.
+            let covers = rg.rows as f64 / set.rate_hz.max(1) as f64;
+            let threads = set.threads.max(1) as f64;
+            i.busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9) / threads;
+        }
+        let _ = i.free_tx.try_push(chunk);
+        drop(i);
+        tx.send((number, rg, change))
             .map_err(|_| anyhow::anyhow!("the segment writer stopped"))?;
     }
 }
 
-/// The writer loop: writes row groups into segments; when a segment ends,
-/// seals it and makes it durable and visible, then records it in the
-/// manifest (written atomically after every segment).
+/// The writer loop: puts row groups back in stream order and writes them
+/// into segments; when a segment ends, seals it and makes it durable and
+/// visible, then records it in the manifest (written atomically after every
+/// segment).
 fn write(
     rx: std::sync::mpsc::Receiver<ToWrite>,
     mut manifest: Manifest,
@@ -918,26 +999,34 @@ fn write(
         rate,
         bytes: 0,
     });
+    // Row groups that came before one still being encoded: at most one per
+    // encoder, so this stays small.
+    let mut early = std::collections::BTreeMap::new();
+    let mut next = 0u64;
     let r = (|| -> Result<()> {
-        for (rg, change) in rx {
-            if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
-                let w = writer.take().expect("open");
-                close_segment(w, &mut manifest, live, set, at)?;
-            }
-            manifest.compression_changes.extend(change);
-            let name = crate::sink::segment::segment_name(rg.segment);
-            if writer.is_none() {
-                let w = SegmentWriter::create(&set.dir, rg.segment, &set.format)
-                    .with_context(|| format!("creating {name}"))?;
-                writer = Some(w);
-            }
-            let w = writer.as_mut().expect("open");
-            let before = w.bytes_written();
-            w.write_row_group(rg)
-                .with_context(|| format!("writing {name}"))?;
-            at(Checkpoint::Write);
-            if let Some(t) = throttle.as_mut() {
-                t.wrote(w.bytes_written() - before);
+        for (number, rg, change) in rx {
+            early.insert(number, (rg, change));
+            while let Some((rg, change)) = early.remove(&next) {
+                next += 1;
+                if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
+                    let w = writer.take().expect("open");
+                    close_segment(w, &mut manifest, live, set, at)?;
+                }
+                manifest.compression_changes.extend(change);
+                let name = crate::sink::segment::segment_name(rg.segment);
+                if writer.is_none() {
+                    let w = SegmentWriter::create(&set.dir, rg.segment, &set.format)
+                        .with_context(|| format!("creating {name}"))?;
+                    writer = Some(w);
+                }
+                let w = writer.as_mut().expect("open");
+                let before = w.bytes_written();
+                w.write_row_group(rg)
+                    .with_context(|| format!("writing {name}"))?;
+                at(Checkpoint::Write);
+                if let Some(t) = throttle.as_mut() {
+                    t.wrote(w.bytes_written() - before);
+                }
             }
         }
         if let Some(w) = writer.take() {

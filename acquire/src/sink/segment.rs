@@ -5,16 +5,16 @@
 //! Columns: `seq` (i64 sample index, DELTA_BINARY_PACKED), `t_ns` (i64
 //! CLOCK_MONOTONIC, DELTA_BINARY_PACKED), then one INT32 column per channel
 //! (DELTA_BINARY_PACKED or BYTE_STREAM_SPLIT; logical type INT(16) for i16
-//! streams). A row group is encoded by [`PageEncoder::encode`] (on every
-//! core) into a [`RowGroup`], then written by [`SegmentWriter`]; a full
-//! segment is [`SegmentWriter::seal`]ed and [`Sealed::commit`]ted. Dictionaries
+//! streams). A row group is encoded by [`PageEncoder::encode`] (one per
+//! core, each on its own row group) into a [`RowGroup`], then written by
+//! [`SegmentWriter`]; a full segment is [`SegmentWriter::seal`]ed and
+//! [`Sealed::commit`]ted. Dictionaries
 //! and per-page statistics are off: they cost per-value work and never pay
 //! for noisy sample data. Each segment has a companion block table in
 //! `blocks/` (one row per ring block: arrival time, loss, ring fill).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -228,22 +228,18 @@ pub struct RowGroup {
     pub lost_after: u64,
 }
 
-/// The page encoders of a run: one compressor per worker, kept across row
-/// groups and segments so zstd contexts are made once.
+/// A page encoder: one per encoder thread, its compressor kept across row
+/// groups and segments so zstd contexts are made once. A row group is
+/// encoded on one core; the pipeline runs one encoder per core, each on its
+/// own chunk, so no core waits for another at a row group's end.
+#[derive(Default)]
 pub struct PageEncoder {
-    compressors: Vec<Compressor>,
+    compressor: Compressor,
 }
 
 impl PageEncoder {
-    /// Encodes row groups on `threads` cores (the calling thread is one).
-    pub fn new(threads: usize) -> Self {
-        Self {
-            compressors: (0..threads.max(1)).map(|_| Compressor::new()).collect(),
-        }
-    }
-
-    /// Encodes and compresses every page of `chunk` (on all the encoder's
-    /// cores) with `enc` for the channels and `codec`.
+    /// Encodes and compresses every page of `chunk` with `enc` for the
+    /// channels and `codec`.
     pub fn encode(
         &mut self,
         chunk: &Chunk,
@@ -251,16 +247,17 @@ impl PageEncoder {
         codec: PageCodec,
     ) -> std::io::Result<RowGroup> {
         let rows = chunk.rows();
-        let mut jobs = vec![Job::Seq, Job::Time];
-        for c in 0..chunk.columns.len() {
-            jobs.extend(pages::page_ranges(rows).map(|r| Job::Channel(c, r)));
-        }
         let t = std::time::Instant::now();
-        let pages = if rows == 0 {
-            Vec::new()
-        } else {
-            self.run(chunk, &jobs, enc, codec)?
-        };
+        let mut pages = Vec::new();
+        if rows > 0 {
+            let mut jobs = vec![Job::Seq, Job::Time];
+            for c in 0..chunk.columns.len() {
+                jobs.extend(pages::page_ranges(rows).map(|r| Job::Channel(c, r)));
+            }
+            for job in &jobs {
+                pages.push(encode_job(chunk, job, enc, codec, &mut self.compressor)?);
+            }
+        }
         Ok(RowGroup {
             segment: chunk.segment,
             blocks: chunk.blocks.clone(),
@@ -271,49 +268,6 @@ impl PageEncoder {
             window: chunk.window,
             lost_after: chunk.lost_after,
         })
-    }
-
-    /// Encodes every job of a row group, spread over the workers, and
-    /// returns the pages in job order.
-    fn run(
-        &mut self,
-        chunk: &Chunk,
-        jobs: &[Job],
-        enc: ChannelEncoding,
-        codec: PageCodec,
-    ) -> std::io::Result<Vec<CompressedPage>> {
-        let next = AtomicUsize::new(0);
-        let work = |comp: &mut Compressor| -> std::io::Result<Vec<(usize, CompressedPage)>> {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else {
-                    return Ok(done);
-                };
-                done.push((i, encode_job(chunk, job, enc, codec, comp)?));
-            }
-        };
-        let workers = self.compressors.len().min(jobs.len()).max(1);
-        let (first, rest) = self.compressors.split_first_mut().expect("one compressor");
-        let mut pages: Vec<(usize, CompressedPage)> = std::thread::scope(|s| {
-            let helpers: Vec<_> = rest
-                .iter_mut()
-                .take(workers - 1)
-                .map(|c| {
-                    s.spawn(|| {
-                        crate::sched::yield_to_drain();
-                        work(c)
-                    })
-                })
-                .collect();
-            let mut all = work(first)?;
-            for h in helpers {
-                all.extend(h.join().expect("page encoder panicked")?);
-            }
-            Ok::<_, std::io::Error>(all)
-        })?;
-        pages.sort_unstable_by_key(|(i, _)| *i);
-        Ok(pages.into_iter().map(|(_, p)| p).collect())
     }
 }
 
