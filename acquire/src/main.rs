@@ -180,8 +180,9 @@ struct RecordArgs {
     /// Encoding of the channel columns. Default delta.
     #[arg(long, value_enum)]
     encoding: Option<ChannelEncoding>,
-    /// Cores the page encoders use (default: all); fewer leaves the rest to
-    /// the drain, the producer and other work on the board.
+    /// Encoder threads, each encoding whole chunks on one core (default: one
+    /// per core); fewer leaves the rest to the drain, the producer and
+    /// other work on the board.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     encoders: Option<u16>,
     /// Board profile (TOML).

@@ -1,17 +1,18 @@
 //! The recording pipeline: a drain thread reads ring blocks in place and
-//! transposes them into recycled column chunks; an encoder thread turns
-//! chunks into Parquet row groups (its pages encoded on every core) and
-//! hands them to a writer thread, which writes them, rotates segments and
-//! makes each finished one durable (fsync, rename, manifest): a slow write
-//! or fsync never stops the encoder while there is room in the pool.
-//! Chunks travel
-//! through two `ringbuf` SPSC queues (full → encoder, empty → drain), so
-//! memory is a fixed pool and a slow disk never stalls the drain: the drain
-//! only stops reading when the whole pool is in flight, and then the
-//! producer's own drop counter records what was lost, exactly.
+//! transposes them into recycled column chunks; encoder threads (one per
+//! core, each on a whole chunk) turn chunks into Parquet row groups and
+//! hand them to a writer thread, which puts them back in stream order,
+//! writes them, rotates segments and makes each finished one durable
+//! (fsync, rename, manifest): a slow write or fsync never stops the
+//! encoders while there is room in the pool. Chunks travel through two
+//! `ringbuf` queues (full → encoders, taken under one lock; empty → drain),
+//! so memory is a fixed pool, and encoders run at most a few row groups
+//! ahead of the writer: a slow disk never stalls the drain, which only
+//! stops reading when the whole pool is in flight, and then the producer's
+//! own drop counter records what was lost, exactly.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,7 @@ pub struct PipelineConfig {
     pub format: SegmentFormat,
     /// Codec asked for.
     pub codec: Codec,
-    /// Cores the page encoders use.
+    /// Encoder threads (each encodes whole chunks on one core).
     pub encode_threads: usize,
     /// Print a line per durable segment.
     pub log_segments: bool,
@@ -98,6 +99,9 @@ struct Handoff {
     encoder_failed: AtomicBool,
     /// The threads that wait for full chunks, woken when one is sent.
     encoder_threads: Mutex<Vec<std::thread::Thread>>,
+    /// Row groups the writer has written (or dropped on failure): how far
+    /// the encoders may run ahead of it.
+    written: AtomicU64,
 }
 
 impl Handoff {
@@ -130,7 +134,8 @@ pub fn run(
         .trigger
         .take()
         .map(|t| crate::trigger::Windows::new(t, &live));
-    let chunks = cfg.pool_chunks
+    // Each encoder beyond the first holds a chunk too while it encodes.
+    let chunks = cfg.pool_chunks + cfg.encode_threads.max(1) - 1
         + windows.as_ref().map_or(0, |w| {
             crate::trigger::Windows::extra_chunks(w.pre(), cfg.chunk_rows)
         });
@@ -813,6 +818,14 @@ type ToWrite = (u64, RowGroup, Option<CodecChange>);
 /// writing this one, and memory stays bounded.
 const WRITE_QUEUE: usize = 2;
 
+/// How many chunks the encoders may take beyond the last row group written:
+/// one per encoder and the write queue. While one encoder is slow on its
+/// chunk the others stop there, so the row groups the writer holds back
+/// for order stay few.
+fn run_ahead(encoders: usize) -> u64 {
+    (encoders + WRITE_QUEUE) as u64
+}
+
 /// The encoder side: one encoder per core, each taking whole chunks and
 /// encoding them into row groups, and a writer thread, which puts them
 /// back in stream order, writes, seals and commits the segments. A slow
@@ -834,6 +847,7 @@ fn encode(
         busy: 0.0,
         taken: 0,
         first: true,
+        encoders: set.threads.max(1),
     });
     let joined = std::thread::scope(|s| {
         let m = manifest.clone();
@@ -841,7 +855,11 @@ fn encode(
             .name("hsdaq-write".into())
             .spawn_scoped(s, move || {
                 crate::sched::yield_to_drain();
-                write(rx, m, live, set)
+                let r = write(rx, m, live, set, hand);
+                if r.is_err() {
+                    hand.encoder_failed.store(true, Ordering::Release);
+                }
+                r
             });
         let w = match w {
             Ok(w) => w,
@@ -862,6 +880,7 @@ fn encode(
                 Err(e) => eprintln!("acquire: one encoder thread fewer: {e}"),
             }
         }
+        intake.lock().unwrap().encoders = helpers.len() + 1;
         let mut encoded = encode_chunks(&intake, hand, set, tx);
         for h in helpers {
             let r = h.join().expect("encoder panicked");
@@ -892,16 +911,35 @@ struct Intake {
     taken: u64,
     /// No codec change recorded yet (the first row group records one).
     first: bool,
+    /// Encoder threads running.
+    encoders: usize,
 }
 
-/// A chunk taken by an encoder: its number, the chunk, its codec, and the
-/// codec change it starts.
-type Taken = (u64, Chunk, PageCodec, Option<CodecChange>);
+/// What an encoder finds when it asks for a chunk.
+enum Take {
+    /// The next chunk: its number, the chunk, its codec, and the codec
+    /// change it starts.
+    Chunk(u64, Chunk, PageCodec, Option<CodecChange>),
+    /// No full chunk is waiting.
+    Empty,
+    /// One is, but the encoders are as far ahead of the writer as they may go.
+    Ahead,
+}
 
 impl Intake {
-    /// Takes the next full chunk, if any, and decides its codec.
-    fn take(&mut self, set: &EncodeSettings) -> Option<Taken> {
-        let chunk = self.full_rx.try_pop()?;
+    /// Takes the next full chunk, if any and if the encoders are not too
+    /// far ahead of the writer, and decides its codec.
+    fn take(&mut self, set: &EncodeSettings, hand: &Handoff) -> Take {
+        let written = hand.written.load(Ordering::Acquire);
+        if self.full_rx.is_empty() {
+            return Take::Empty;
+        }
+        if self.taken >= written + run_ahead(self.encoders) {
+            return Take::Ahead;
+        }
+        let Some(chunk) = self.full_rx.try_pop() else {
+            return Take::Empty;
+        };
         let backlog = self.full_rx.occupied_len();
         let changed = match set.codec {
             Codec::Auto => self.adapt.observe(backlog, set.pool, self.busy),
@@ -919,7 +957,7 @@ impl Intake {
             });
         self.first &= change.is_none();
         self.taken += 1;
-        Some((self.taken - 1, chunk, self.adapt.current(), change))
+        Take::Chunk(self.taken - 1, chunk, self.adapt.current(), change)
     }
 }
 
@@ -931,6 +969,17 @@ fn encode_chunks(
     set: &EncodeSettings,
     tx: std::sync::mpsc::SyncSender<ToWrite>,
 ) -> Result<()> {
+    /// Stops the drain and the other encoders however this encoder ends
+    /// early (an error, a panic): the row groups after its chunk cannot be
+    /// written in order.
+    struct Failing<'a>(&'a Handoff);
+    impl Drop for Failing<'_> {
+        fn drop(&mut self) {
+            self.0.encoder_failed.store(true, Ordering::Release);
+            self.0.wake_encoders();
+        }
+    }
+    let failing = Failing(hand);
     hand.wait_here();
     let mut encoder = PageEncoder::default();
     loop {
@@ -938,17 +987,21 @@ fn encode_chunks(
         // before it sets `done`, so "done and empty" means finished.
         let done = hand.drain_done.load(Ordering::Acquire);
         if hand.encoder_failed.load(Ordering::Acquire) {
-            // Another encoder failed: the row groups after its chunk
-            // cannot be written, so stop taking chunks.
+            // Another encoder or the writer failed: stop taking chunks.
+            std::mem::forget(failing);
             return Ok(());
         }
-        let taken = intake.lock().unwrap().take(set);
-        let Some((number, mut chunk, codec, change)) = taken else {
-            if done {
+        let taken = intake.lock().unwrap().take(set, hand);
+        let (number, mut chunk, codec, change) = match taken {
+            Take::Chunk(n, c, codec, change) => (n, c, codec, change),
+            Take::Empty if done => {
+                std::mem::forget(failing);
                 return Ok(());
             }
-            std::thread::park_timeout(Duration::from_millis(5));
-            continue;
+            Take::Empty | Take::Ahead => {
+                std::thread::park_timeout(Duration::from_millis(5));
+                continue;
+            }
         };
         let rg = encoder
             .encode(&chunk, set.format.encoding(), codec)
@@ -957,21 +1010,13 @@ fn encode_chunks(
                     "encoding {}",
                     crate::sink::segment::segment_name(chunk.segment)
                 )
-            });
-        let rg = match rg {
-            Ok(rg) => rg,
-            Err(e) => {
-                hand.encoder_failed.store(true, Ordering::Release);
-                return Err(e);
-            }
-        };
+            })?;
         chunk.clear();
         let mut i = intake.lock().unwrap();
         if rg.rows > 0 {
-            // Each encoder is one core of `threads`.
+            // The fraction of the encoders' time this chunk took.
             let covers = rg.rows as f64 / set.rate_hz.max(1) as f64;
-            let threads = set.threads.max(1) as f64;
-            i.busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9) / threads;
+            i.busy = rg.encoding_time.as_secs_f64() / covers.max(1e-9) / i.encoders as f64;
         }
         let _ = i.free_tx.try_push(chunk);
         drop(i);
@@ -989,6 +1034,7 @@ fn write(
     mut manifest: Manifest,
     live: &Live,
     set: &EncodeSettings,
+    hand: &Handoff,
 ) -> EncodeResult {
     let mut writer: Option<SegmentWriter> = None;
     let cut = set.power_cut;
@@ -999,8 +1045,8 @@ fn write(
         rate,
         bytes: 0,
     });
-    // Row groups that came before one still being encoded: at most one per
-    // encoder, so this stays small.
+    // Row groups that came before one still being encoded: the encoders
+    // run at most `run_ahead` chunks past the last one written.
     let mut early = std::collections::BTreeMap::new();
     let mut next = 0u64;
     let r = (|| -> Result<()> {
@@ -1008,6 +1054,8 @@ fn write(
             early.insert(number, (rg, change));
             while let Some((rg, change)) = early.remove(&next) {
                 next += 1;
+                hand.written.store(next, Ordering::Release);
+                hand.wake_encoders();
                 if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
                     let w = writer.take().expect("open");
                     close_segment(w, &mut manifest, live, set, at)?;

@@ -35,7 +35,9 @@ macro_rules! usage_bail {
 }
 
 /// Chunks in the recorder's pool: one filling, one encoding, the rest absorb
-/// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32).
+/// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32); the
+/// pipeline adds one per encoder beyond the first, which each hold a chunk
+/// while they encode.
 pub const POOL_CHUNKS: usize = 6;
 
 /// The codec when neither flag nor profile names one (docs/BENCHMARKS.md "Encodings").
@@ -72,7 +74,7 @@ pub struct RecordPlan {
     pub codec: Codec,
     /// Encoding of the channel columns.
     pub encoding: ChannelEncoding,
-    /// Cores the page encoders use (`None`: all).
+    /// Encoder threads (`None`: one per core).
     pub encoders: Option<usize>,
     /// Exit 0 despite losses.
     pub allow_loss: bool,
@@ -114,8 +116,9 @@ pub struct TriggerRequest {
     pub max_events: Option<u32>,
 }
 
-/// Pre-trigger history the recorder will hold at most (beside its pool):
-/// with the pool this keeps `acquire` within 256 MiB at any rate.
+/// Pre-trigger history the recorder will hold at most (beside its pool),
+/// less the chunks of encoders beyond the first: with the pool this keeps
+/// `acquire` within 256 MiB at any rate.
 pub const MAX_HISTORY_BYTES: u64 = 192 << 20;
 
 /// The trigger plan of a request, checked against the stream: an unknown
@@ -126,6 +129,7 @@ fn trigger_plan(
     channels: &[crate::manifest::ChannelInfo],
     layout: &StreamLayout,
     chunk_rows: usize,
+    encoders: usize,
 ) -> Result<crate::trigger::TriggerPlan> {
     use crate::trigger::{Condition, Level, TriggerPlan, Windows};
     let condition = if req.expr.trim() == "marker" {
@@ -147,13 +151,14 @@ fn trigger_plan(
     let post = crate::units::scans_in(req.post, layout.rate_hz, "--post")?;
     let chunk_bytes = chunk_rows as u64 * layout.scan_bytes() as u64;
     let history = Windows::extra_chunks(pre, chunk_rows) as u64 * chunk_bytes;
-    if history > MAX_HISTORY_BYTES {
+    let ceiling = MAX_HISTORY_BYTES.saturating_sub(encoders.saturating_sub(1) as u64 * chunk_bytes);
+    if history > ceiling {
         usage_bail!(
             "--pre {} at {} scans/s needs {} MiB of pre-trigger history; the ceiling is {} MiB: shorten --pre",
             humantime::format_duration(req.pre),
             layout.rate_hz,
             history >> 20,
-            MAX_HISTORY_BYTES >> 20
+            ceiling >> 20
         );
     }
     if req.max_events.is_some() && !req.rearm {
@@ -439,10 +444,11 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     };
     let segment_scans = plan.segment.scans(layout.rate_hz, layout.scan_bytes())?;
     let chunk_rows = chunk_rows(&layout);
+    let encoders = plan.encoders.unwrap_or_else(crate::sched::available_cores);
     let trigger = plan
         .trigger
         .as_ref()
-        .map(|t| trigger_plan(t, &channels, &layout, chunk_rows))
+        .map(|t| trigger_plan(t, &channels, &layout, chunk_rows, encoders))
         .transpose()?;
     let clocks = match &plan.phc {
         Some(p) => crate::clock::Clocks::with_phc(p).map_err(|e| usage_err!("{e:#}"))?,
@@ -497,7 +503,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         dir: plan.out.clone(),
         format: SegmentFormat::new(&names, layout.format, plan.encoding),
         codec: plan.codec,
-        encode_threads: plan.encoders.unwrap_or_else(crate::sched::available_cores),
+        encode_threads: encoders,
         log_segments: !plan.json && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
         tap,
         clocks,

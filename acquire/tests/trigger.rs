@@ -298,6 +298,9 @@ fn bad_trigger_requests_are_refused_before_anything_is_written() {
         ),
         (
             vec![
+                // One encoder: the ceiling less no encoder's chunk.
+                "--encoders",
+                "1",
                 "--rate",
                 "10M",
                 "--trigger",

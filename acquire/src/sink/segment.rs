@@ -82,10 +82,10 @@ impl SegmentFormat {
 
     /// Builds the schema for `names` channels of `format`.
     pub fn new(names: &[String], format: hsdaq_abi::Format, encoding: ChannelEncoding) -> Self {
-        let int16 = Some(LogicalType::Integer {
+        let int16 = Some(LogicalType::Integer(parquet::basic::IntType {
             bit_width: 16,
             is_signed: true,
-        });
+        }));
         let mut fields = vec![
             column("seq", PhysicalType::INT64, None),
             column("t_ns", PhysicalType::INT64, None),
