@@ -26,7 +26,7 @@ bench *flags:
     cargo run --release -q -p hsdaq-acquire -- bench {{flags}}
 
 # The headline: 60 s recordings to DIR at rising rates; the highest loss-free one is the answer.
-bench-sustain dir="." rates="25M,35M,45M":
+bench-sustain dir="." rates="45M,50M,55M":
     cargo run --release -q -p hsdaq-acquire -- bench --dir {{dir}} --runs 1 --sustain {{rates}} --sustain-seconds 60
 
 # Soak: SECONDS (default 10 min) at half the loss-free rate to the disk; 0 lost, flat memory and descriptors.
