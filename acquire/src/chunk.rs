@@ -306,7 +306,7 @@ impl Chunk {
         drop(outs);
         for col in &mut self.columns {
             match col {
-                // SAFETY: the loop above initialised the `scans` slots after
+                // SAFETY: the scatter above initialised the `scans` slots after
                 // the old length of every column (one value per scan).
                 Column::I16(v) => unsafe { v.set_len(v.len() + scans) },
                 // SAFETY: as above.
