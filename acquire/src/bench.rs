@@ -251,7 +251,9 @@ fn targets(limits: &Limits, stages: &[Stage], efficiency: &[Efficiency]) -> Vec<
     for (codec, want) in [("none", 1000.0), ("lz4_raw", 600.0), ("zstd(1)", 400.0)] {
         let c = limits.codecs.iter().find(|c| c.codec == codec);
         let write = limits.tmpfs_write.or(Some(limits.disk_write));
-        let limit = c.zip(write).map(|(c, w)| c.all_cores.min(w / c.size_ratio));
+        let limit = c
+            .zip(write)
+            .map(|(c, w)| shared_cores(c.all_cores, w / c.size_ratio));
         if let Some(s) = stages
             .iter()
             .find(|s| s.kind == StageKind::ReplayTmpfs && s.codec.as_deref() == Some(codec))
@@ -845,7 +847,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
     let mut targets = targets(&limits, &stages, &efficiency);
     let headline = best.map(|rate| {
         format!(
-            "{} M scans/s × {} to the disk for {} s with {}, loss-free (the highest of {} tried)",
+            "{} M scans/s × {} to the disk for {} s with {}, loss-free (the highest loss-free of {} tried)",
             rate as f64 / 1e6,
             format_args!("{} ch × {}", cfg.channels, cfg.format.name()),
             cfg.sustain_seconds,
@@ -1162,11 +1164,13 @@ fn measure_pipelines(
 
 /// Sample MB/s the cores reach when every byte is both encoded (`codec`,
 /// sample MB/s on every core) and copied by the kernel into a tmpfs file
-/// (`write`, sample MB/s on one core): the two CPU costs add on the same
-/// cores, so the bound is below the smaller of the two.
+/// (`write`, sample MB/s on one core, the writer thread's): the two CPU
+/// costs add on the same cores, so the bound is below the smaller of the
+/// two.
 fn shared_cores(codec: f64, write: f64) -> f64 {
     let cores = available_cores() as f64;
-    cores / (cores / codec + 1.0 / write)
+    // The copy runs on the one writer thread: never above `write`.
+    (cores / (cores / codec + 1.0 / write)).min(write)
 }
 
 /// Recordings paced at a rate to the disk: block latency at `--paced-rate`,
@@ -1281,10 +1285,10 @@ impl BenchReport {
         println!("\nefficiency (achieved ÷ min(write limit ÷ size, all-core codec)):");
         for e in &self.efficiency {
             println!(
-                "  {:<10} tmpfs {:>5} (reachable {:>5})  disk {:>5.2} ({}-bound)",
+                "  {:<10} tmpfs {:>5} (reachable {:>6})  disk {:>5.2} ({}-bound)",
                 e.codec,
                 opt(e.tmpfs, 2),
-                opt(e.tmpfs_reachable, 2),
+                opt(e.tmpfs_reachable, 3),
                 e.disk,
                 e.bound
             );

@@ -236,7 +236,7 @@ struct TriggerArgs {
     trigger: Option<String>,
     /// Stream time kept before the trigger (e.g. 2s; 0 for none), held in
     /// memory while armed: its size is said at the start, and refused above
-    /// 192 MiB.
+    /// 192 MiB less a chunk per encoder beyond the first (at most three).
     #[arg(long, value_parser = units::parse_duration, requires = "trigger", default_value = "0s", hide_default_value = true)]
     pre: std::time::Duration,
     /// Stream time kept from the trigger on (e.g. 5s). A trigger inside a

@@ -99,8 +99,8 @@ struct Handoff {
     encoder_failed: AtomicBool,
     /// The threads that wait for full chunks, woken when one is sent.
     encoder_threads: Mutex<Vec<std::thread::Thread>>,
-    /// Row groups the writer has written (or dropped on failure): how far
-    /// the encoders may run ahead of it.
+    /// Row groups the writer has taken to write (counted as it starts each
+    /// one): how far the encoders may run ahead of it.
     written: AtomicU64,
 }
 
@@ -134,8 +134,7 @@ pub fn run(
         .trigger
         .take()
         .map(|t| crate::trigger::Windows::new(t, &live));
-    // Each encoder beyond the first holds a chunk too while it encodes.
-    let chunks = cfg.pool_chunks + cfg.encode_threads.max(1) - 1
+    let chunks = pool_total(&cfg)
         + windows.as_ref().map_or(0, |w| {
             crate::trigger::Windows::extra_chunks(w.pre(), cfg.chunk_rows)
         });
@@ -327,6 +326,22 @@ pub fn drain_only(device: &mut dyn Device, mut cfg: PipelineConfig) -> Result<(u
         stopped?;
         Ok((live.scans.load(Ordering::Relaxed), elapsed))
     })
+}
+
+/// Encoders that get a chunk of their own in the pool: more share it, so
+/// the pool (and memory) stays bounded whatever `--encoders` says.
+const OWN_CHUNK_ENCODERS: usize = 4;
+
+/// Chunks the pool adds for `encoders` encoders: each beyond the first
+/// holds one while it encodes, up to [`OWN_CHUNK_ENCODERS`].
+pub fn encoder_chunks(encoders: usize) -> usize {
+    encoders.clamp(1, OWN_CHUNK_ENCODERS) - 1
+}
+
+/// The pool of a run without trigger history: the configured chunks and
+/// the encoders' own.
+fn pool_total(cfg: &PipelineConfig) -> usize {
+    cfg.pool_chunks + encoder_chunks(cfg.encode_threads)
 }
 
 /// The chunk pool: `chunks` empty chunks in the free queue, and the full
@@ -552,7 +567,7 @@ fn drain(
                     },
                     Ok,
                 )?;
-                let waiting = cfg.pool_chunks.saturating_sub(free_rx.occupied_len() + 1);
+                let waiting = pool_total(cfg).saturating_sub(free_rx.occupied_len() + 1);
                 live.backlog.store(waiting as u32, Ordering::Relaxed);
                 st.chunk.insert(c)
             }
@@ -855,11 +870,7 @@ fn encode(
             .name("hsdaq-write".into())
             .spawn_scoped(s, move || {
                 crate::sched::yield_to_drain();
-                let r = write(rx, m, live, set, hand);
-                if r.is_err() {
-                    hand.encoder_failed.store(true, Ordering::Release);
-                }
-                r
+                write(rx, m, live, set, hand)
             });
         let w = match w {
             Ok(w) => w,
@@ -961,6 +972,18 @@ impl Intake {
     }
 }
 
+/// Stops the drain and the encoders however the thread holding it ends
+/// early (an error, a panic): an encoder's later row groups, or the
+/// writer's, cannot be written in order. Forgotten on a normal end.
+struct Failing<'a>(&'a Handoff);
+
+impl Drop for Failing<'_> {
+    fn drop(&mut self) {
+        self.0.encoder_failed.store(true, Ordering::Release);
+        self.0.wake_encoders();
+    }
+}
+
 /// One encoder's loop: chunks in, row groups out (and chunks back to the
 /// pool as soon as they are encoded).
 fn encode_chunks(
@@ -969,16 +992,6 @@ fn encode_chunks(
     set: &EncodeSettings,
     tx: std::sync::mpsc::SyncSender<ToWrite>,
 ) -> Result<()> {
-    /// Stops the drain and the other encoders however this encoder ends
-    /// early (an error, a panic): the row groups after its chunk cannot be
-    /// written in order.
-    struct Failing<'a>(&'a Handoff);
-    impl Drop for Failing<'_> {
-        fn drop(&mut self) {
-            self.0.encoder_failed.store(true, Ordering::Release);
-            self.0.wake_encoders();
-        }
-    }
     let failing = Failing(hand);
     hand.wait_here();
     let mut encoder = PageEncoder::default();
@@ -1045,6 +1058,7 @@ fn write(
         rate,
         bytes: 0,
     });
+    let failing = Failing(hand);
     // Row groups that came before one still being encoded: the encoders
     // run at most `run_ahead` chunks past the last one written.
     let mut early = std::collections::BTreeMap::new();
@@ -1083,8 +1097,13 @@ fn write(
         Ok(())
     })();
     match r {
-        Ok(()) => Ok(manifest),
+        Ok(()) => {
+            std::mem::forget(failing);
+            Ok(manifest)
+        }
         Err(e) => {
+            // Stop the drain and the encoders before cleaning up.
+            drop(failing);
             if let Some(w) = writer.take() {
                 w.abandon();
             }
@@ -1138,4 +1157,15 @@ fn close_segment(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoders_add_a_bounded_number_of_chunks() {
+        let added: Vec<usize> = [0, 1, 2, 3, 4, 5, 1024].map(encoder_chunks).to_vec();
+        assert_eq!(added, [0, 0, 1, 2, 3, 3, 3]);
+    }
 }

@@ -36,8 +36,8 @@ macro_rules! usage_bail {
 
 /// Chunks in the recorder's pool: one filling, one encoding, the rest absorb
 /// a slow disk or a codec step (memory: `POOL_CHUNKS` × 8 MiB of INT32); the
-/// pipeline adds one per encoder beyond the first, which each hold a chunk
-/// while they encode.
+/// pipeline adds one per encoder beyond the first, up to three
+/// (`pipeline::encoder_chunks`), since each holds a chunk while it encodes.
 pub const POOL_CHUNKS: usize = 6;
 
 /// The codec when neither flag nor profile names one (docs/BENCHMARKS.md "Encodings").
@@ -117,8 +117,9 @@ pub struct TriggerRequest {
 }
 
 /// Pre-trigger history the recorder will hold at most (beside its pool),
-/// less the chunks of encoders beyond the first: with the pool this keeps
-/// `acquire` within 256 MiB at any rate.
+/// less the chunks of encoders beyond the first (at most three,
+/// `pipeline::encoder_chunks`): with the pool this keeps `acquire` within
+/// 256 MiB at any rate.
 pub const MAX_HISTORY_BYTES: u64 = 192 << 20;
 
 /// The trigger plan of a request, checked against the stream: an unknown
@@ -151,7 +152,8 @@ fn trigger_plan(
     let post = crate::units::scans_in(req.post, layout.rate_hz, "--post")?;
     let chunk_bytes = chunk_rows as u64 * layout.scan_bytes() as u64;
     let history = Windows::extra_chunks(pre, chunk_rows) as u64 * chunk_bytes;
-    let ceiling = MAX_HISTORY_BYTES.saturating_sub(encoders.saturating_sub(1) as u64 * chunk_bytes);
+    let own = crate::pipeline::encoder_chunks(encoders) as u64 * chunk_bytes;
+    let ceiling = MAX_HISTORY_BYTES.saturating_sub(own);
     if history > ceiling {
         usage_bail!(
             "--pre {} at {} scans/s needs {} MiB of pre-trigger history; the ceiling is {} MiB: shorten --pre",
@@ -511,7 +513,8 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     };
     // `acquire mark` reaches the run through it; gone when the run ends.
     let control = crate::control::Control::start(&plan.out, live.clone());
-    let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), POOL_CHUNKS);
+    let pool = POOL_CHUNKS + crate::pipeline::encoder_chunks(encoders);
+    let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), pool);
     let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
