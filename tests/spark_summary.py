@@ -73,8 +73,8 @@ def main():
                 close(a[f], b[f], f"{key} {f}", failures)
         for ca, cb in zip(a["channels"], b["channels"]):
             for f in ("name", "unit", "min", "max", "mean", "std"):
-                # std: analysis from E[x^2] - mean^2, Spark's stddev_pop
-                # another way; both in f64.
+                # std: analysis pools exact integer sums per bin, Spark's
+                # stddev_pop sums in f64; they agree to rounding.
                 if f == "std":
                     ok = math.isclose(ca[f], cb[f], rel_tol=1e-6)
                     if not ok:

@@ -7,6 +7,7 @@ pub mod font;
 pub mod health;
 pub mod load;
 pub mod metrics;
+pub mod pass;
 pub mod plots;
 pub mod report;
 pub mod timebase;

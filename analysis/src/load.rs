@@ -176,6 +176,15 @@ impl Run {
         (lo, hi.max(lo))
     }
 
+    /// Rows (scans) in its segments, from each footer's record.
+    pub fn rows(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter_map(|s| segment_metadata(s).ok())
+            .map(|(_, info)| info.rows)
+            .sum()
+    }
+
     /// Bytes of samples in its segments (rows from each footer's record).
     pub fn sample_bytes(&self) -> u64 {
         let width = self.manifest.stream.sample_width();
@@ -183,7 +192,7 @@ impl Run {
             .iter()
             .filter_map(|s| segment_metadata(s).ok())
             .map(|(_, info)| info.rows * self.manifest.stream.channels as u64 * width)
-            .sum()
+            .sum::<u64>()
     }
 
     /// The samples (`seq`, `t_ns`, channels…), lazily.

@@ -1,9 +1,9 @@
-//! Metrics of one run, each computed by a lazy polars query that returns
-//! only aggregates, so a long recording never has to fit in memory.
+//! Metrics of one run: the samples' figures from one streaming pass
+//! (`crate::pass`), the blocks' from lazy polars queries that return only
+//! aggregates, so a long recording never has to fit in memory.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use polars::prelude::*;
-use rustfft::num_complex::Complex;
 use serde::Serialize;
 
 use crate::load::Run;
@@ -149,30 +149,6 @@ pub struct RunMetrics {
     pub throughput_bin_s: f64,
 }
 
-/// The variance of a channel from its per-bin counts, means and sums of
-/// squared deviations (Chan et al.'s pairwise combination): exact to f64
-/// rounding whatever the channel's offset.
-fn pooled_variance(bins: &DataFrame, n: &str, mean: f64, rows: u64) -> Result<f64> {
-    let f = |c: &str| -> Result<Vec<f64>> {
-        Ok(bins
-            .column(c)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .into_iter()
-            .map(|v| v.unwrap_or(0.0))
-            .collect())
-    };
-    let (counts, sums, m2) = (f("n")?, f(&format!("{n}_sum"))?, f(&format!("{n}_m2"))?);
-    let mut total = 0.0;
-    for ((k, sum), m2) in counts.iter().zip(&sums).zip(&m2) {
-        if *k > 0.0 {
-            let d = sum / k - mean;
-            total += m2 + k * d * d;
-        }
-    }
-    Ok((total / rows.max(1) as f64).max(0.0))
-}
-
 fn f64_at(df: &DataFrame, name: &str) -> Result<f64> {
     let s = df.column(name)?.cast(&DataType::Float64)?;
     Ok(s.f64()?.get(0).unwrap_or(f64::NAN))
@@ -193,60 +169,28 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     let scan_bytes = m.stream.channels as f64 * m.stream.sample_width() as f64;
     let samples = run.samples()?;
 
-    // One pass over the samples: per bin of `seq` (PREVIEW_BINS over the
-    // run, its range from the segments' own records), the envelope and the
-    // sums the run's totals and moments are then reduced from.
+    // One pass over the samples (crate::pass): per bin of `seq`
+    // (PREVIEW_BINS over the run, its range from the segments' own
+    // records) the envelope and exact sums the totals and moments come
+    // from, the Welch segments and the zoom window.
     let (seq_lo, seq_hi) = run.seq_range();
+    let planned = run.rows();
     let bucket = ((seq_hi - seq_lo + 1).max(1) + PREVIEW_BINS - 1) / PREVIEW_BINS;
-    let mut aggs = vec![
-        len().cast(DataType::Float64).alias("n"),
-        col("seq").min().alias("seq_min"),
-        col("seq").max().alias("seq_max"),
-        col("t_ns").min().alias("t"),
-        col("t_ns").max().alias("t_max"),
-    ];
-    for n in &names {
-        let x = col(n.as_str()).cast(DataType::Float64);
-        aggs.push(x.clone().min().alias(format!("{n}_lo")));
-        aggs.push(x.clone().max().alias(format!("{n}_hi")));
-        aggs.push(x.clone().sum().alias(format!("{n}_sum")));
-        // Per bin, the sum of squared deviations from the bin's own mean
-        // (polars' variance is computed stably); bins are then combined by
-        // Chan's parallel rule in `pooled_variance`. E[x²] − E[x]² in f64
-        // would lose the variance of a small signal on a large offset.
-        aggs.push((x.clone().var(0) * len().cast(DataType::Float64)).alias(format!("{n}_m2")));
-    }
-    let bins = samples
-        .clone()
-        .with_column(
-            (col("seq") - lit(seq_lo))
-                .floor_div(lit(bucket))
-                .alias("bin"),
-        )
-        .group_by([col("bin")])
-        .agg(aggs)
-        .sort(["bin"], Default::default())
-        .collect_with_engine(Engine::Streaming)
-        .context("cannot read the samples")?;
-    let mut totals = vec![
-        col("n").sum().alias("rows"),
-        col("seq_min").min(),
-        col("seq_max").max(),
-        col("t").min().alias("t_min"),
-        col("t_max").max(),
-    ];
-    for n in &names {
-        let rows = col("n").sum();
-        totals.push(col(format!("{n}_lo")).min().alias(format!("{n}_min")));
-        totals.push(col(format!("{n}_hi")).max().alias(format!("{n}_max")));
-        totals.push((col(format!("{n}_sum")).sum() / rows.clone()).alias(format!("{n}_mean")));
-    }
-    let tot = bins.clone().lazy().select(totals).collect()?;
-    let rows = f64_at(&tot, "rows")? as u64;
-    let seq_min = f64_at(&tot, "seq_min")? as i64;
-    let seq_max = f64_at(&tot, "seq_max")? as i64;
-    let t_min = f64_at(&tot, "t_min")?;
-    let t_max = f64_at(&tot, "t_max")?;
+    let plan = crate::pass::Plan {
+        seq_lo,
+        bucket,
+        rows: planned,
+        welch: welch_plan(planned),
+        zoom: zoom_plan(planned),
+    };
+    let pass = crate::pass::run(&samples, &names, &m.stream.format, &plan)?;
+    let rows = pass.rows;
+    let (seq_min, seq_max) = if rows > 0 { pass.seq } else { (0, 0) };
+    let (t_min, t_max) = if rows > 0 {
+        (pass.t.0 as f64, pass.t.1 as f64)
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     let seconds = ((t_max - t_min) / 1e9).max(1.0 / m.stream.rate_hz as f64);
 
     let full_scale = if m.stream.format == "i32" {
@@ -254,18 +198,14 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     } else {
         32768.0
     };
-    let (spectrum, spectrum_segments) =
-        welch(&samples, &names, m.stream.rate_hz, rows, full_scale)?;
+    let (spectrum, spectrum_segments) = spectra(&pass.welch, m.stream.rate_hz, full_scale);
+    let totals = pass.totals(names.len());
     let mut channels = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let info = &m.channels[i];
         let (a, b) = (info.scale, info.offset);
-        let mean = f64_at(&tot, &format!("{n}_mean"))?;
-        let var = pooled_variance(&bins, n, mean, rows)?;
-        let (lo, hi) = (
-            f64_at(&tot, &format!("{n}_min"))? * a + b,
-            f64_at(&tot, &format!("{n}_max"))? * a + b,
-        );
+        let (lo, hi, mean, var) = totals[i];
+        let (lo, hi) = (lo * a + b, hi * a + b);
         let tones = tones(&spectrum[i]);
         let peak_hz = tones.first().map_or(0.0, |t| t.0);
         channels.push(ChannelStats {
@@ -280,8 +220,8 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
         });
     }
 
-    let preview = preview(&bins, &names, m)?;
-    let zoom = zoom(&samples, m, rows, &channels)?;
+    let preview = preview(&pass, m);
+    let zoom = zoom(&pass, &plan, m, rows, &channels);
     let ((throughput, throughput_bin_s), gap_timeline, latency_hist, latency_us, lost, gaps) =
         match run.blocks()? {
             Some(blocks) => block_metrics(blocks, t_min, seconds, m, scan_bytes)?,
@@ -342,96 +282,69 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
 /// The envelope (min/max of every channel per bin of the one pass), in
 /// each channel's unit, against seconds from the first bin.
 fn preview(
-    df: &DataFrame,
-    names: &[String],
+    pass: &crate::pass::Pass,
     m: &hsdaq_format::manifest::Manifest,
-) -> Result<Vec<Vec<(f64, f64, f64)>>> {
-    let t = f64_col(df, "t")?;
-    let t0 = t.first().copied().unwrap_or(0.0);
-    let mut out = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        let (a, b) = (m.channels[i].scale, m.channels[i].offset);
-        let lo = f64_col(df, &format!("{n}_lo"))?;
-        let hi = f64_col(df, &format!("{n}_hi"))?;
-        out.push(
-            t.iter()
-                .zip(lo.iter().zip(&hi))
-                .map(|(&t, (&l, &h))| ((t - t0) / 1e9, l * a + b, h * a + b))
-                .collect(),
-        );
-    }
-    Ok(out)
+) -> Vec<Vec<(f64, f64, f64)>> {
+    let t0 = pass.bins.values().next().map_or(0, |b| b.t_min);
+    m.channels
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let (a, b) = (info.scale, info.offset);
+            pass.bins
+                .values()
+                .map(|bin| {
+                    let c = &bin.channels[i];
+                    (
+                        (bin.t_min - t0) as f64 / 1e9,
+                        c.lo as f64 * a + b,
+                        c.hi as f64 * a + b,
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Per channel: (Hz, dBFS) points.
 type Spectra = Vec<Vec<(f64, f64)>>;
 
-/// Amplitude spectrum per channel in dBFS (a full-scale sine reads 0),
-/// Welch's method: Hann-windowed segments of `FFT_LEN` samples spread
-/// evenly over the whole run (each read alone, so memory stays one
-/// segment), power averaged. Returns the spectra and (segments, length).
-fn welch(
-    samples: &LazyFrame,
-    names: &[String],
-    rate: u64,
-    rows: u64,
-    full_scale: f64,
-) -> Result<(Spectra, (usize, usize))> {
+/// Welch's method (Hann-windowed segments of at most `FFT_LEN` samples,
+/// at most `WELCH_SEGMENTS` of them spread evenly over the whole run,
+/// power averaged): the segments' length and count for a run of `rows`.
+/// The pass transforms each segment as it goes by.
+fn welch_plan(rows: u64) -> (usize, usize) {
     if rows < 16 {
-        return Ok((vec![Vec::new(); names.len()], (0, 0)));
+        return (0, 0);
     }
     // The largest power of two that fits, at most FFT_LEN.
     let len = (1usize << (u64::BITS - 1 - rows.leading_zeros())).min(FFT_LEN);
-    let segs = ((rows as usize / len).clamp(1, WELCH_SEGMENTS)).max(1);
-    let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
-    let window: Vec<f64> = (0..len)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / len as f64).cos())
-        .collect();
-    let gain: f64 = window.iter().sum();
-    let fft = rustfft::FftPlanner::<f64>::new().plan_fft_forward(len);
-    let mut power = vec![vec![0.0f64; len / 2]; names.len()];
-    for k in 0..segs {
-        let off = if segs == 1 {
-            0
-        } else {
-            k as u64 * (rows - len as u64) / (segs as u64 - 1)
-        };
-        let df = samples
-            .clone()
-            .select(cols.clone())
-            .slice(off as i64, len as IdxSize)
-            .collect_with_engine(Engine::Streaming)?;
-        for (c, n) in names.iter().enumerate() {
-            let x = f64_col(&df, n)?;
-            let mean = x.iter().sum::<f64>() / x.len().max(1) as f64;
-            let mut buf: Vec<Complex<f64>> = x
-                .iter()
-                .zip(&window)
-                .map(|(v, w)| Complex::new((v - mean) * w, 0.0))
-                .collect();
-            buf.resize(len, Complex::new(0.0, 0.0));
-            fft.process(&mut buf);
-            for (p, b) in power[c].iter_mut().zip(&buf) {
-                *p += b.norm_sqr();
-            }
-        }
+    (len, (rows as usize / len).clamp(1, WELCH_SEGMENTS))
+}
+
+/// Amplitude spectrum per channel in dBFS (a full-scale sine reads 0) from
+/// the pass's Welch sums. Returns the spectra and (segments, length).
+fn spectra(w: &crate::pass::Welch, rate: u64, full_scale: f64) -> (Spectra, (usize, usize)) {
+    if w.done == 0 {
+        return (vec![Vec::new(); w.power.len()], (0, 0));
     }
-    let out = power
+    let out = w
+        .power
         .iter()
         .map(|p| {
             p.iter()
                 .enumerate()
                 .map(|(k, &pw)| {
-                    let amp = 2.0 * (pw / segs as f64).sqrt() / gain / full_scale;
+                    let amp = 2.0 * (pw / w.done as f64).sqrt() / w.gain / full_scale;
                     (
-                        k as f64 * rate as f64 / len as f64,
+                        k as f64 * rate as f64 / w.len as f64,
                         20.0 * amp.max(1e-12).log10(),
                     )
                 })
                 .collect()
         })
         .collect();
-    Ok((out, (segs, len)))
+    (out, (w.done, w.len))
 }
 
 /// The strongest tones of a spectrum, DC excluded: local maxima at least
@@ -454,14 +367,23 @@ fn tones(spectrum: &[(f64, f64)]) -> Vec<(f64, f64)> {
     peaks
 }
 
+/// The rows the pass keeps for the zoom: the middle `ZOOM_MAX` (+ 1, so
+/// every narrower window centred the same way lies inside).
+fn zoom_plan(rows: u64) -> (u64, usize) {
+    let len = (ZOOM_MAX as u64 + 1).min(rows);
+    ((rows - len) / 2, len as usize)
+}
+
 /// A few periods of each channel's strongest tone from the middle of the
-/// run (raw samples, in the channel's unit), so the waveform itself shows.
+/// run (raw samples, in the channel's unit), so the waveform itself shows:
+/// cut from the middle rows the pass kept.
 fn zoom(
-    samples: &LazyFrame,
+    pass: &crate::pass::Pass,
+    plan: &crate::pass::Plan,
     m: &hsdaq_format::manifest::Manifest,
     rows: u64,
     channels: &[ChannelStats],
-) -> Result<Vec<Vec<(f64, f64)>>> {
+) -> Vec<Vec<(f64, f64)>> {
     let rate = m.stream.rate_hz as f64;
     let want: Vec<usize> = channels
         .iter()
@@ -475,26 +397,18 @@ fn zoom(
         })
         .collect();
     let len = want.iter().copied().max().unwrap_or(0).min(rows as usize);
-    if len == 0 {
-        return Ok(vec![Vec::new(); channels.len()]);
-    }
-    let cols: Vec<Expr> = channels.iter().map(|c| col(c.name.as_str())).collect();
-    let df = samples
-        .clone()
-        .select(cols)
-        .slice(((rows as usize - len) / 2) as i64, len as IdxSize)
-        .collect_with_engine(Engine::Streaming)?;
-    channels
+    let skip = ((rows as usize - len) / 2).saturating_sub(plan.zoom.0 as usize);
+    pass.zoom
         .iter()
         .zip(&m.channels)
         .zip(&want)
-        .map(|((c, info), &n)| {
-            let x = f64_col(&df, &c.name)?;
-            Ok(x.iter()
-                .take(n)
+        .map(|((x, info), &n)| {
+            x.iter()
+                .skip(skip)
+                .take(n.min(len))
                 .enumerate()
                 .map(|(i, v)| (i as f64 * 1e3 / rate, v * info.scale + info.offset))
-                .collect())
+                .collect()
         })
         .collect()
 }
@@ -634,37 +548,4 @@ fn block_metrics(
         lost,
         count,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A ±0.5 LSB signal on an offset of 10⁹ (an i32 channel with a DC
-    /// level): the pooled variance is exact, E[x²] − E[x]² is not.
-    #[test]
-    fn variance_survives_a_large_offset() {
-        let x: Vec<f64> = (0..4000).map(|i| 1e9 + (i % 2) as f64).collect();
-        let df = DataFrame::new(x.len(), vec![Column::new("v".into(), x.clone())]).unwrap();
-        let bins = df
-            .lazy()
-            .with_row_index("i", None)
-            .with_column((col("i") / lit(1000u32)).alias("bin"))
-            .group_by([col("bin")])
-            .agg([
-                len().cast(DataType::Float64).alias("n"),
-                col("v").sum().alias("v_sum"),
-                (col("v").var(0) * len().cast(DataType::Float64)).alias("v_m2"),
-            ])
-            .collect()
-            .unwrap();
-        let mean = x.iter().sum::<f64>() / x.len() as f64;
-        let var = pooled_variance(&bins, "v", mean, x.len() as u64).unwrap();
-        assert!((var - 0.25).abs() < 1e-9, "{var}");
-        let naive = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 - mean * mean;
-        assert!(
-            (naive - 0.25).abs() > 1e-3,
-            "the naive formula would have been fine: {naive}"
-        );
-    }
 }

@@ -20,6 +20,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 /// Alignment of buffer, length and offset: a page, which is at least every
 /// logical block size Linux supports for `O_DIRECT`.
@@ -46,8 +48,18 @@ impl AlignedBuf {
         Self { ptr, cap, len: 0 }
     }
 
+    /// A placeholder that owns nothing (while the real buffer is away).
+    fn empty() -> Self {
+        Self {
+            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            cap: 0,
+            len: 0,
+        }
+    }
+
     fn filled(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes were written by `push`.
+        // SAFETY: the first `len` bytes were written by `push` (for
+        // `empty()`, a dangling but aligned pointer and a length of 0).
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
@@ -64,6 +76,9 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        if self.cap == 0 {
+            return; // `empty()`: nothing was allocated.
+        }
         let layout = Layout::from_size_align(self.cap, ALIGN).expect("valid buffer layout");
         // SAFETY: allocated in `new` with this layout.
         unsafe { dealloc(self.ptr, layout) };
@@ -71,15 +86,88 @@ impl Drop for AlignedBuf {
 }
 
 /// A sequential file writer that bypasses the page cache where it can.
+///
+/// Writing is double-buffered: a full buffer goes to an I/O thread (started
+/// at the first one, so a small file never starts it) while the caller
+/// fills the other, so the device's time overlaps the copy instead of
+/// following it. An I/O error comes back at the next buffer or at
+/// [`DirectWriter::finish`].
 pub struct DirectWriter {
-    file: File,
+    /// The buffer being filled.
     buf: AlignedBuf,
+    /// The file, until the I/O thread takes it.
+    file: Option<File>,
+    io: Option<Io>,
     direct: bool,
 }
 
+/// The I/O thread: full buffers in, written (emptied) ones back.
+struct Io {
+    full: SyncSender<AlignedBuf>,
+    empty: Receiver<io::Result<AlignedBuf>>,
+    /// A written buffer not yet handed back to the caller.
+    spare: Option<AlignedBuf>,
+    thread: JoinHandle<File>,
+}
+
+impl Io {
+    fn start(mut file: File, spare: AlignedBuf) -> io::Result<Self> {
+        let (full, rx) = sync_channel::<AlignedBuf>(1);
+        let (tx, empty) = sync_channel(2);
+        let thread = std::thread::Builder::new()
+            .name("hsdaq-write".into())
+            .spawn(move || {
+                for mut buf in rx {
+                    let r = file.write_all(buf.filled());
+                    buf.len = 0;
+                    let failed = r.is_err();
+                    if tx.send(r.map(|()| buf)).is_err() || failed {
+                        break;
+                    }
+                }
+                file
+            })?;
+        Ok(Io {
+            full,
+            empty,
+            spare: Some(spare),
+            thread,
+        })
+    }
+
+    /// Hands `buf` to the thread and returns an empty buffer to fill.
+    fn swap(&mut self, buf: AlignedBuf) -> io::Result<AlignedBuf> {
+        let next = match self.spare.take() {
+            Some(b) => b,
+            None => self.written()?,
+        };
+        self.full.send(buf).map_err(|_| gone())?;
+        Ok(next)
+    }
+
+    /// The next written buffer, or the thread's error.
+    fn written(&mut self) -> io::Result<AlignedBuf> {
+        self.empty.recv().map_err(|_| gone())?
+    }
+
+    /// Waits for every write; returns the file.
+    fn stop(self) -> io::Result<File> {
+        drop(self.full);
+        // Every result the thread sent: the first error is the answer.
+        while let Ok(r) = self.empty.recv() {
+            r?;
+        }
+        self.thread.join().map_err(|_| gone())
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::other("the segment's I/O thread stopped")
+}
+
 impl DirectWriter {
-    /// Creates `path` (truncating it) with a `buffer`-byte staging buffer
-    /// (rounded up to 4 KiB).
+    /// Creates `path` (truncating it) with two `buffer`-byte staging
+    /// buffers (rounded up to 4 KiB; the second only once the first fills).
     pub fn create(path: &Path, buffer: usize) -> io::Result<Self> {
         let mut open = OpenOptions::new();
         open.write(true).create(true).truncate(true);
@@ -90,27 +178,39 @@ impl DirectWriter {
             Err(e) => return Err(e),
         };
         Ok(Self {
-            file,
             buf: AlignedBuf::new(buffer.max(ALIGN).next_multiple_of(ALIGN)),
+            file: Some(file),
+            io: None,
             direct,
         })
     }
 
-    /// Writes the whole buffer (a multiple of 4 KiB unless finishing).
+    /// Sends the whole buffer (a multiple of 4 KiB) to be written.
     fn drain(&mut self) -> io::Result<()> {
-        self.file.write_all(self.buf.filled())?;
-        self.buf.len = 0;
+        if self.io.is_none() {
+            let file = self.file.take().ok_or_else(gone)?;
+            self.io = Some(Io::start(file, AlignedBuf::new(self.buf.cap))?);
+        }
+        let io = self.io.as_mut().ok_or_else(gone)?;
+        let next = io.swap(std::mem::replace(&mut self.buf, AlignedBuf::empty()))?;
+        self.buf = next;
         Ok(())
     }
 
     /// Writes what is buffered (the unaligned tail through the page cache)
-    /// and returns the file, not yet synced.
+    /// once every earlier buffer is written, and returns the file, not yet
+    /// synced.
     pub fn finish(self) -> io::Result<File> {
         let DirectWriter {
-            mut file,
             buf,
+            file,
+            io,
             direct,
         } = self;
+        let mut file = match io {
+            Some(io) => io.stop()?,
+            None => file.ok_or_else(gone)?,
+        };
         let bytes = buf.filled();
         let aligned = bytes.len() / ALIGN * ALIGN;
         if direct && aligned != bytes.len() {
@@ -184,5 +284,21 @@ mod tests {
                 round_trip(d, len);
             }
         }
+    }
+
+    /// A write the device refuses (ENOSPC from /dev/full) comes back to
+    /// the caller, from a later write or from `finish`, never lost on the
+    /// I/O thread.
+    #[test]
+    fn a_refused_write_reaches_the_caller() {
+        let Ok(mut w) = DirectWriter::create(Path::new("/dev/full"), 8192) else {
+            panic!("/dev/full cannot be opened");
+        };
+        let data = vec![7u8; 100_000];
+        let err = match w.write_all(&data) {
+            Err(e) => e,
+            Ok(()) => w.finish().expect_err("the refused write was lost"),
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     }
 }
