@@ -115,7 +115,7 @@ impl Io {
         let (full, rx) = sync_channel::<AlignedBuf>(1);
         let (tx, empty) = sync_channel(2);
         let thread = std::thread::Builder::new()
-            .name("hsdaq-write".into())
+            .name("hsdaq-io".into())
             .spawn(move || {
                 for mut buf in rx {
                     let r = file.write_all(buf.filled());
