@@ -42,8 +42,9 @@ use crate::sink::{Checkpoint, Hook};
 
 /// Bytes buffered in user space before a `write(2)`: the parquet crate
 /// copies column chunks in 8 KiB pieces, and a syscall per piece costs
-/// more than the copy (and `O_DIRECT` wants large aligned writes).
-const WRITE_BUFFER: usize = 4 << 20;
+/// more than the copy (and `O_DIRECT` wants large aligned writes). The
+/// writer holds two (one filling, one being written): 4 MiB in all.
+const WRITE_BUFFER: usize = 2 << 20;
 
 /// Schema and properties shared by every segment of a run.
 #[derive(Clone)]
