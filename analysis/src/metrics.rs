@@ -185,6 +185,14 @@ pub fn compute(run: &Run) -> Result<RunMetrics> {
     };
     let pass = crate::pass::run(&samples, &names, &m.stream.format, &plan)?;
     let rows = pass.rows;
+    if rows != planned {
+        // The spectrum's segments and the zoom window were placed by the
+        // records' count: fewer segments, an off-centre window.
+        eprintln!(
+            "analysis: warning: {} holds {rows} scans, its segments' records say {planned}: the spectrum and zoom are placed by the records",
+            run.path.display()
+        );
+    }
     let (seq_min, seq_max) = if rows > 0 { pass.seq } else { (0, 0) };
     let (t_min, t_max) = if rows > 0 {
         (pass.t.0 as f64, pass.t.1 as f64)

@@ -281,7 +281,7 @@ pub struct Pass {
 
 impl Pass {
     /// Every channel over the whole run: extremes, mean and variance (NaN
-    /// when no row was read).
+    /// extremes and mean, variance 0, when no row was read).
     pub fn totals(&self, channels: usize) -> Vec<(f64, f64, f64, f64)> {
         (0..channels)
             .map(|c| {
@@ -294,7 +294,7 @@ impl Pass {
                     sum += b.channels[c].sum;
                 }
                 if self.rows == 0 {
-                    return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+                    return (f64::NAN, f64::NAN, f64::NAN, 0.0);
                 }
                 let mean = sum as f64 / self.rows as f64;
                 (lo as f64, hi as f64, mean, self.variance(c, mean))

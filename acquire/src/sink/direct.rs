@@ -103,11 +103,14 @@ pub struct DirectWriter {
 
 /// The I/O thread: full buffers in, written (emptied) ones back.
 struct Io {
-    full: SyncSender<AlignedBuf>,
+    /// None once closed (the thread then ends after its last write).
+    full: Option<SyncSender<AlignedBuf>>,
     empty: Receiver<io::Result<AlignedBuf>>,
     /// A written buffer not yet handed back to the caller.
     spare: Option<AlignedBuf>,
-    thread: JoinHandle<File>,
+    thread: Option<JoinHandle<File>>,
+    /// An error was handed to the caller: nothing after it is written.
+    failed: bool,
 }
 
 impl Io {
@@ -128,36 +131,58 @@ impl Io {
                 file
             })?;
         Ok(Io {
-            full,
+            full: Some(full),
             empty,
             spare: Some(spare),
-            thread,
+            thread: Some(thread),
+            failed: false,
         })
     }
 
     /// Hands `buf` to the thread and returns an empty buffer to fill.
     fn swap(&mut self, buf: AlignedBuf) -> io::Result<AlignedBuf> {
+        let sent = self.swap_inner(buf);
+        self.failed |= sent.is_err();
+        sent
+    }
+
+    fn swap_inner(&mut self, buf: AlignedBuf) -> io::Result<AlignedBuf> {
         let next = match self.spare.take() {
             Some(b) => b,
-            None => self.written()?,
+            None => self.empty.recv().map_err(|_| gone())??,
         };
-        self.full.send(buf).map_err(|_| gone())?;
+        let full = self.full.as_ref().ok_or_else(gone)?;
+        full.send(buf).map_err(|_| gone())?;
         Ok(next)
     }
 
-    /// The next written buffer, or the thread's error.
-    fn written(&mut self) -> io::Result<AlignedBuf> {
-        self.empty.recv().map_err(|_| gone())?
-    }
-
-    /// Waits for every write; returns the file.
-    fn stop(self) -> io::Result<File> {
-        drop(self.full);
+    /// Waits for every write; returns the file. After an error the caller
+    /// has seen, the file lacks that buffer: that is an error here too.
+    fn stop(mut self) -> io::Result<File> {
+        self.full = None;
         // Every result the thread sent: the first error is the answer.
         while let Ok(r) = self.empty.recv() {
             r?;
         }
-        self.thread.join().map_err(|_| gone())
+        let file = self.thread.take().ok_or_else(gone)?.join();
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write of this file failed: it is incomplete",
+            ));
+        }
+        file.map_err(|_| gone())
+    }
+}
+
+/// A writer dropped without `finish` (an abandoned segment) waits for the
+/// thread's last write, so nothing writes to the file after its owner has
+/// moved on (removed it, say).
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.full = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -296,7 +321,11 @@ mod tests {
         };
         let data = vec![7u8; 100_000];
         let err = match w.write_all(&data) {
-            Err(e) => e,
+            Err(e) => {
+                // The file lacks what was refused: finishing it is no success.
+                assert!(w.finish().is_err(), "finish after a refused write");
+                e
+            }
             Ok(()) => w.finish().expect_err("the refused write was lost"),
         };
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
