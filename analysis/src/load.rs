@@ -187,12 +187,7 @@ impl Run {
 
     /// Bytes of samples in its segments (rows from each footer's record).
     pub fn sample_bytes(&self) -> u64 {
-        let width = self.manifest.stream.sample_width();
-        self.segments
-            .iter()
-            .filter_map(|s| segment_metadata(s).ok())
-            .map(|(_, info)| info.rows * self.manifest.stream.channels as u64 * width)
-            .sum::<u64>()
+        self.rows() * self.manifest.stream.channels as u64 * self.manifest.stream.sample_width()
     }
 
     /// The samples (`seq`, `t_ns`, channels…), lazily.

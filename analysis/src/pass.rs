@@ -23,51 +23,31 @@ const QUEUE: usize = 2;
 const PROGRESS: Duration = Duration::from_secs(2);
 
 /// A channel's sample type as the fold sees it.
-trait Sample: Copy + Into<i64> + Ord + PolarsNumericNative {
+trait Sample: Copy + Into<i64> + Ord {
+    /// Its polars column type (`i16` → Int16, …).
+    type Polars: PolarsNumericType<Native = Self>;
     /// Σx² of a slice, exactly.
     fn sum_sq(xs: &[Self]) -> i128;
     /// Σx of a slice, exactly.
-    fn sum(xs: &[Self]) -> i64;
-}
-
-/// The native type of a polars numeric column (`i16` → Int16, …).
-trait PolarsNumericNative: Sized {
-    type Polars: PolarsNumericType<Native = Self>;
-    fn values(s: &Series) -> PolarsResult<&ChunkedArray<Self::Polars>>;
-}
-
-impl PolarsNumericNative for i16 {
-    type Polars = Int16Type;
-    fn values(s: &Series) -> PolarsResult<&ChunkedArray<Int16Type>> {
-        s.i16()
-    }
-}
-
-impl PolarsNumericNative for i32 {
-    type Polars = Int32Type;
-    fn values(s: &Series) -> PolarsResult<&ChunkedArray<Int32Type>> {
-        s.i32()
+    fn sum(xs: &[Self]) -> i64 {
+        xs.iter().map(|&x| x.into()).sum()
     }
 }
 
 impl Sample for i16 {
+    type Polars = Int16Type;
     fn sum_sq(xs: &[i16]) -> i128 {
         // x² ≤ 2³⁰, so a batch (far below 2³³ values) cannot overflow i64.
         xs.iter().map(|&x| i64::from(x) * i64::from(x)).sum::<i64>() as i128
     }
-    fn sum(xs: &[i16]) -> i64 {
-        xs.iter().map(|&x| i64::from(x)).sum()
-    }
 }
 
 impl Sample for i32 {
+    type Polars = Int32Type;
     fn sum_sq(xs: &[i32]) -> i128 {
         xs.iter()
             .map(|&x| (i64::from(x) * i64::from(x)) as i128)
             .sum()
-    }
-    fn sum(xs: &[i32]) -> i64 {
-        xs.iter().map(|&x| i64::from(x)).sum()
     }
 }
 
@@ -413,7 +393,7 @@ fn batch<T: Sample>(
         .collect::<Result<Vec<Series>>>()?;
     let arrays = series
         .iter()
-        .map(|s| Ok(T::values(s)?.rechunk()))
+        .map(|s| Ok(s.unpack::<T::Polars>()?.rechunk()))
         .collect::<Result<Vec<_>>>()?;
     let columns = arrays
         .iter()
