@@ -5,6 +5,7 @@
 //! window can, count the rest by reason, and verify against the waveform.
 //! (tests/netns.sh does the same over a veth pair between two namespaces.)
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,21 +16,16 @@ fn acquire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_acquire"))
 }
 
-/// A loopback port nobody uses right now.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn recorder(port: u16, out: &Path, framing: &str, samples: u64, extra: &[&str]) -> Child {
-    let r = acquire()
+/// Starts `acquire record` on a port the kernel picks (port 0) and returns
+/// it with the port, read from the recorder's own "listening on" line: the
+/// socket exists before anything is sent, and no other test can hold the
+/// port between a probe and the bind.
+fn recorder(out: &Path, framing: &str, samples: u64, extra: &[&str]) -> (Child, u16) {
+    let mut r = acquire()
         .args([
             "record",
             "--device",
-            &format!("udp://127.0.0.1:{port}"),
+            "udp://127.0.0.1:0",
             "--framing",
             framing,
         ])
@@ -45,26 +41,27 @@ fn recorder(port: u16, out: &Path, framing: &str, samples: u64, extra: &[&str]) 
         .stderr(Stdio::piped())
         .spawn()
         .expect("acquire record runs");
-    // Bound before the sender starts (the first datagrams would be lost):
-    // wait until the kernel lists a socket on the port (/proc/net/udp).
-    let bound = || {
-        let t = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-        let want = format!(":{port:04X} ");
-        t.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").ends_with(&want))
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !bound() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the recorder never bound its port"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    r
+    let stderr = r.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keeps draining stderr after the line so the recorder never blocks.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("listening on udp://").nth(1) {
+                let port = a
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok().map(|a| a.port()));
+                let _ = tx.send(port);
+            } else {
+                eprintln!("recorder: {line}");
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the recorder says where it listens")
+        .expect("a socket address");
+    (r, port)
 }
 
 fn send(port: u16, args: &[&str]) {
@@ -103,9 +100,8 @@ fn counter(m: &Manifest, k: &str) -> u64 {
 fn vrt_faults_land_at_their_sample_index() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
-    let port = free_port();
     let (n, first) = (256u64, 5_000_000u64);
-    let r = recorder(port, &out, "vrt", 1000 * n, &[]);
+    let (r, port) = recorder(&out, "vrt", 1000 * n, &[]);
     send(
         port,
         &[
@@ -175,12 +171,10 @@ fn vrt_faults_land_at_their_sample_index() {
 fn seq32_unwraps_and_counts_malformed_datagrams() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
-    let port = free_port();
     let n = 100u64;
     // The counter starts 5 short of 2^32.
     let first = ((1u64 << 32) - 5) * n;
-    let r = recorder(
-        port,
+    let (r, port) = recorder(
         &out,
         "seq32@4",
         400 * n,
@@ -240,8 +234,7 @@ fn seq32_unwraps_and_counts_malformed_datagrams() {
 fn difi_layout_comes_from_the_context_packet() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
-    let port = free_port();
-    let r = recorder(port, &out, "difi", 300 * 128, &[]);
+    let (r, port) = recorder(&out, "difi", 300 * 128, &[]);
     send(
         port,
         &[

@@ -253,6 +253,17 @@ impl NetFeed {
     /// first context packet, waited for up to 2 s).
     pub fn open(req: &NetRequest) -> Result<Self> {
         let rx = Receiver::bind(req.addr, req.rcvbuf)?;
+        // Port 0 asks the kernel for one: say which, so a sender (or a
+        // test) knows where to send only once the socket is there.
+        let mut req = req.clone();
+        if req.addr.port() == 0 {
+            req.addr.set_port(rx.local_addr()?.port());
+        }
+        eprintln!(
+            "acquire: listening on udp://{} ({})",
+            req.addr,
+            req.framing.name()
+        );
         let (asked, granted) = rx.rcvbuf;
         if granted < asked {
             eprintln!(
