@@ -149,7 +149,30 @@ fn dbp_header(out: &mut Vec<u8>, count: usize, first: i64) {
 /// INT32 deltas are taken modulo 2^32, as readers undo them, so a bit
 /// width never exceeds 32 and each miniblock packs through a routine
 /// specialised for its width (see `pack32`).
+///
+/// On x86_64 the same code is also compiled for AVX2 and chosen when the
+/// CPU has it: the baseline (SSE2) has no 32-bit min and no variable
+/// vector shifts, and with them this encoder runs ~1.5× as fast. aarch64's
+/// baseline (NEON) has both.
 pub fn dbp_int32<T: Copy + Into<i32>>(values: &[T], out: &mut Vec<u8>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { dbp_int32_avx2(values, out) };
+    }
+    dbp_int32_any(values, out)
+}
+
+/// [`dbp_int32`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dbp_int32_avx2<T: Copy + Into<i32>>(values: &[T], out: &mut Vec<u8>) {
+    dbp_int32_any(values, out)
+}
+
+/// [`dbp_int32`] for the CPU its caller was compiled for (inlined there).
+#[inline(always)]
+fn dbp_int32_any<T: Copy + Into<i32>>(values: &[T], out: &mut Vec<u8>) {
     let Some(first) = values.first() else {
         dbp_header(out, 0, 0);
         return;
@@ -176,27 +199,34 @@ pub fn dbp_int32<T: Copy + Into<i32>>(values: &[T], out: &mut Vec<u8>) {
 }
 
 /// Packs 32 values of `width` bits, least significant bit first: `4·width`
-/// bytes. One copy of the loop per width, so the shifts are constants and
-/// the loop unrolls; the words go to a stack buffer and join `out` in one
-/// copy (a `Vec` write per word, with its capacity check, cost a third of
-/// the packer's time).
+/// bytes. One copy per width, written without a branch: value `i` lands
+/// at bit `i·W` of the output, split over two 32-bit words, and with `W` a
+/// constant the compiler unrolls the loop into constant shifts and ORs
+/// (the earlier loop, which flushed a 64-bit accumulator whenever 32 bits
+/// were full, stayed a loop with a variable shift and a data-dependent
+/// branch: 35 % of a `none` recording's CPU, 3× this one's cost).
+#[inline(always)]
 fn pack32(v: &[u32; DBP_MINI], width: u8, out: &mut Vec<u8>) {
-    fn pack<const W: u32>(v: &[u32; DBP_MINI], out: &mut Vec<u8>) {
-        let mut bytes = [0u8; 4 * DBP_MINI];
-        let mut acc = 0u64;
-        let mut bits = 0u32;
-        let mut k = 0;
-        for &x in v {
-            acc |= (x as u64) << bits;
-            bits += W;
-            if bits >= 32 {
-                bytes[k..k + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-                k += 4;
-                acc >>= 32;
-                bits -= 32;
-            }
+    #[inline(always)]
+    fn pack<const W: usize>(v: &[u32; DBP_MINI], out: &mut Vec<u8>) {
+        // One spare word takes the (zero) high half of the last value.
+        let mut words = [0u32; DBP_MINI + 1];
+        // Spelled out per value (LLVM keeps a 32-step loop with a variable
+        // shift otherwise), so every index and shift is a constant.
+        macro_rules! each {
+            ($($i:literal)*) => {$({
+                let (word, shift) = ($i * W / 32, $i * W % 32);
+                let wide = (v[$i] as u64) << shift;
+                words[word] |= wide as u32;
+                words[word + 1] |= (wide >> 32) as u32;
+            })*};
         }
-        out.extend_from_slice(&bytes[..4 * W as usize]);
+        each!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+        let mut bytes = [0u8; 4 * DBP_MINI];
+        for (b, w) in bytes.chunks_exact_mut(4).zip(&words[..W]) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&bytes[..4 * W]);
     }
     macro_rules! widths {
         ($($w:literal)*) => {
@@ -268,6 +298,7 @@ impl Word for u32 {
     fn leading_zeros(self) -> u32 {
         u32::leading_zeros(self)
     }
+    #[inline(always)]
     fn pack(mini: &[u32; DBP_MINI], width: u8, out: &mut Vec<u8>) {
         pack32(mini, width, out);
     }
@@ -294,6 +325,7 @@ impl Word for u64 {
 /// The rest of a block after its minimum delta: the `len` deltas (the
 /// tail padded with `min`, so it packs as zeros) less `min`, the four
 /// miniblock bit widths, then the packed miniblocks that hold values.
+#[inline(always)]
 fn block_body<W: Word>(deltas: &mut [W; DBP_BLOCK], len: usize, min: W, out: &mut Vec<u8>) {
     deltas[len..].fill(min);
     let minis = len.div_ceil(DBP_MINI);
