@@ -174,13 +174,15 @@ pub enum StageKind {
 pub struct Efficiency {
     /// Codec label.
     pub codec: String,
-    /// Achieved ÷ min(tmpfs limit ÷ size ratio, codec limit), to tmpfs.
+    /// Achieved ÷ min(tmpfs limit ÷ size ratio, codec limit), to tmpfs;
+    /// both limits measured just before the run (median of the runs).
     pub tmpfs: Option<f64>,
     /// The highest `tmpfs` efficiency the cores allow: a write to tmpfs is
     /// the kernel copying every byte into new pages, CPU work on the same
     /// cores as the encoders, so both costs add up (see [`shared_cores`]).
     pub tmpfs_reachable: Option<f64>,
-    /// Achieved ÷ min(disk limit ÷ size ratio, codec limit), to the disk.
+    /// Achieved ÷ min(disk limit ÷ size ratio, codec limit), to the disk,
+    /// limits measured just before the run (median of the runs).
     pub disk: f64,
     /// What bounds the disk run: `disk` or `codec`.
     pub bound: String,
@@ -858,7 +860,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchRep
         list: Vec::new(),
     };
     measure_source_and_drain(cfg, &l, quick, &mut stages, &mut progress)?;
-    let efficiency = measure_pipelines(cfg, &limits, &mut stages, &mut progress)?;
+    let efficiency = measure_pipelines(cfg, quick, &mut stages, &mut progress)?;
     let best = measure_paced(cfg, &mut stages, &mut progress)?;
     let stages = stages.list;
     Ok(BenchReport {
@@ -1099,51 +1101,63 @@ fn measure_source_and_drain(
 /// tmpfs and to disk, and its efficiency against the limits; then with the
 /// simulator as the source (its waveform on the same cores), once 3× longer
 /// (resident memory must not grow with it).
+///
+/// Each run's efficiency is taken against limits measured just before it
+/// (the codec on every core, and the tmpfs or disk write): on a shared
+/// machine the cores and the disk a neighbour leaves change by tens of per
+/// cent within a minute, and a ratio is only worth the two figures'
+/// agreement in time. The stage row is the run of median efficiency.
 fn measure_pipelines(
     cfg: &BenchConfig,
-    limits: &Limits,
+    quick: f64,
     stages: &mut Stages,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Efficiency>> {
     let unpaced = layout(cfg, 100_000_000);
+    let reference = sample_chunk(&layout(cfg, 1 << 40), false);
     let mut efficiency = Vec::new();
     for codec in CODECS {
-        let limit = limits
-            .codecs
-            .iter()
-            .find(|c| c.codec == codec.label())
-            .expect("measured above")
-            .all_cores;
+        // One run with its own limits: (efficiency, (MB/s, run, reachable, bound)).
+        let paired = |dir: &Path, bytes: u64| -> Result<(f64, (f64, Run, f64, &'static str))> {
+            let level = codec.first_level();
+            let all = codec_speed(
+                &reference,
+                DEFAULT_ENCODING,
+                level,
+                available_cores(),
+                quick,
+            );
+            let write_mb = disk_write(dir, bytes, true)?;
+            let r = pipeline(dir, unpaced, codec, cfg.seconds, Source::Replay)?;
+            let write = write_mb / r.size_ratio;
+            let bound = write.min(all);
+            let by = if write < all { "disk" } else { "codec" };
+            Ok((
+                r.mb_per_s / bound,
+                (r.mb_per_s, r, shared_cores(all, write) / bound, by),
+            ))
+        };
         let tmpfs = match &cfg.tmpfs {
             Some(t) => {
-                let (mb, run) = median_run(cfg.runs, || {
-                    let r = pipeline(t, unpaced, codec, cfg.seconds, Source::Replay)?;
-                    Ok((r.mb_per_s, r))
-                })?;
+                let (eff, (mb, run, reachable, _)) =
+                    median_run(cfg.runs, || paired(t, cfg.disk_bytes.min(512 << 20)))?;
                 let name = format!("full pipeline, {}, replay → tmpfs", codec.label());
                 let kind = StageKind::ReplayTmpfs;
                 stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
-                let write = limits.tmpfs_write.unwrap_or(f64::INFINITY) / run.size_ratio;
-                let bound = write.min(limit);
-                // (efficiency, the highest the shared cores allow)
-                Some((mb / bound, shared_cores(limit, write) / bound))
+                Some((eff, reachable))
             }
             None => None,
         };
-        let (mb, run) = median_run(cfg.runs, || {
-            let r = pipeline(&cfg.dir, unpaced, codec, cfg.seconds, Source::Replay)?;
-            Ok((r.mb_per_s, r))
-        })?;
+        let (eff, (mb, run, _, bound)) = median_run(cfg.runs, || paired(&cfg.dir, cfg.disk_bytes))?;
         let name = format!("full pipeline, {}, replay → disk", codec.label());
         let kind = StageKind::ReplayDisk;
         stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
-        let disk_bound = limits.disk_write / run.size_ratio;
         efficiency.push(Efficiency {
             codec: codec.label().into(),
             tmpfs: tmpfs.map(|t| t.0),
             tmpfs_reachable: tmpfs.map(|t| t.1),
-            disk: mb / disk_bound.min(limit),
-            bound: if disk_bound < limit { "disk" } else { "codec" }.into(),
+            disk: eff,
+            bound: bound.into(),
         });
     }
     let codec = crate::record::DEFAULT_CODEC;
@@ -1294,7 +1308,7 @@ impl BenchReport {
                 opt(s.cpu_ns_per_sample, 2),
             );
         }
-        println!("\nefficiency (achieved ÷ min(write limit ÷ size, all-core codec)):");
+        println!("\nefficiency (achieved ÷ min(write limit ÷ size, all-core codec), both measured just before each run):");
         for e in &self.efficiency {
             println!(
                 "  {:<10} tmpfs {:>5} (reachable {:>6})  disk {:>5.2} ({}-bound)",
