@@ -1117,8 +1117,8 @@ fn measure_pipelines(
     let reference = sample_chunk(&layout(cfg, 1 << 40), false);
     let mut efficiency = Vec::new();
     for codec in CODECS {
-        // One run with its own limits: (efficiency, (MB/s, run, reachable, bound)).
-        let paired = |dir: &Path, bytes: u64| -> Result<(f64, (f64, Run, f64, &'static str))> {
+        // One run with its own limits, keyed by its efficiency.
+        let paired = |dir: &Path, bytes: u64| -> Result<(f64, Paired)> {
             let level = codec.first_level();
             let all = codec_speed(
                 &reference,
@@ -1128,36 +1128,38 @@ fn measure_pipelines(
                 quick,
             );
             let write_mb = disk_write(dir, bytes, true)?;
-            let r = pipeline(dir, unpaced, codec, cfg.seconds, Source::Replay)?;
-            let write = write_mb / r.size_ratio;
+            let run = pipeline(dir, unpaced, codec, cfg.seconds, Source::Replay)?;
+            let write = write_mb / run.size_ratio;
             let bound = write.min(all);
-            let by = if write < all { "disk" } else { "codec" };
-            Ok((
-                r.mb_per_s / bound,
-                (r.mb_per_s, r, shared_cores(all, write) / bound, by),
-            ))
+            let p = Paired {
+                run,
+                reachable: shared_cores(all, write) / bound,
+                bound: if write < all { "disk" } else { "codec" },
+            };
+            Ok((run.mb_per_s / bound, p))
         };
         let tmpfs = match &cfg.tmpfs {
             Some(t) => {
-                let (eff, (mb, run, reachable, _)) =
-                    median_run(cfg.runs, || paired(t, cfg.disk_bytes.min(512 << 20)))?;
+                let (eff, p) = median_run(cfg.runs, || paired(t, cfg.disk_bytes.min(512 << 20)))?;
                 let name = format!("full pipeline, {}, replay → tmpfs", codec.label());
                 let kind = StageKind::ReplayTmpfs;
-                stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
-                Some((eff, reachable))
+                let mb = p.run.mb_per_s;
+                stages.add(kind, Some(codec), name, mb, Some(p.run), None, progress);
+                Some((eff, p.reachable))
             }
             None => None,
         };
-        let (eff, (mb, run, _, bound)) = median_run(cfg.runs, || paired(&cfg.dir, cfg.disk_bytes))?;
+        let (eff, p) = median_run(cfg.runs, || paired(&cfg.dir, cfg.disk_bytes))?;
         let name = format!("full pipeline, {}, replay → disk", codec.label());
         let kind = StageKind::ReplayDisk;
-        stages.add(kind, Some(codec), name, mb, Some(run), None, progress);
+        let mb = p.run.mb_per_s;
+        stages.add(kind, Some(codec), name, mb, Some(p.run), None, progress);
         efficiency.push(Efficiency {
             codec: codec.label().into(),
             tmpfs: tmpfs.map(|t| t.0),
             tmpfs_reachable: tmpfs.map(|t| t.1),
             disk: eff,
-            bound: bound.into(),
+            bound: p.bound.into(),
         });
     }
     let codec = crate::record::DEFAULT_CODEC;
@@ -1168,6 +1170,15 @@ fn measure_pipelines(
         stages.add(kind, Some(codec), name, r.mb_per_s, Some(r), None, progress);
     }
     Ok(efficiency)
+}
+
+/// A pipeline run measured beside its own limits.
+struct Paired {
+    run: Run,
+    /// The highest efficiency the shared cores allow (tmpfs).
+    reachable: f64,
+    /// What bounds it: `disk` (the write) or `codec`.
+    bound: &'static str,
 }
 
 /// Sample MB/s the cores reach when every byte is both encoded (`codec`,

@@ -265,14 +265,29 @@ impl Chunk {
     /// pass over the payload, each scan's values going to their columns.
     #[inline]
     pub fn transpose(&mut self, payload: &[u8], scans: usize) {
+        self.transpose_into(payload, scans, &mut []);
+    }
+
+    /// [`Self::transpose`], also giving each channel's minimum and maximum
+    /// over the appended scans (the live view's envelope, `extents` one
+    /// per channel) from the same pass: the values are in registers then,
+    /// where a second pass read them back from memory (a sixth of the
+    /// drain's time).
+    #[inline]
+    pub fn transpose_measured(&mut self, payload: &[u8], scans: usize, extents: &mut [(i32, i32)]) {
+        assert_eq!(extents.len(), self.columns.len(), "one extent a channel");
+        self.transpose_into(payload, scans, extents);
+    }
+
+    fn transpose_into(&mut self, payload: &[u8], scans: usize, extents: &mut [(i32, i32)]) {
         match self.columns.first() {
-            Some(Column::I16(_)) => self.transpose_as::<i16>(payload, scans),
-            Some(Column::I32(_)) => self.transpose_as::<i32>(payload, scans),
+            Some(Column::I16(_)) => self.transpose_as::<i16>(payload, scans, extents),
+            Some(Column::I32(_)) => self.transpose_as::<i32>(payload, scans, extents),
             None => {}
         }
     }
 
-    fn transpose_as<T: Sample>(&mut self, payload: &[u8], scans: usize) {
+    fn transpose_as<T: Sample>(&mut self, payload: &[u8], scans: usize, ext: &mut [(i32, i32)]) {
         let p = &payload[..scans * self.columns.len() * T::BYTES];
         // Each column's next `scans` slots, written below and then declared.
         let mut outs: Vec<&mut [MaybeUninit<T>]> = self
@@ -287,12 +302,12 @@ impl Chunk {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            unsafe { scatter_avx2(p, &mut outs) };
+            unsafe { scatter_avx2(p, &mut outs, ext) };
         } else {
-            scatter_for(p, &mut outs);
+            scatter_for(p, &mut outs, ext);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        scatter_for(p, &mut outs);
+        scatter_for(p, &mut outs, ext);
         drop(outs);
         for col in &mut self.columns {
             let v = T::values(col);
@@ -304,8 +319,10 @@ impl Chunk {
 }
 
 /// A column's sample type.
-trait Sample: Copy {
+trait Sample: Copy + Ord + Into<i32> {
     const BYTES: usize;
+    const MIN: Self;
+    const MAX: Self;
     /// The value of `BYTES` native-endian bytes.
     fn from_ne(b: &[u8]) -> Self;
     /// The column's values (which must be of this type).
@@ -314,6 +331,8 @@ trait Sample: Copy {
 
 impl Sample for i16 {
     const BYTES: usize = 2;
+    const MIN: Self = i16::MIN;
+    const MAX: Self = i16::MAX;
     #[inline(always)]
     fn from_ne(b: &[u8]) -> Self {
         i16::from_ne_bytes([b[0], b[1]])
@@ -328,6 +347,8 @@ impl Sample for i16 {
 
 impl Sample for i32 {
     const BYTES: usize = 4;
+    const MIN: Self = i32::MIN;
+    const MAX: Self = i32::MAX;
     #[inline(always)]
     fn from_ne(b: &[u8]) -> Self {
         i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
@@ -340,42 +361,105 @@ impl Sample for i32 {
     }
 }
 
+/// The output slots of one transpose: a column's next values each.
+type Outs<'a, 'b, T> = &'a mut [&'b mut [MaybeUninit<T>]];
+
 /// [`scatter_for`] compiled for AVX2 and chosen at run time: its shuffles
 /// take 4 × i16 scans apart several at a time where SSE2 moves a value at
 /// a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scatter_avx2<T: Sample>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>]]) {
-    scatter_for(p, outs)
+unsafe fn scatter_avx2<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
+    scatter_for(p, outs, ext)
 }
 
-/// The scatter specialised for the channel count, when it is a usual one.
+/// The scatter specialised for the channel count when it is a usual one,
+/// and for whether extents are wanted (`ext` empty: not).
 #[inline(always)]
-fn scatter_for<T: Sample>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>]]) {
-    match outs.len() {
-        1 => scatter::<T, 1>(p, outs),
-        2 => scatter::<T, 2>(p, outs),
-        3 => scatter::<T, 3>(p, outs),
-        4 => scatter::<T, 4>(p, outs),
-        6 => scatter::<T, 6>(p, outs),
-        8 => scatter::<T, 8>(p, outs),
-        16 => scatter::<T, 16>(p, outs),
-        _ => scatter_any(p, outs),
+fn scatter_for<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
+    macro_rules! by_count {
+        ($e:literal) => {
+            match outs.len() {
+                1 => scatter::<T, 1, $e>(p, outs, ext),
+                2 => scatter::<T, 2, $e>(p, outs, ext),
+                3 => scatter::<T, 3, $e>(p, outs, ext),
+                4 => scatter::<T, 4, $e>(p, outs, ext),
+                6 => scatter::<T, 6, $e>(p, outs, ext),
+                8 => scatter::<T, 8, $e>(p, outs, ext),
+                16 => scatter::<T, 16, $e>(p, outs, ext),
+                _ => scatter_any(p, outs, ext),
+            }
+        };
+    }
+    if ext.is_empty() {
+        by_count!(false)
+    } else {
+        by_count!(true)
     }
 }
 
 /// Sends each value of the interleaved scans in `p` to its column's slot,
 /// for `C` channels known at compile time: with the count a constant the
-/// loop is an interleaved access the compiler vectorises.
+/// loop is an interleaved access the compiler vectorises. With `E`, also
+/// each channel's extent, a tile at a time while the tile is in L1: a
+/// vertical min/max over rows of `C·LANES` values (lane `k` is channel
+/// `k mod C`), which vectorises where a per-channel reduction inside the
+/// interleaved loop would not.
 #[inline(always)]
-fn scatter<T: Sample, const C: usize>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>]]) {
+fn scatter<T: Sample, const C: usize, const E: bool>(
+    p: &[u8],
+    outs: Outs<T>,
+    ext: &mut [(i32, i32)],
+) {
+    /// Scans per tile: 4 KiB of 4 × i16.
+    const TILE: usize = 512;
+    // Values per row of the vertical min/max: a whole number of scans.
+    let row = C * (64 / C);
     let outs: &mut [&mut [MaybeUninit<T>]; C] = outs.try_into().expect("C columns");
+    if !E {
+        return scatter_run(p, outs);
+    }
+    let (mut lo, mut hi) = ([T::MAX; 64], [T::MIN; 64]);
+    let mut done = 0;
+    for tile in p.chunks(TILE * C * T::BYTES) {
+        let scans = tile.len() / (C * T::BYTES);
+        scatter_run(
+            tile,
+            &mut outs.each_mut().map(|o| &mut o[done..done + scans]),
+        );
+        {
+            let rows = tile.chunks_exact(row * T::BYTES);
+            let rest = rows.remainder();
+            for r in rows {
+                for (j, v) in r.chunks_exact(T::BYTES).enumerate() {
+                    let v = T::from_ne(v);
+                    lo[j] = lo[j].min(v);
+                    hi[j] = hi[j].max(v);
+                }
+            }
+            for (j, v) in rest.chunks_exact(T::BYTES).enumerate() {
+                let v = T::from_ne(v);
+                lo[j] = lo[j].min(v);
+                hi[j] = hi[j].max(v);
+            }
+        }
+        done += scans;
+    }
+    if E {
+        for (c, e) in ext.iter_mut().enumerate() {
+            let lanes = (c..row).step_by(C);
+            let l = lanes.clone().map(|j| lo[j]).min().expect("a lane");
+            let h = lanes.map(|j| hi[j]).max().expect("a lane");
+            *e = (l.into(), h.into());
+        }
+    }
+}
+
+/// The interleaved loop of [`scatter`] over a run of whole scans.
+#[inline(always)]
+fn scatter_run<T: Sample, const C: usize>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>]; C]) {
     let scans = p.len() / (C * T::BYTES);
-    let outs: [&mut [MaybeUninit<T>]; C] = std::array::from_fn(|c| {
-        let o = std::mem::take(&mut outs[c]);
-        &mut o[..scans]
-    });
-    let mut outs = outs;
+    let mut outs = outs.each_mut().map(|o| &mut o[..scans]);
     for (i, scan) in p.chunks_exact(C * T::BYTES).enumerate() {
         for (c, out) in outs.iter_mut().enumerate() {
             out[i].write(T::from_ne(&scan[c * T::BYTES..]));
@@ -385,11 +469,18 @@ fn scatter<T: Sample, const C: usize>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>
 
 /// [`scatter`] for any number of channels.
 #[inline(always)]
-fn scatter_any<T: Sample>(p: &[u8], outs: &mut [&mut [MaybeUninit<T>]]) {
+fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
     let channels = outs.len();
+    for e in ext.iter_mut() {
+        *e = (T::MAX.into(), T::MIN.into());
+    }
     for (s, scan) in p.chunks_exact(channels * T::BYTES).enumerate() {
-        for (out, v) in outs.iter_mut().zip(scan.chunks_exact(T::BYTES)) {
-            out[s].write(T::from_ne(v));
+        for (c, (out, v)) in outs.iter_mut().zip(scan.chunks_exact(T::BYTES)).enumerate() {
+            let v = T::from_ne(v);
+            out[s].write(v);
+            if let Some(e) = ext.get_mut(c) {
+                *e = (e.0.min(v.into()), e.1.max(v.into()));
+            }
         }
     }
 }
@@ -419,12 +510,12 @@ mod tests {
     /// Every channel count (the specialised ones and the general loop) and
     /// scan counts around vector widths (the vectorised loop's remainders),
     /// for both sample widths, appended twice so the second block lands
-    /// after the first.
+    /// after the first, the second time with each channel's extent.
     #[test]
     fn transpose_matches_the_plain_rule_for_any_layout() {
         for channels in 1..=17usize {
             for scans in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83] {
-                let value = |s: usize, c: usize| (s * 131 + c * 7) as i32 - 900;
+                let value = |s: usize, c: usize| ((s * 7919 + c * 104_729) % 2003) as i32 - 1001;
                 for format in [Format::I16, Format::I32] {
                     let mut bytes = Vec::new();
                     for s in 0..scans {
@@ -437,7 +528,19 @@ mod tests {
                     }
                     let mut chunk = Chunk::with_capacity(channels, format, 1);
                     chunk.transpose(&bytes, scans);
-                    chunk.transpose(&bytes, scans);
+                    let mut ext = vec![(0, 0); channels];
+                    chunk.transpose_measured(&bytes, scans, &mut ext);
+                    let shift = if format == Format::I32 { 12 } else { 0 };
+                    for (c, e) in ext.iter().enumerate() {
+                        let vals = (0..scans).map(|s| value(s, c) << shift);
+                        let want = match (vals.clone().min(), vals.max()) {
+                            (Some(lo), Some(hi)) => (lo, hi),
+                            // No scan: the empty extent.
+                            _ if format == Format::I16 => (i16::MAX.into(), i16::MIN.into()),
+                            _ => (i32::MAX, i32::MIN),
+                        };
+                        assert_eq!(*e, want, "extent {channels} ch, {scans} scans, {format:?}");
+                    }
                     for (c, col) in chunk.columns.iter().enumerate() {
                         let got: Vec<i32> = match col {
                             Column::I16(v) => v.iter().map(|x| *x as i32).collect(),

@@ -573,9 +573,10 @@ fn drain(
             }
         };
         chunk.segment = st.segment;
-        chunk.transpose(&slot[BLOCK_HEADER_BYTES..], scans as usize);
-        if let Some(t) = tap.as_deref_mut() {
-            t.block(chunk, h.first_scan, scans as usize, h.lost_before);
+        let payload = &slot[BLOCK_HEADER_BYTES..];
+        match tap.as_deref_mut() {
+            Some(t) => t.append(chunk, payload, h.first_scan, scans as usize, h.lost_before),
+            None => chunk.transpose(payload, scans as usize),
         }
         chunk.blocks.push(rec);
         cur.release(block_bytes);

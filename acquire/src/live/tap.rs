@@ -166,6 +166,8 @@ pub struct TapTx {
     losses: <HeapRb<Loss> as Split>::Prod,
     drops: Arc<TapDrops>,
     scope: Arc<Scope>,
+    /// Each channel's extent over the block being appended.
+    extents: Vec<(i32, i32)>,
 }
 
 /// The view's end.
@@ -187,6 +189,7 @@ pub fn tap() -> (TapTx, TapRx) {
         losses: lp,
         drops: drops.clone(),
         scope: scope.clone(),
+        extents: Vec::new(),
     };
     let rx = TapRx {
         points: pc,
@@ -198,9 +201,21 @@ pub fn tap() -> (TapTx, TapRx) {
 }
 
 impl TapTx {
-    /// Offers the block whose `scans` rows were just appended to `chunk`.
-    /// Never blocks; a full tap drops the point and counts it.
-    pub fn block(&mut self, chunk: &Chunk, first_scan: u64, scans: usize, lost_before: u64) {
+    /// Appends a block's first `scans` interleaved scans to `chunk` (as
+    /// [`Chunk::transpose`] does) and offers them to the view: each
+    /// channel's extent comes from the same pass over the values, so the
+    /// tap costs the drain no second read. Never blocks; a full tap drops
+    /// the point and counts it.
+    pub fn append(
+        &mut self,
+        chunk: &mut Chunk,
+        payload: &[u8],
+        first_scan: u64,
+        scans: usize,
+        lost_before: u64,
+    ) {
+        self.extents.resize(chunk.columns.len(), (0, 0));
+        chunk.transpose_measured(payload, scans, &mut self.extents);
         if lost_before > 0 {
             let loss = Loss {
                 at_scan: first_scan,
@@ -223,40 +238,11 @@ impl TapTx {
             min: [0; TAP_CHANNELS],
             max: [0; TAP_CHANNELS],
         };
-        for (i, col) in chunk.columns.iter().take(TAP_CHANNELS).enumerate() {
-            (p.min[i], p.max[i]) = match col {
-                Column::I16(v) => extent(&v[v.len() - scans..]),
-                Column::I32(v) => extent(&v[v.len() - scans..]),
-            };
+        for (i, &(lo, hi)) in self.extents.iter().take(TAP_CHANNELS).enumerate() {
+            (p.min[i], p.max[i]) = (lo, hi);
         }
         let _ = self.points.try_push(p);
     }
-}
-
-/// Minimum and maximum of a slice in one pass; a fold over plain integers
-/// that the compiler turns into vector min/max (the drain's data is still
-/// in cache from the transpose).
-fn extent<T: Copy + Ord + Into<i32> + Bounds>(v: &[T]) -> (i32, i32) {
-    let (lo, hi) = v
-        .iter()
-        .fold((T::MAX, T::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    (lo.into(), hi.into())
-}
-
-/// The integer types' bounds, for [`extent`]'s starting values.
-trait Bounds {
-    const MIN: Self;
-    const MAX: Self;
-}
-
-impl Bounds for i16 {
-    const MIN: Self = i16::MIN;
-    const MAX: Self = i16::MAX;
-}
-
-impl Bounds for i32 {
-    const MIN: Self = i32::MIN;
-    const MAX: Self = i32::MAX;
 }
 
 #[cfg(test)]
@@ -273,8 +259,7 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_ne_bytes())
             .collect();
-        c.transpose(&bytes, 3);
-        tx.block(&c, 100, 3, 4);
+        tx.append(&mut c, &bytes, 100, 3, 4);
         let p = rx.points.try_pop().unwrap();
         assert_eq!((p.first_scan, p.scans), (100, 3));
         assert_eq!((p.min[0], p.max[0], p.min[1], p.max[1]), (-7, 5, -1, 9));
@@ -286,7 +271,7 @@ mod tests {
             })
         );
         for _ in 0..POINTS + 5 {
-            tx.block(&c, 0, 3, 0);
+            tx.append(&mut c, &bytes, 0, 3, 0);
         }
         assert_eq!(rx.drops.points.load(Ordering::Relaxed), 5);
     }
@@ -295,28 +280,23 @@ mod tests {
     fn a_capture_is_consecutive_scans_and_a_gap_starts_it_again() {
         let (mut tx, rx) = tap();
         let mut c = Chunk::with_capacity(1, Format::I16, 64);
-        let block = |c: &mut Chunk, first: i16| {
+        let mut block = |c: &mut Chunk, first: i16, lost: u64| {
             let bytes: Vec<u8> = (first..first + 4).flat_map(|v| v.to_ne_bytes()).collect();
-            c.transpose(&bytes, 4);
+            tx.append(c, &bytes, first as u64, 4, lost);
         };
         let mut got = Capture::default();
         assert!(!rx.scope.take(&mut got), "nothing asked, nothing captured");
-        block(&mut c, 0);
-        tx.block(&c, 0, 4, 0);
+        block(&mut c, 0, 0);
         rx.scope.ask(6);
-        block(&mut c, 4);
-        tx.block(&c, 4, 4, 0);
-        block(&mut c, 20);
-        tx.block(&c, 20, 4, 16); // a gap: start again from scan 20
-        block(&mut c, 24);
-        tx.block(&c, 24, 4, 0);
+        block(&mut c, 4, 0);
+        block(&mut c, 20, 16); // a gap: start again from scan 20
+        block(&mut c, 24, 0);
         assert!(rx.scope.take(&mut got));
         assert_eq!(
             (got.first_scan, got.cols[0].clone()),
             (20, vec![20, 21, 22, 23, 24, 25])
         );
-        block(&mut c, 28);
-        tx.block(&c, 28, 4, 0);
+        block(&mut c, 28, 0);
         assert!(!rx.scope.take(&mut got), "idle until asked again");
     }
 }
