@@ -175,14 +175,16 @@ pub struct Efficiency {
     /// Codec label.
     pub codec: String,
     /// Achieved ÷ min(tmpfs limit ÷ size ratio, codec limit), to tmpfs;
-    /// both limits measured just before the run (median of the runs).
+    /// each run against both limits measured once just before it; the
+    /// figure is the median run's.
     pub tmpfs: Option<f64>,
     /// The highest `tmpfs` efficiency the cores allow: a write to tmpfs is
     /// the kernel copying every byte into new pages, CPU work on the same
     /// cores as the encoders, so both costs add up (see [`shared_cores`]).
     pub tmpfs_reachable: Option<f64>,
-    /// Achieved ÷ min(disk limit ÷ size ratio, codec limit), to the disk,
-    /// limits measured just before the run (median of the runs).
+    /// Achieved ÷ min(disk limit ÷ size ratio, codec limit), to the disk;
+    /// each run against both limits measured once just before it; the
+    /// figure is the median run's.
     pub disk: f64,
     /// What bounds the disk run: `disk` or `codec`.
     pub bound: String,

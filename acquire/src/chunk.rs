@@ -508,13 +508,14 @@ mod tests {
     }
 
     /// Every channel count (the specialised ones and the general loop) and
-    /// scan counts around vector widths (the vectorised loop's remainders),
+    /// scan counts around vector widths (the vectorised loop's remainders)
+    /// and past a tile (extents carried across tiles),
     /// for both sample widths, appended twice so the second block lands
     /// after the first, the second time with each channel's extent.
     #[test]
     fn transpose_matches_the_plain_rule_for_any_layout() {
         for channels in 1..=17usize {
-            for scans in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83] {
+            for scans in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83, 512, 513, 1100] {
                 let value = |s: usize, c: usize| ((s * 7919 + c * 104_729) % 2003) as i32 - 1001;
                 for format in [Format::I16, Format::I32] {
                     let mut bytes = Vec::new();

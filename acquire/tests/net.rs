@@ -20,7 +20,7 @@ fn acquire() -> Command {
 /// it with the port, read from the recorder's own "listening on" line: the
 /// socket exists before anything is sent, and no other test can hold the
 /// port between a probe and the bind.
-fn recorder(out: &Path, framing: &str, samples: u64, extra: &[&str]) -> (Child, u16) {
+fn recorder(out: &Path, framing: &str, samples: u64, extra: &[&str]) -> (Recorder, u16) {
     let mut r = acquire()
         .args([
             "record",
@@ -57,11 +57,23 @@ fn recorder(out: &Path, framing: &str, samples: u64, extra: &[&str]) -> (Child, 
             }
         }
     });
+    let r = Recorder(r);
     let port = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the recorder says where it listens")
         .expect("a socket address");
     (r, port)
+}
+
+/// A running recorder, killed if the test fails before it ends, so no
+/// recorder outlives its test.
+struct Recorder(Child);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn send(port: u16, args: &[&str]) {
@@ -73,10 +85,10 @@ fn send(port: u16, args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn finish(mut r: Child) -> i32 {
+fn finish(mut r: Recorder) -> i32 {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(s) = r.try_wait().unwrap() {
+        if let Some(s) = r.0.try_wait().unwrap() {
             return s.code().unwrap_or(-1);
         }
         assert!(

@@ -749,7 +749,8 @@ mod tests {
     /// page writer laid it out into a plain buffer.
     #[test]
     fn chunk_bytes_keep_large_bodies_and_read_back_as_written() {
-        let sizes = [3usize, 100_000, 10, 20, 70_000, 9000, 1];
+        // Small, large, two large of one length, and an empty one.
+        let sizes = [3usize, 100_000, 10, 20, 70_000, 70_000, 0, 9000, 1];
         let pages = || sizes.iter().enumerate().map(|(k, &n)| page(n, k as u8));
         let mut plain = TrackedWrite::new(Vec::new());
         {
