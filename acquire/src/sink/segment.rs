@@ -167,13 +167,7 @@ fn append_pages(
     stats: Option<Statistics>,
 ) -> Result<()> {
     let encoding = pages.first().map_or(Encoding::PLAIN, |p| p.encoding());
-    let mut sink = TrackedWrite::new(ChunkBytes {
-        bodies: pages
-            .iter()
-            .map(|p| p.compressed_page().buffer().clone())
-            .collect(),
-        ..ChunkBytes::default()
-    });
+    let mut sink = TrackedWrite::new(ChunkBytes::expecting(&pages));
     let mut uncompressed = 0i64;
     {
         let mut w = SerializedPageWriter::new(&mut sink);
@@ -230,6 +224,17 @@ struct ChunkBytes {
 }
 
 impl ChunkBytes {
+    /// A sink that will keep `pages`' bodies when they come whole.
+    fn expecting(pages: &[CompressedPage]) -> Self {
+        Self {
+            bodies: pages
+                .iter()
+                .map(|p| p.compressed_page().buffer().clone())
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     /// Moves the bytes written since the last body into the chunk.
     fn seal(&mut self) {
         if !self.pending.is_empty() {
@@ -768,13 +773,7 @@ mod tests {
             .filter(|p| p.data().len() >= 8192)
             .map(|p| p.data().as_ptr())
             .collect();
-        let mut sink = TrackedWrite::new(ChunkBytes {
-            bodies: pages
-                .iter()
-                .map(|p| p.compressed_page().buffer().clone())
-                .collect(),
-            ..ChunkBytes::default()
-        });
+        let mut sink = TrackedWrite::new(ChunkBytes::expecting(&pages));
         {
             let mut w = SerializedPageWriter::new(&mut sink);
             for p in pages {
