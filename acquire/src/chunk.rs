@@ -427,31 +427,31 @@ fn scatter<T: Sample, const C: usize, const E: bool>(
             tile,
             &mut outs.each_mut().map(|o| &mut o[done..done + scans]),
         );
-        {
-            let rows = tile.chunks_exact(row * T::BYTES);
-            let rest = rows.remainder();
-            for r in rows {
-                for (j, v) in r.chunks_exact(T::BYTES).enumerate() {
-                    let v = T::from_ne(v);
-                    lo[j] = lo[j].min(v);
-                    hi[j] = hi[j].max(v);
-                }
-            }
-            for (j, v) in rest.chunks_exact(T::BYTES).enumerate() {
-                let v = T::from_ne(v);
-                lo[j] = lo[j].min(v);
-                hi[j] = hi[j].max(v);
-            }
+        let rows = tile.chunks_exact(row * T::BYTES);
+        let rest = rows.remainder();
+        for r in rows {
+            fold_lanes(r, &mut lo, &mut hi);
         }
+        // Whole scans too, so lane j is still channel j mod C.
+        fold_lanes(rest, &mut lo, &mut hi);
         done += scans;
     }
-    if E {
-        for (c, e) in ext.iter_mut().enumerate() {
-            let lanes = (c..row).step_by(C);
-            let l = lanes.clone().map(|j| lo[j]).min().expect("a lane");
-            let h = lanes.map(|j| hi[j]).max().expect("a lane");
-            *e = (l.into(), h.into());
-        }
+    for (c, e) in ext.iter_mut().enumerate() {
+        let lanes = (c..row).step_by(C);
+        let l = lanes.clone().map(|j| lo[j]).min().expect("a lane");
+        let h = lanes.map(|j| hi[j]).max().expect("a lane");
+        *e = (l.into(), h.into());
+    }
+}
+
+/// Folds interleaved values into per-lane minima and maxima: value `j` of
+/// `r` into lane `j` (at most 64 values).
+#[inline(always)]
+fn fold_lanes<T: Sample>(r: &[u8], lo: &mut [T; 64], hi: &mut [T; 64]) {
+    for (j, v) in r.chunks_exact(T::BYTES).enumerate() {
+        let v = T::from_ne(v);
+        lo[j] = lo[j].min(v);
+        hi[j] = hi[j].max(v);
     }
 }
 
