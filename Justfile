@@ -79,7 +79,7 @@ fmt:
 
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # Hardware-in-the-loop: build kernel (cached), module, initramfs; boot QEMU per scenario.
 hil *scenarios:

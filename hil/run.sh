@@ -69,6 +69,6 @@ for name in "${SCENARIOS[@]}"; do
 done
 jq -s '{board: $b, scenarios: ., failed: ([.[] | select(.ok | not)] | length)}' \
     --arg b "$BOARD" "${results[@]}" >"$OUT/summary.json"
-jq -r '.scenarios[] | "\(if .ok then "PASS" else "FAIL" end)  \(.scenario)  \(.seconds)s  \(.detail)"' \
+jq -r '.scenarios[] | "\(if .ok then "PASS" else "FAIL" end)  \(.scenario)  \(.kernel) kernel  \(.seconds)s  \(.detail)"' \
     "$OUT/summary.json"
 ((failed == 0)) || { echo "hil: $failed scenario(s) failed; logs under $OUT" >&2; exit 1; }
