@@ -32,8 +32,8 @@ stage "cargo clippy --all-targets --all-features -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 stage "cargo test"
 cargo test --workspace
-stage "loom model check of the ring protocol (acquire/tests/model.rs)"
-cargo test -q -p hsdaq-acquire --features model-check --test model
+stage "loom model check of the ring protocol (abi/tests/model.rs)"
+cargo test -q -p hsdaq-abi --features model-check --test model
 stage "quick start: record 5 s from the simulator, verify, report; the page in headless Chromium (images load, no console error)"
 rm -rf target/demo-run
 scripts/demo.sh target/demo-run

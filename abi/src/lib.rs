@@ -43,6 +43,7 @@
 //! user space.
 #![no_std]
 
+pub mod cursor;
 pub mod format;
 pub mod ioctl;
 pub mod layout;

@@ -401,43 +401,96 @@ fn scatter_for<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
 /// Sends each value of the interleaved scans in `p` to its column's slot,
 /// for `C` channels known at compile time: with the count a constant the
 /// loop is an interleaved access the compiler vectorises. With `E`, also
-/// each channel's extent, a tile at a time while the tile is in L1: a
-/// vertical min/max over rows of `C·LANES` values (lane `k` is channel
-/// `k mod C`), which vectorises where a per-channel reduction inside the
-/// interleaved loop would not.
+/// each channel's extent ([`tiled`]).
 #[inline(always)]
 fn scatter<T: Sample, const C: usize, const E: bool>(
     p: &[u8],
     outs: Outs<T>,
     ext: &mut [(i32, i32)],
 ) {
-    /// Scans per tile: 4 KiB of 4 × i16.
-    const TILE: usize = 512;
-    // Values per row of the vertical min/max: a whole number of scans.
-    let row = C * (64 / C);
     let outs: &mut [&mut [MaybeUninit<T>]; C] = outs.try_into().expect("C columns");
     if !E {
         return scatter_run(p, outs);
     }
-    let (mut lo, mut hi) = ([T::MAX; 64], [T::MIN; 64]);
-    let mut done = 0;
-    for tile in p.chunks(TILE * C * T::BYTES) {
-        let scans = tile.len() / (C * T::BYTES);
+    tiled::<T>(p, C, ext, |tile, done, scans| {
         scatter_run(
             tile,
             &mut outs.each_mut().map(|o| &mut o[done..done + scans]),
-        );
-        let rows = tile.chunks_exact(row * T::BYTES);
+        )
+    });
+}
+
+/// [`scatter`] for any number of channels: a scalar loop (the count is not
+/// a constant), the extents still from [`tiled`]'s vectorised fold.
+#[inline(always)]
+fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
+    let channels = outs.len();
+    if !ext.is_empty() && channels > LANES {
+        // More channels than lanes (not from the ring: its ABI allows 64):
+        // a scalar min/max beside the scatter.
+        ext.fill((T::MAX.into(), T::MIN.into()));
+        for scan in p.chunks_exact(channels * T::BYTES) {
+            for (e, v) in ext.iter_mut().zip(scan.chunks_exact(T::BYTES)) {
+                let v: i32 = T::from_ne(v).into();
+                *e = (e.0.min(v), e.1.max(v));
+            }
+        }
+        return scatter_any_run(p, outs, 0);
+    }
+    if ext.is_empty() {
+        return scatter_any_run(p, outs, 0);
+    }
+    tiled::<T>(p, channels, ext, |tile, done, _| {
+        scatter_any_run(tile, outs, done)
+    });
+}
+
+/// The loop of [`scatter_any`]: scan `s` of `p` to slot `done + s`.
+#[inline(always)]
+fn scatter_any_run<T: Sample>(p: &[u8], outs: Outs<T>, done: usize) {
+    for (s, scan) in p.chunks_exact(outs.len() * T::BYTES).enumerate() {
+        for (out, v) in outs.iter_mut().zip(scan.chunks_exact(T::BYTES)) {
+            out[done + s].write(T::from_ne(v));
+        }
+    }
+}
+
+/// Lanes of the vertical min/max.
+const LANES: usize = 64;
+
+/// Runs `scatter(tile, first scan, scans)` over `p` 4 KiB of whole scans
+/// at a time and folds each tile into each channel's extent while the tile
+/// is in L1: a vertical min/max over rows of `channels · (LANES / channels)`
+/// values (lane `k` is channel `k mod channels`), which vectorises where a
+/// per-channel reduction inside the interleaved loop would not. At most
+/// [`LANES`] channels.
+#[inline(always)]
+fn tiled<T: Sample>(
+    p: &[u8],
+    channels: usize,
+    ext: &mut [(i32, i32)],
+    mut scatter: impl FnMut(&[u8], usize, usize),
+) {
+    let scan = channels * T::BYTES;
+    let tile = (4096 / scan).max(1) * scan;
+    // Values per row of the vertical min/max: a whole number of scans.
+    let row = channels * (LANES / channels);
+    let (mut lo, mut hi) = ([T::MAX; LANES], [T::MIN; LANES]);
+    let mut done = 0;
+    for t in p.chunks(tile) {
+        let scans = t.len() / scan;
+        scatter(t, done, scans);
+        let rows = t.chunks_exact(row * T::BYTES);
         let rest = rows.remainder();
         for r in rows {
             fold_lanes(r, &mut lo, &mut hi);
         }
-        // Whole scans too, so lane j is still channel j mod C.
+        // Whole scans too, so lane j is still channel j mod channels.
         fold_lanes(rest, &mut lo, &mut hi);
         done += scans;
     }
     for (c, e) in ext.iter_mut().enumerate() {
-        let lanes = (c..row).step_by(C);
+        let lanes = (c..row).step_by(channels);
         let l = lanes.clone().map(|j| lo[j]).min().expect("a lane");
         let h = lanes.map(|j| hi[j]).max().expect("a lane");
         *e = (l.into(), h.into());
@@ -445,9 +498,9 @@ fn scatter<T: Sample, const C: usize, const E: bool>(
 }
 
 /// Folds interleaved values into per-lane minima and maxima: value `j` of
-/// `r` into lane `j` (at most 64 values).
+/// `r` into lane `j` (at most [`LANES`] values).
 #[inline(always)]
-fn fold_lanes<T: Sample>(r: &[u8], lo: &mut [T; 64], hi: &mut [T; 64]) {
+fn fold_lanes<T: Sample>(r: &[u8], lo: &mut [T; LANES], hi: &mut [T; LANES]) {
     for (j, v) in r.chunks_exact(T::BYTES).enumerate() {
         let v = T::from_ne(v);
         lo[j] = lo[j].min(v);
@@ -463,24 +516,6 @@ fn scatter_run<T: Sample, const C: usize>(p: &[u8], outs: &mut [&mut [MaybeUnini
     for (i, scan) in p.chunks_exact(C * T::BYTES).enumerate() {
         for (c, out) in outs.iter_mut().enumerate() {
             out[i].write(T::from_ne(&scan[c * T::BYTES..]));
-        }
-    }
-}
-
-/// [`scatter`] for any number of channels.
-#[inline(always)]
-fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
-    let channels = outs.len();
-    for e in ext.iter_mut() {
-        *e = (T::MAX.into(), T::MIN.into());
-    }
-    for (s, scan) in p.chunks_exact(channels * T::BYTES).enumerate() {
-        for (c, (out, v)) in outs.iter_mut().zip(scan.chunks_exact(T::BYTES)).enumerate() {
-            let v = T::from_ne(v);
-            out[s].write(v);
-            if let Some(e) = ext.get_mut(c) {
-                *e = (e.0.min(v.into()), e.1.max(v.into()));
-            }
         }
     }
 }
@@ -507,14 +542,15 @@ mod tests {
         assert_eq!(c.rows(), 2);
     }
 
-    /// Every channel count (the specialised ones and the general loop) and
+    /// Every channel count (the specialised ones, the general loop, up to
+    /// the ring's 64 and one past the vertical min/max's lanes) and
     /// scan counts around vector widths (the vectorised loop's remainders)
     /// and past a tile (extents carried across tiles),
     /// for both sample widths, appended twice so the second block lands
     /// after the first, the second time with each channel's extent.
     #[test]
     fn transpose_matches_the_plain_rule_for_any_layout() {
-        for channels in 1..=17usize {
+        for channels in (1..=17usize).chain([31, 32, 63, 64, 65]) {
             for scans in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83, 512, 513, 1100] {
                 let value = |s: usize, c: usize| ((s * 7919 + c * 104_729) % 2003) as i32 - 1001;
                 for format in [Format::I16, Format::I32] {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicU64;
 
-use hsdaq_acquire::ring::{ConsumerCursor, ProducerCursor};
+use hsdaq_abi::cursor::{ConsumerCursor, ProducerCursor};
 use proptest::prelude::*;
 
 proptest! {

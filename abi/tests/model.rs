@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use hsdaq_acquire::ring::{ConsumerCursor, Counter, ProducerCursor};
+use hsdaq_abi::cursor::{ConsumerCursor, Counter, ProducerCursor};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
