@@ -435,22 +435,26 @@ fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
                 *e = (e.0.min(v), e.1.max(v));
             }
         }
-        return scatter_any_run(p, outs, 0);
+        return scatter_any_run(p, outs);
     }
     if ext.is_empty() {
-        return scatter_any_run(p, outs, 0);
+        return scatter_any_run(p, outs);
     }
-    tiled::<T>(p, channels, ext, |tile, done, _| {
-        scatter_any_run(tile, outs, done)
+    tiled::<T>(p, channels, ext, |tile, _, scans| {
+        scatter_any_run(tile, outs);
+        // The next tile's scans go after these.
+        for o in outs.iter_mut() {
+            *o = &mut std::mem::take(o)[scans..];
+        }
     });
 }
 
-/// The loop of [`scatter_any`]: scan `s` of `p` to slot `done + s`.
+/// The loop of [`scatter_any`]: scan `s` of `p` to each column's slot `s`.
 #[inline(always)]
-fn scatter_any_run<T: Sample>(p: &[u8], outs: Outs<T>, done: usize) {
+fn scatter_any_run<T: Sample>(p: &[u8], outs: Outs<T>) {
     for (s, scan) in p.chunks_exact(outs.len() * T::BYTES).enumerate() {
         for (out, v) in outs.iter_mut().zip(scan.chunks_exact(T::BYTES)) {
-            out[done + s].write(T::from_ne(v));
+            out[s].write(T::from_ne(v));
         }
     }
 }
