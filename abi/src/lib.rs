@@ -1,9 +1,12 @@
 //! The hsdaq ring ABI (version [`layout::ABI_MAJOR`].[`layout::ABI_MINOR`]): the one definition of everything the kernel
 //! module and user space share.
 //!
-//! The kernel module includes these files with `#[path = "../abi/src/…"]`, so
+//! The kernel module includes these files with `#[path = "../abi/src/…"]`
+//! (all but [`cursor`], the user-space cursors of the protocol below), so
 //! every file here is `no_std`, dependency-free, float-free, and refers to its
-//! siblings only through `super::`. User space uses this crate.
+//! siblings only through `super::`. User space uses this crate. Its one
+//! dependency, loom, is optional: the model check of the cursors
+//! (`--features model-check`).
 //!
 //! # Byte layout of a device mapping
 //!

@@ -459,8 +459,9 @@ fn scatter_any_run<T: Sample>(p: &[u8], outs: Outs<T>) {
     }
 }
 
-/// Lanes of the vertical min/max.
+/// Lanes of the vertical min/max: every channel count the ring allows.
 const LANES: usize = 64;
+const _: () = assert!(LANES >= hsdaq_abi::layout::MAX_CHANNELS as usize);
 
 /// Runs `scatter(tile, first scan, scans)` over `p` 4 KiB of whole scans
 /// at a time and folds each tile into each channel's extent while the tile
@@ -549,13 +550,16 @@ mod tests {
     /// Every channel count (the specialised ones, the general loop, up to
     /// the ring's 64 and one past the vertical min/max's lanes) and
     /// scan counts around vector widths (the vectorised loop's remainders)
-    /// and past a tile (extents carried across tiles),
+    /// and past a 4 KiB tile (2048 scans of one i16 channel; extents carried
+    /// across tiles),
     /// for both sample widths, appended twice so the second block lands
     /// after the first, the second time with each channel's extent.
     #[test]
     fn transpose_matches_the_plain_rule_for_any_layout() {
         for channels in (1..=17usize).chain([31, 32, 63, 64, 65]) {
-            for scans in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83, 512, 513, 1100] {
+            for scans in [
+                0usize, 1, 7, 8, 9, 15, 16, 17, 31, 33, 83, 512, 513, 1100, 2049, 4097,
+            ] {
                 let value = |s: usize, c: usize| ((s * 7919 + c * 104_729) % 2003) as i32 - 1001;
                 for format in [Format::I16, Format::I32] {
                     let mut bytes = Vec::new();

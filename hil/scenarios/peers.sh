@@ -1,6 +1,7 @@
 # Scenario: hsdaq side by side with the stacks labs use today, in one guest
 # on one kernel. For each stack the requested rate steps upward at the same
-# scan shape and each step streams for PEERS_SECONDS (10 s):
+# scan shape and each step streams for PEERS_SECONDS (10 s; 5 s on the
+# debug kernel, as in CI):
 #   hsdaq-mmap  the module's virtual sensor, 4 ch x s16, recorded to Parquet
 #               by `acquire record` through the mmap ring (tmpfs, no codec);
 #   hsdaq-read  the same device read with read() (hsdaq-hil-guest readpath);
