@@ -64,12 +64,15 @@ awk -F, -v slack="$RSS_SLACK_MIB" '
     { t[n] = $1; rss[n] = $2 / 1048576; fds[n] = $3; n++ }
     END {
         skip = int(n / 10); if (skip < 3) skip = 3; if (skip > n - 1) skip = n - 1
-        lo = 1e18; hi = 0; max = 0
+        lo = 1e18; hi = 0; max = 0; first = 1e18; last = 1e18; third = int((n - skip) / 3)
         for (i = skip; i < n; i++) {
             if (fds[i] < lo) lo = fds[i]; if (fds[i] > hi) hi = fds[i]; if (rss[i] > max) max = rss[i]
+            if (i < skip + third && fds[i] < first) first = fds[i]
+            if (i >= n - third && fds[i] < last) last = fds[i]
         }
-        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"rss_slack_mib\": %d}\n",
-            n, rss[skip], rss[n - 1], max, lo, hi, slack
+        if (third == 0) { first = lo; last = lo }
+        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"fds_floor_first\": %d, \"fds_floor_last\": %d, \"rss_slack_mib\": %d}\n",
+            n, rss[skip], rss[n - 1], max, lo, hi, first, last, slack
     }' "$OUT/run/health.csv" >"$OUT/health.json"
 jq -s '.[0] * {
         scans: .[1].counts.scans_recorded,
@@ -77,7 +80,7 @@ jq -s '.[0] * {
         close_ms_median: ([.[1].segments[].close_ms] | sort | .[length / 2 | floor]),
         close_ms_max: ([.[1].segments[].close_ms] | max)
     }' "$OUT/health.json" "$OUT/run/manifest.json" >"$OUT/figures.json"
-jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max); segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
+jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max) (floor \(.fds_floor_first) -> \(.fds_floor_last)); segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
     "$OUT/figures.json"
 fail=0
 # The accounting always holds: every scan asked for is recorded or counted
@@ -95,9 +98,16 @@ else
 fi
 jq -e '.rss_mib_last - .rss_mib_settled <= .rss_slack_mib' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: resident memory grew by more than $RSS_SLACK_MIB MiB" >&2; fail=1; }
-# Two descriptors come and go with each segment (samples and block table
-# of the next one open before the last is closed); more would be a leak.
-jq -e '.fds_max - .fds_min <= 2' "$OUT/figures.json" >/dev/null ||
-    { echo "soak: FAILED: open files varied by more than one segment's two" >&2; fail=1; }
+# Descriptors come and go around each segment close (the next segment's
+# samples and block table open before the last one's are closed, which the
+# I/O thread may still be writing; the directory fsync; the manifest's
+# temporary file): a sample may land among them (one CI run saw 9..12 with
+# 10 steady). A leak instead raises the floor with every segment (a segment
+# a second here), so the check is the floor's, first third against last, and
+# a bound on the transient.
+jq -e '.fds_floor_last <= .fds_floor_first + 2' "$OUT/figures.json" >/dev/null ||
+    { echo "soak: FAILED: open files grew over the run (floor $(jq .fds_floor_first "$OUT/figures.json") -> $(jq .fds_floor_last "$OUT/figures.json"))" >&2; fail=1; }
+jq -e '.fds_max - .fds_min <= 4' "$OUT/figures.json" >/dev/null ||
+    { echo "soak: FAILED: open files varied by more than a segment close's transient (4)" >&2; fail=1; }
 ((fail == 0)) && echo "soak: passed; figures $OUT/figures.json$([[ ${SOAK_REPORT:-1} == 1 ]] && echo ", report $OUT/report/index.html")" >&2
 exit $fail
