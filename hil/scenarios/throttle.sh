@@ -9,6 +9,11 @@
 BOARDS="qemu-x86_64"
 DESCRIPTION="8 MB/s stream onto a disk held to 2 MB/s (io.max): every drop counted as a gap, backlog shown"
 TIMEOUT=300
+# On the debug kernel (as in CI) lockdep may report a circular dependency in
+# the block cgroup code, not in hsdaq: blkcg_mutex -> fs_reclaim, taken when
+# the guest writes io.max (blkg_conf_prep; seen in one run of three on
+# 7.3.4). That report alone is left out of the kernel-log check.
+KNOWN_KERNEL_REPORT='blkcg_mutex'
 
 qemu_extra() {
     echo "-drive file=$DIR/disk.img,if=virtio,format=raw"
