@@ -425,7 +425,10 @@ fn scatter<T: Sample, const C: usize, const E: bool>(
 #[inline(always)]
 fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
     let channels = outs.len();
-    if !ext.is_empty() && channels > LANES {
+    if ext.is_empty() {
+        return scatter_any_run(p, outs);
+    }
+    if channels > LANES {
         // More channels than lanes (not from the ring: its ABI allows 64):
         // a scalar min/max beside the scatter.
         ext.fill((T::MAX.into(), T::MIN.into()));
@@ -435,9 +438,6 @@ fn scatter_any<T: Sample>(p: &[u8], outs: Outs<T>, ext: &mut [(i32, i32)]) {
                 *e = (e.0.min(v), e.1.max(v));
             }
         }
-        return scatter_any_run(p, outs);
-    }
-    if ext.is_empty() {
         return scatter_any_run(p, outs);
     }
     tiled::<T>(p, channels, ext, |tile, _, scans| {
