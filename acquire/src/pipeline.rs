@@ -1041,8 +1041,8 @@ fn encode_chunks(
 
 /// The writer loop: puts row groups back in stream order and writes them
 /// into segments; when a segment ends, seals it and makes it durable and
-/// visible, then records it in the manifest (written atomically after every
-/// segment).
+/// visible, then records it in the manifest (written atomically as
+/// [`ManifestCadence`] decides).
 fn write(
     rx: std::sync::mpsc::Receiver<ToWrite>,
     mut manifest: Manifest,
@@ -1064,6 +1064,7 @@ fn write(
     // run at most `run_ahead` chunks past the last one written.
     let mut early = std::collections::BTreeMap::new();
     let mut next = 0u64;
+    let mut cadence = ManifestCadence::default();
     let r = (|| -> Result<()> {
         for (number, rg, change) in rx {
             early.insert(number, (rg, change));
@@ -1073,7 +1074,7 @@ fn write(
                 hand.wake_encoders();
                 if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
                     let w = writer.take().expect("open");
-                    close_segment(w, &mut manifest, live, set, at)?;
+                    close_segment(w, &mut manifest, &mut cadence, live, set, at)?;
                 }
                 manifest.compression_changes.extend(change);
                 let name = crate::sink::segment::segment_name(rg.segment);
@@ -1093,7 +1094,7 @@ fn write(
             }
         }
         if let Some(w) = writer.take() {
-            close_segment(w, &mut manifest, live, set, at)?;
+            close_segment(w, &mut manifest, &mut cadence, live, set, at)?;
         }
         Ok(())
     })();
@@ -1118,6 +1119,7 @@ fn write(
 fn close_segment(
     w: SegmentWriter,
     manifest: &mut Manifest,
+    cadence: &mut ManifestCadence,
     live: &Live,
     set: &EncodeSettings,
     at: Hook,
@@ -1148,9 +1150,12 @@ fn close_segment(
     manifest.add_segment(info);
     live.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
-    manifest
-        .write_with(&set.dir, || at(Checkpoint::Manifest))
-        .context("updating manifest.json")?;
+    if cadence.due(bytes) {
+        let size = manifest
+            .write_with(&set.dir, || at(Checkpoint::Manifest))
+            .context("updating manifest.json")?;
+        cadence.wrote(size);
+    }
     if set.log_segments {
         eprintln!(
             "acquire: {name} durable: {rows} scans, {:.1} MB, closed in {close_ms:.0} ms",
@@ -1160,9 +1165,65 @@ fn close_segment(
     Ok(())
 }
 
+/// When the writer rewrites `manifest.json` after a segment closes. The
+/// manifest lists every segment (~300 bytes each) and a rewrite is its
+/// whole size and an fsync, so after every segment the cost grows with the
+/// run: a day of 1 s segments would rewrite 26 MB every second. A small
+/// manifest is rewritten after every segment; a larger one once the
+/// segments closed since outweigh it [`MANIFEST_SHARE`] times, which keeps
+/// its rewrites below 1/[`MANIFEST_SHARE`] of the bytes recorded. The run's
+/// end always writes it (record.rs); after a crash, the closed segments it
+/// does not list yet are found by `acquire recover` from their own records,
+/// as every crash needs anyway.
+#[derive(Default)]
+struct ManifestCadence {
+    /// Size of the last rewrite (0: none yet).
+    size: u64,
+    /// Segment bytes closed since.
+    since: u64,
+}
+
+/// Below this size the manifest is rewritten after every segment (~200
+/// segments).
+const MANIFEST_ALWAYS: u64 = 64 << 10;
+/// Segment bytes per manifest byte between two rewrites of a larger one.
+const MANIFEST_SHARE: u64 = 32;
+
+impl ManifestCadence {
+    /// A segment of `bytes` closed: is a rewrite due?
+    fn due(&mut self, bytes: u64) -> bool {
+        self.since += bytes;
+        self.size <= MANIFEST_ALWAYS || self.since >= self.size * MANIFEST_SHARE
+    }
+
+    /// A rewrite of `size` bytes is durable.
+    fn wrote(&mut self, size: u64) {
+        (self.size, self.since) = (size, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_rewrites_stay_a_bounded_share_of_the_bytes_recorded() {
+        let mut c = ManifestCadence::default();
+        // Small: after every segment, however small the segment.
+        assert!(c.due(1));
+        c.wrote(MANIFEST_ALWAYS);
+        assert!(c.due(1));
+        // Large: only once the segments since outweigh it.
+        c.wrote(1 << 20);
+        let seg = 100 << 10;
+        let skipped = (0..).take_while(|_| !c.due(seg)).count() as u64;
+        assert_eq!(
+            (skipped + 1) * seg,
+            (MANIFEST_SHARE << 20).div_ceil(seg) * seg
+        );
+        c.wrote(1 << 20);
+        assert!(!c.due(seg));
+    }
 
     #[test]
     fn encoders_add_a_bounded_number_of_chunks() {

@@ -234,6 +234,67 @@ fn sigkill_leaves_every_closed_segment_readable() {
     assert!(verify(&run_dir, false).unwrap().ok());
 }
 
+/// Closed segment files in a run folder.
+fn closed_segments(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0; // not created yet
+    };
+    entries
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("parquet".as_ref()))
+        .count()
+}
+
+/// Past ~200 segments the recorder rewrites manifest.json only once the
+/// segments closed since outweigh it (its cost would otherwise grow with
+/// the run): a completed run still lists every segment, and a killed one
+/// lists a prefix that `recover` completes.
+#[test]
+fn many_segments_are_all_listed_after_the_end_or_a_kill() {
+    let d = tmp();
+    let args = |dir: &Path, samples: &'static str| {
+        let mut a = vec!["record", "--unpaced", "--segment", "16KiB"];
+        a.extend(["--samples", samples, "--out"]);
+        a.push(s(dir));
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    // Completed: 1000 segments, all listed, and verify checks them all.
+    let whole = d.path().join("whole");
+    let o = acquire().args(args(&whole, "8M")).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m = Manifest::read(&whole).unwrap();
+    let closed = closed_segments(&whole);
+    assert!(closed >= 900, "{closed} segments");
+    assert_eq!(m.segments.len(), closed);
+    let listed = std::fs::metadata(whole.join("manifest.json")).unwrap().len();
+    assert!(listed > 64 << 10, "past the always-rewritten size: {listed}");
+    assert!(verify(&whole, false).unwrap().ok());
+
+    // Killed once the manifest is large: recover lists every closed one.
+    let cut = d.path().join("cut");
+    let mut child = acquire()
+        .args(args(&cut, "400M"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while closed_segments(&cut) < 600 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = Manifest::read(&cut).unwrap().segments.len();
+    let closed = closed_segments(&cut);
+    assert!(closed >= 600 && before <= closed, "{before} listed of {closed}");
+    eprintln!("killed run: {before} of {closed} closed segments listed");
+    let o = run(&["recover", "--json", s(&cut)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["segments"], closed, "{rep}");
+    assert_eq!(rep["segments_added"], closed - before, "{rep}");
+    assert!(verify(&cut, false).unwrap().ok());
+}
+
 #[test]
 fn recover_leaves_a_closed_run_alone_and_reports_damage() {
     let d = tmp();

@@ -497,22 +497,28 @@ impl Manifest {
     /// fsync, rename, fsync of the folder (without the last, a power cut
     /// can bring back the previous manifest after the call returned).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        self.write_with(dir, || {})
+        self.write_with(dir, || {}).map(drop)
     }
 
     /// [`Manifest::write`], calling `before_rename` once the temporary file
     /// is durable and not yet renamed (the power-cut test's checkpoint).
-    pub fn write_with(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<()> {
+    /// Returns the bytes written.
+    pub fn write_with(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<u64> {
         let tmp = dir.join("manifest.json.partial");
+        // Serialised whole, then one write: serde_json writes a token at a
+        // time, a system call each on an unbuffered file (thousands per
+        // segment close, growing with the run).
+        let mut text = serde_json::to_vec_pretty(self)?;
+        text.push(b'\n');
         let mut f = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        serde_json::to_writer_pretty(&mut f, self)?;
-        f.write_all(b"\n")
+        f.write_all(&text)
             .and_then(|_| f.sync_all())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         before_rename();
         std::fs::rename(&tmp, dir.join("manifest.json")).context("cannot rename manifest.json")?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        Ok(text.len() as u64)
     }
 
     /// Reads a run folder's manifest.
