@@ -197,6 +197,8 @@ KERNEL_REPORTS='Oops|BUG:|WARNING:|Call Trace|Kernel panic|general protection|UB
 # report (from its "possible circular locking" line to the end of its
 # stack, `</TASK>`) is left out; any other report still fails.
 kernel_clean() {
+    # A log that is missing or empty shows nothing, which is not "clean".
+    [[ -s ${1:-$SHARE/dmesg.log} ]] || { echo "no kernel log at ${1:-$SHARE/dmesg.log}" >&2; return 1; }
     awk -v known="${KNOWN_KERNEL_REPORT:-}" '
         /WARNING: possible circular locking dependency detected/ && known != "" { inblk = 1; blk = ""; hit = 0 }
         inblk { blk = blk $0 "\n"; if ($0 ~ known) hit = 1; if ($0 ~ /<\/TASK>/) { inblk = 0; if (!hit) printf "%s", blk }; next }
