@@ -4,7 +4,8 @@
 # was asked, nothing was lost (unless SOAK_LOSS_FREE=0: then the loss is a
 # printed figure), the
 # recorder's resident memory stayed flat after warm-up (it must not grow
-# with the recording's length) and its open file descriptors did not grow.
+# with the recording's length), its open file descriptors did not grow and
+# its CPU per second did not grow by half.
 #
 #   scripts/soak.sh [SECONDS] [RATE]     default 600 s (`just soak`) at 17M
 #                                        scans/s x 4 ch x i16; CI runs 60 s
@@ -63,7 +64,7 @@ fi
 # descriptors, close times.
 awk -F, -v slack="$RSS_SLACK_MIB" '
     NR == 1 { next }
-    { t[n] = $1; rss[n] = $2 / 1048576; fds[n] = $3; n++ }
+    { t[n] = $1; rss[n] = $2 / 1048576; fds[n] = $3; cpu[n] = $10; n++ }
     END {
         skip = int(n / 10); if (skip < 15) skip = 15; if (skip > n - 1) skip = n - 1
         lo = 1e18; hi = 0; max = 0; first = 1e18; last = 1e18; third = int((n - skip) / 3)
@@ -73,8 +74,12 @@ awk -F, -v slack="$RSS_SLACK_MIB" '
             if (i >= n - third && fds[i] < last) last = fds[i]
         }
         if (third == 0) { first = lo; last = lo }
-        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"fds_floor_first\": %d, \"fds_floor_last\": %d, \"rss_slack_mib\": %d}\n",
-            n, rss[skip], rss[n - 1], max, lo, hi, first, last, slack
+        # CPU (share of one core) over the first and the last third.
+        a = skip; b = skip + third; c = n - 1 - third; d = n - 1
+        cpu_first = (third > 0 && t[b] > t[a]) ? (cpu[b] - cpu[a]) / (t[b] - t[a]) : 0
+        cpu_last = (third > 0 && t[d] > t[c]) ? (cpu[d] - cpu[c]) / (t[d] - t[c]) : 0
+        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"fds_floor_first\": %d, \"fds_floor_last\": %d, \"rss_slack_mib\": %d, \"cpu_first\": %.3f, \"cpu_last\": %.3f}\n",
+            n, rss[skip], rss[n - 1], max, lo, hi, first, last, slack, cpu_first, cpu_last
     }' "$OUT/run/health.csv" >"$OUT/health.json"
 jq -s '.[0] * {
         scans: .[1].counts.scans_recorded,
@@ -82,7 +87,7 @@ jq -s '.[0] * {
         close_ms_median: ([.[1].segments[].close_ms] | sort | .[length / 2 | floor]),
         close_ms_max: ([.[1].segments[].close_ms] | max)
     }' "$OUT/health.json" "$OUT/run/manifest.json" >"$OUT/figures.json"
-jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max) (floor \(.fds_floor_first) -> \(.fds_floor_last)); segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
+jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max) (floor \(.fds_floor_first) -> \(.fds_floor_last)); CPU \(100 * .cpu_first | round) % of a core in the first third, \(100 * .cpu_last | round) % in the last; segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
     "$OUT/figures.json"
 fail=0
 # The accounting always holds: every scan asked for is recorded or counted
@@ -111,5 +116,10 @@ jq -e '.fds_floor_last <= .fds_floor_first + 2' "$OUT/figures.json" >/dev/null |
     { echo "soak: FAILED: open files grew over the run (floor $(jq .fds_floor_first "$OUT/figures.json") -> $(jq .fds_floor_last "$OUT/figures.json"))" >&2; fail=1; }
 jq -e '.fds_max - .fds_min <= 4' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: open files varied by more than a segment close's transient (4)" >&2; fail=1; }
+# The recorder's cost per second stays flat with the run's length (a cost
+# that grows with it, like a manifest rewritten whole after every segment,
+# shows here first). The bound leaves room for a shared machine's noise.
+jq -e '.cpu_last <= 1.5 * .cpu_first + 0.02' "$OUT/figures.json" >/dev/null ||
+    { echo "soak: FAILED: the recorder's CPU per second grew over the run ($(jq .cpu_first "$OUT/figures.json") -> $(jq .cpu_last "$OUT/figures.json") of a core)" >&2; fail=1; }
 ((fail == 0)) && echo "soak: passed; figures $OUT/figures.json$([[ ${SOAK_REPORT:-1} == 1 ]] && echo ", report $OUT/report/index.html")" >&2
 exit $fail

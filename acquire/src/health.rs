@@ -1,7 +1,7 @@
 //! The recorder's own health, once a second, in `health.csv` beside the
-//! segments: resident memory, open file descriptors, backlog, ring fill and
-//! totals. A soak reads it to show that memory and descriptors stay flat;
-//! `analysis report` plots it. Lines are flushed as written (not fsynced:
+//! segments: resident memory, open file descriptors, backlog, ring fill,
+//! totals and CPU time. A soak reads it to show that memory, descriptors and
+//! the cost per second stay flat; `analysis report` plots it. Lines are flushed as written (not fsynced:
 //! telemetry, not data).
 
 use std::fs::File;
@@ -46,7 +46,7 @@ impl Health {
         }
         self.next = Duration::from_secs(t.as_secs() + 1);
         let line = format!(
-            "{:.3},{},{},{},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{},{},{:.3}",
             t.as_secs_f64(),
             memory().0,
             open_fds().unwrap_or(0),
@@ -56,6 +56,7 @@ impl Health {
             live.lost.load(Relaxed),
             live.segments.load(Relaxed),
             live.bytes_written.load(Relaxed),
+            crate::units::process_cpu_ns() as f64 / 1e9,
         );
         let _ = writeln!(self.out, "{line}").and_then(|_| self.out.flush());
     }

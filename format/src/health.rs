@@ -7,7 +7,7 @@
 pub const HEALTH_FILE: &str = "health.csv";
 
 /// The columns, in the order the recorder writes them.
-pub const HEALTH_COLUMNS: [&str; 9] = [
+pub const HEALTH_COLUMNS: [&str; 10] = [
     "elapsed_s",
     "rss_bytes",
     "open_fds",
@@ -17,4 +17,7 @@ pub const HEALTH_COLUMNS: [&str; 9] = [
     "lost",
     "segments",
     "bytes_written",
+    // The recorder's CPU time so far, user + system, seconds: its cost per
+    // second must stay flat with the run's length (the soak checks it).
+    "cpu_s",
 ];
