@@ -265,8 +265,13 @@ fn many_segments_are_all_listed_after_the_end_or_a_kill() {
     let closed = closed_segments(&whole);
     assert!(closed >= 900, "{closed} segments");
     assert_eq!(m.segments.len(), closed);
-    let listed = std::fs::metadata(whole.join("manifest.json")).unwrap().len();
-    assert!(listed > 64 << 10, "past the always-rewritten size: {listed}");
+    let listed = std::fs::metadata(whole.join("manifest.json"))
+        .unwrap()
+        .len();
+    assert!(
+        listed > 64 << 10,
+        "past the always-rewritten size: {listed}"
+    );
     assert!(verify(&whole, false).unwrap().ok());
 
     // Killed once the manifest is large: recover lists every closed one.
@@ -285,8 +290,10 @@ fn many_segments_are_all_listed_after_the_end_or_a_kill() {
     child.wait().unwrap();
     let before = Manifest::read(&cut).unwrap().segments.len();
     let closed = closed_segments(&cut);
-    assert!(closed >= 600 && before <= closed, "{before} listed of {closed}");
-    eprintln!("killed run: {before} of {closed} closed segments listed");
+    assert!(
+        closed >= 600 && before <= closed,
+        "{before} listed of {closed}"
+    );
     let o = run(&["recover", "--json", s(&cut)]);
     assert!(o.status.success(), "{}", text(&o));
     let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
