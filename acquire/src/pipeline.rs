@@ -1138,8 +1138,12 @@ fn close_segment(
     manifest.events.extend(live.timeline.take_events());
     manifest.events.sort_by_key(|e| e.at_seq);
     let clock_rows = live.timeline.take_clock_rows(w.index());
-    let mut info = w
-        .seal(manifest, &clock_rows)
+    // The segment's copy of the manifest has no segment list (it would grow
+    // every footer with the run): set aside for the seal, not cloned.
+    let listed = std::mem::take(&mut manifest.segments);
+    let sealed = w.seal(manifest, &clock_rows);
+    manifest.segments = listed;
+    let mut info = sealed
         .and_then(|sealed| {
             at(Checkpoint::Seal);
             sealed.commit(at)

@@ -554,15 +554,6 @@ impl Manifest {
         }
         self.segments.push(info);
     }
-
-    /// The manifest as stored in a segment: without the segment list, which
-    /// grows with the run (the segment's own record is stored beside it).
-    pub fn for_segment(&self) -> Manifest {
-        Manifest {
-            segments: Vec::new(),
-            ..self.clone()
-        }
-    }
 }
 
 mod humantime_serde_compat {

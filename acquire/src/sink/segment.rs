@@ -610,7 +610,9 @@ impl SegmentWriter {
         self.rows
     }
 
-    /// Finishes both files (footers carrying the manifest) and hands them
+    /// Finishes both files (footers carrying `manifest`, the run's manifest
+    /// without its segment list, which grows with the run: the segment's
+    /// own record is stored beside it) and hands them
     /// over as a [`Sealed`] segment, still named `.partial`: making it
     /// durable and visible is [`Sealed::commit`]'s job, off the encoder's
     /// path.
@@ -645,7 +647,8 @@ impl SegmentWriter {
             window: self.window,
             lost_after: self.lost_after,
         };
-        let m = serde_json::to_string(&manifest.for_segment())?;
+        debug_assert!(manifest.segments.is_empty(), "a segment's copy lists none");
+        let m = serde_json::to_string(manifest)?;
         let s = serde_json::to_string(&info)?;
         for w in [&mut self.samples, &mut self.blocks] {
             w.append_key_value_metadata(KeyValue::new(KV_MANIFEST.to_string(), m.clone()));
