@@ -63,22 +63,31 @@ fi
 # buffers fill for ~13 s, 2 MiB a second, then stay flat) and at the end,
 # descriptors, close times.
 awk -F, -v slack="$RSS_SLACK_MIB" '
-    NR == 1 { next }
-    { t[n] = $1; rss[n] = $2 / 1048576; fds[n] = $3; cpu[n] = $10; n++ }
+    # The median of v[from..to) (insertion sort of a copy: a third of a run).
+    function median(v, from, to,    w, k, i, j, x) {
+        k = 0
+        for (i = from; i < to; i++) {
+            x = v[i]
+            for (j = k; j > 0 && w[j - 1] > x; j--) w[j] = w[j - 1]
+            w[j] = x; k++
+        }
+        return k ? w[int(k / 2)] : 0
+    }
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { t[n] = $col["elapsed_s"]; rss[n] = $col["rss_bytes"] / 1048576; fds[n] = $col["open_fds"]; cpu[n] = $col["cpu_s"]; n++ }
     END {
         skip = int(n / 10); if (skip < 15) skip = 15; if (skip > n - 1) skip = n - 1
-        lo = 1e18; hi = 0; max = 0; first = 1e18; last = 1e18; third = int((n - skip) / 3)
+        lo = 1e18; hi = 0; max = 0; third = int((n - skip) / 3)
         for (i = skip; i < n; i++) {
             if (fds[i] < lo) lo = fds[i]; if (fds[i] > hi) hi = fds[i]; if (rss[i] > max) max = rss[i]
-            if (i < skip + third && fds[i] < first) first = fds[i]
-            if (i >= n - third && fds[i] < last) last = fds[i]
         }
+        first = median(fds, skip, skip + third); last = median(fds, n - third, n)
         if (third == 0) { first = lo; last = lo }
         # CPU (share of one core) over the first and the last third.
         a = skip; b = skip + third; c = n - 1 - third; d = n - 1
         cpu_first = (third > 0 && t[b] > t[a]) ? (cpu[b] - cpu[a]) / (t[b] - t[a]) : 0
         cpu_last = (third > 0 && t[d] > t[c]) ? (cpu[d] - cpu[c]) / (t[d] - t[c]) : 0
-        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"fds_floor_first\": %d, \"fds_floor_last\": %d, \"rss_slack_mib\": %d, \"cpu_first\": %.3f, \"cpu_last\": %.3f}\n",
+        printf "{\"samples\": %d, \"rss_mib_settled\": %.1f, \"rss_mib_last\": %.1f, \"rss_mib_max\": %.1f, \"fds_min\": %d, \"fds_max\": %d, \"fds_median_first\": %d, \"fds_median_last\": %d, \"rss_slack_mib\": %d, \"cpu_first\": %.3f, \"cpu_last\": %.3f}\n",
             n, rss[skip], rss[n - 1], max, lo, hi, first, last, slack, cpu_first, cpu_last
     }' "$OUT/run/health.csv" >"$OUT/health.json"
 jq -s '.[0] * {
@@ -87,7 +96,7 @@ jq -s '.[0] * {
         close_ms_median: ([.[1].segments[].close_ms] | sort | .[length / 2 | floor]),
         close_ms_max: ([.[1].segments[].close_ms] | max)
     }' "$OUT/health.json" "$OUT/run/manifest.json" >"$OUT/figures.json"
-jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max) (floor \(.fds_floor_first) -> \(.fds_floor_last)); CPU \(100 * .cpu_first | round) % of a core in the first third, \(100 * .cpu_last | round) % in the last; segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
+jq -r '"soak: \(.scans) scans, lost \(.lost); resident \(.rss_mib_settled) MiB after warm-up, \(.rss_mib_last) MiB at the end (max \(.rss_mib_max), allowed +\(.rss_slack_mib)); open files \(.fds_min)..\(.fds_max) (median \(.fds_median_first) -> \(.fds_median_last)); CPU \(100 * .cpu_first | round) % of a core in the first third, \(100 * .cpu_last | round) % in the last; segment close median \(.close_ms_median | floor) ms, max \(.close_ms_max | floor) ms"' \
     "$OUT/figures.json"
 fail=0
 # The accounting always holds: every scan asked for is recorded or counted
@@ -109,17 +118,19 @@ jq -e '.rss_mib_last - .rss_mib_settled <= .rss_slack_mib' "$OUT/figures.json" >
 # samples and block table open before the last one's are closed, which the
 # I/O thread may still be writing; the directory fsync; the manifest's
 # temporary file): a sample may land among them (one CI run saw 9..12 with
-# 10 steady). A leak instead raises the floor with every segment (a segment
-# a second here), so the check is the floor's, first third against last, and
+# 10 steady). A leak instead raises the level with every segment (a segment
+# a second here), so the check is the median's, first third against last
+# (a minimum took a transient dip for the level), and
 # a bound on the transient.
-jq -e '.fds_floor_last <= .fds_floor_first + 2' "$OUT/figures.json" >/dev/null ||
-    { echo "soak: FAILED: open files grew over the run (floor $(jq .fds_floor_first "$OUT/figures.json") -> $(jq .fds_floor_last "$OUT/figures.json"))" >&2; fail=1; }
+jq -e '.fds_median_last <= .fds_median_first + 2' "$OUT/figures.json" >/dev/null ||
+    { echo "soak: FAILED: open files grew over the run (median $(jq .fds_median_first "$OUT/figures.json") -> $(jq .fds_median_last "$OUT/figures.json"))" >&2; fail=1; }
 jq -e '.fds_max - .fds_min <= 4' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: open files varied by more than a segment close's transient (4)" >&2; fail=1; }
-# The recorder's cost per second stays flat with the run's length (a cost
-# that grows with it, like a manifest rewritten whole after every segment,
-# shows here first). The bound leaves room for a shared machine's noise.
-jq -e '.cpu_last <= 1.5 * .cpu_first + 0.02' "$OUT/figures.json" >/dev/null ||
+# The recorder's cost per second stays flat with the run's length. The
+# bound (half again) leaves room for a shared machine's noise, so it catches
+# a gross growth only: the manifest rewritten whole after every segment
+# added a few per cent of a core over 10 minutes (the figure shows it).
+jq -e '.samples < 18 or .cpu_last <= 1.5 * .cpu_first + 0.02' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: the recorder's CPU per second grew over the run ($(jq .cpu_first "$OUT/figures.json") -> $(jq .cpu_last "$OUT/figures.json") of a core)" >&2; fail=1; }
 ((fail == 0)) && echo "soak: passed; figures $OUT/figures.json$([[ ${SOAK_REPORT:-1} == 1 ]] && echo ", report $OUT/report/index.html")" >&2
 exit $fail

@@ -24,7 +24,7 @@ use ringbuf::HeapRb;
 use crate::chunk::{BlockRec, Chunk};
 use crate::counters::Live;
 use crate::faults::{Fault, PlannedFault};
-use crate::manifest::{CodecChange, Manifest};
+use crate::manifest::{CodecChange, Manifest, SegmentInfo, SegmentLog};
 use crate::ring::{read_header, RingMap};
 use crate::sink::codec::{Adapt, Codec, PageCodec};
 use crate::sink::segment::{PageEncoder, RowGroup, SegmentFormat, SegmentWriter};
@@ -1064,7 +1064,7 @@ fn write(
     // run at most `run_ahead` chunks past the last one written.
     let mut early = std::collections::BTreeMap::new();
     let mut next = 0u64;
-    let mut cadence = ManifestCadence::default();
+    let mut listing = Listing::default();
     let r = (|| -> Result<()> {
         for (number, rg, change) in rx {
             early.insert(number, (rg, change));
@@ -1074,7 +1074,7 @@ fn write(
                 hand.wake_encoders();
                 if writer.as_ref().is_some_and(|w| w.index() != rg.segment) {
                     let w = writer.take().expect("open");
-                    close_segment(w, &mut manifest, &mut cadence, live, set, at)?;
+                    close_segment(w, &mut manifest, &mut listing, live, set, at)?;
                 }
                 manifest.compression_changes.extend(change);
                 let name = crate::sink::segment::segment_name(rg.segment);
@@ -1094,7 +1094,7 @@ fn write(
             }
         }
         if let Some(w) = writer.take() {
-            close_segment(w, &mut manifest, &mut cadence, live, set, at)?;
+            close_segment(w, &mut manifest, &mut listing, live, set, at)?;
         }
         Ok(())
     })();
@@ -1119,7 +1119,7 @@ fn write(
 fn close_segment(
     w: SegmentWriter,
     manifest: &mut Manifest,
-    cadence: &mut ManifestCadence,
+    listing: &mut Listing,
     live: &Live,
     set: &EncodeSettings,
     at: Hook,
@@ -1138,12 +1138,8 @@ fn close_segment(
     manifest.events.extend(live.timeline.take_events());
     manifest.events.sort_by_key(|e| e.at_seq);
     let clock_rows = live.timeline.take_clock_rows(w.index());
-    // The segment's copy of the manifest has no segment list (it would grow
-    // every footer with the run): set aside for the seal, not cloned.
-    let listed = std::mem::take(&mut manifest.segments);
-    let sealed = w.seal(manifest, &clock_rows);
-    manifest.segments = listed;
-    let mut info = sealed
+    let mut info = w
+        .seal(manifest, &clock_rows)
         .and_then(|sealed| {
             at(Checkpoint::Seal);
             sealed.commit(at)
@@ -1152,13 +1148,15 @@ fn close_segment(
     info.close_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
     let (bytes, rows, close_ms) = (info.bytes, info.rows, info.close_ms.unwrap_or(0.0));
     manifest.add_segment(info);
+    let info = manifest.segments.pop().expect("just added");
+    listing.push(&set.dir, &info)?;
     live.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
-    if cadence.due(bytes) {
+    if listing.due(bytes) {
         let size = manifest
-            .write_with(&set.dir, || at(Checkpoint::Manifest))
+            .write_logged(&set.dir, || at(Checkpoint::Manifest))
             .context("updating manifest.json")?;
-        cadence.wrote(size);
+        listing.wrote(size);
     }
     if set.log_segments {
         eprintln!(
@@ -1169,18 +1167,23 @@ fn close_segment(
     Ok(())
 }
 
-/// When the writer rewrites `manifest.json` after a segment closes. The
-/// manifest lists every segment (~300 bytes each) and a rewrite is its
-/// whole size and an fsync, so after every segment the cost grows with the
-/// run: a day of 1 s segments would rewrite 26 MB every second. A small
-/// manifest is rewritten after every segment; a larger one once the
+/// The writer's record of the closed segments: their list is the run's
+/// segment log (`SEGMENT_LOG`), not memory, where it grew with the run, and
+/// this decides when `manifest.json` is rewritten from it after a segment
+/// closes. The manifest lists every segment (~300 bytes each) and a rewrite
+/// is its whole size and an fsync, so after every segment the cost grew
+/// with the run: a day of 1 s segments would rewrite 26 MB every second. A
+/// small manifest is rewritten after every segment; a larger one once the
 /// segments closed since outweigh it [`MANIFEST_SHARE`] times, which keeps
-/// its rewrites below 1/[`MANIFEST_SHARE`] of the bytes recorded. The run's
-/// end always writes it (record.rs); after a crash, the closed segments it
-/// does not list yet are found by `acquire recover` from their own records,
-/// as every crash needs anyway.
+/// its rewrites below 1/[`MANIFEST_SHARE`] of the bytes recorded past
+/// [`MANIFEST_ALWAYS`] (with no bound in time: a slow stream's manifest may
+/// lag by hours). The run's end writes it (record.rs; not a crash or a
+/// panic); after a crash `acquire recover` finds the closed segments it
+/// does not list yet from their own records, as every crash needs anyway.
 #[derive(Default)]
-struct ManifestCadence {
+struct Listing {
+    /// The segment log, created at the first close.
+    log: Option<SegmentLog>,
     /// Size of the last rewrite (0: none yet).
     size: u64,
     /// Segment bytes closed since.
@@ -1193,7 +1196,16 @@ const MANIFEST_ALWAYS: u64 = 64 << 10;
 /// Segment bytes per manifest byte between two rewrites of a larger one.
 const MANIFEST_SHARE: u64 = 32;
 
-impl ManifestCadence {
+impl Listing {
+    /// Appends a closed segment's record to the log.
+    fn push(&mut self, dir: &std::path::Path, info: &SegmentInfo) -> Result<()> {
+        let log = match &mut self.log {
+            Some(log) => log,
+            None => self.log.insert(SegmentLog::create(dir)?),
+        };
+        log.push(info)
+    }
+
     /// A segment of `bytes` closed: is a rewrite due?
     fn due(&mut self, bytes: u64) -> bool {
         self.since += bytes;
@@ -1212,7 +1224,7 @@ mod tests {
 
     #[test]
     fn manifest_rewrites_stay_a_bounded_share_of_the_bytes_recorded() {
-        let mut c = ManifestCadence::default();
+        let mut c = Listing::default();
         // Small: after every segment, however small the segment.
         assert!(c.due(1));
         c.wrote(MANIFEST_ALWAYS);

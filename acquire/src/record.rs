@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::counters::Live;
 use crate::exit;
 use crate::faults::PlannedFault;
-use crate::manifest::{sync_dir, Counts, Manifest, RunStatus, StreamInfo, Versions};
+use crate::manifest::{sync_dir, Counts, Manifest, RunStatus, SegmentLog, StreamInfo, Versions};
 use crate::pipeline::{End, PipelineConfig};
 use crate::profile::{channel_infos, Profile};
 use crate::sink::codec::Codec;
@@ -550,8 +550,14 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     };
     m.status = status;
     m.error = error.clone();
-    m.write(&plan.out)
+    // The closed segments' list is the segment log (pipeline::Listing).
+    let windows = match plan.trigger {
+        Some(_) => Some(SegmentLog::windows(&plan.out)?),
+        None => None,
+    };
+    m.write_logged(&plan.out, || {})
         .context("cannot write the final manifest")?;
+    SegmentLog::remove(&plan.out)?;
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     let sample_bytes = m.counts.scans_recorded * layout.scan_bytes() as u64;
     let summary = Summary {
@@ -564,7 +570,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         scans_lost_inferred: m.counts.scans_lost_inferred,
         gaps: m.counts.gaps,
         first_gaps: m.gaps.iter().take(10).copied().collect(),
-        segments: m.segments.len(),
+        segments: live.segments.load(Ordering::Relaxed) as usize,
         bytes_written: m.counts.bytes_written,
         sample_bytes,
         seconds: secs,
@@ -573,7 +579,7 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
         device_counters: m.device_counters,
         ring_fill_max_percent: live.ring_fill_max_permille.load(Ordering::Relaxed) as f64 / 10.0,
         loss_detection: m.stream.loss_detection.clone(),
-        windows: plan.trigger.is_some().then(|| m.window_count()),
+        windows,
         scans_outside_windows: m.counts.scans_outside_windows,
         scans_lost_outside_windows: m.counts.scans_lost_outside_windows,
     };

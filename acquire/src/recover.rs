@@ -129,6 +129,9 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
             .write(dir)
             .context("writing the rebuilt manifest.json")?;
     }
+    // The recorder's list of closed segments while it ran: the manifest
+    // above lists them all now.
+    hsdaq_format::manifest::SegmentLog::remove(dir)?;
     let mut partial = Vec::new();
     let tables: Vec<std::path::PathBuf> = ["blocks", hsdaq_format::clock::CLOCK_DIR]
         .iter()

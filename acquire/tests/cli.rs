@@ -244,12 +244,14 @@ fn closed_segments(dir: &Path) -> usize {
         .count()
 }
 
-/// Past ~200 segments the recorder rewrites manifest.json only once the
-/// segments closed since outweigh it (its cost would otherwise grow with
-/// the run): a completed run still lists every segment, and a killed one
-/// lists a prefix that `recover` completes.
+/// The recorder keeps its list of closed segments in the run's segment log
+/// (not in memory) and, past ~200 segments, rewrites manifest.json only
+/// once the segments closed since outweigh it: a completed run still lists
+/// every segment and leaves no log; a killed one lists a prefix that
+/// `recover` completes, removing the log.
 #[test]
 fn many_segments_are_all_listed_after_the_end_or_a_kill() {
+    use hsdaq_acquire::manifest::SEGMENT_LOG;
     let d = tmp();
     let args = |dir: &Path, samples: &'static str| {
         let mut a = vec!["record", "--unpaced", "--segment", "16KiB"];
@@ -257,7 +259,7 @@ fn many_segments_are_all_listed_after_the_end_or_a_kill() {
         a.push(s(dir));
         a.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    // Completed: 1000 segments, all listed, and verify checks them all.
+    // Completed: ~1000 segments, all listed, and verify checks them all.
     let whole = d.path().join("whole");
     let o = acquire().args(args(&whole, "8M")).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -265,16 +267,13 @@ fn many_segments_are_all_listed_after_the_end_or_a_kill() {
     let closed = closed_segments(&whole);
     assert!(closed >= 900, "{closed} segments");
     assert_eq!(m.segments.len(), closed);
-    let listed = std::fs::metadata(whole.join("manifest.json"))
-        .unwrap()
-        .len();
     assert!(
-        listed > 64 << 10,
-        "past the always-rewritten size: {listed}"
+        !whole.join(SEGMENT_LOG).exists(),
+        "the log is removed at the end"
     );
     assert!(verify(&whole, false).unwrap().ok());
 
-    // Killed once the manifest is large: recover lists every closed one.
+    // Killed once the manifest is rewritten only now and then.
     let cut = d.path().join("cut");
     let mut child = acquire()
         .args(args(&cut, "400M"))
@@ -283,23 +282,78 @@ fn many_segments_are_all_listed_after_the_end_or_a_kill() {
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while closed_segments(&cut) < 600 && start.elapsed() < Duration::from_secs(60) {
+    while closed_segments(&cut) < 600 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "600 segments not closed within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let size = std::fs::metadata(cut.join("manifest.json")).unwrap().len();
+    assert!(size > 64 << 10, "past the always-rewritten size: {size}");
+    assert!(cut.join(SEGMENT_LOG).exists());
     let before = Manifest::read(&cut).unwrap().segments.len();
     let closed = closed_segments(&cut);
-    assert!(
-        closed >= 600 && before <= closed,
-        "{before} listed of {closed}"
-    );
+    assert!(before <= closed, "{before} listed of {closed}");
     let o = run(&["recover", "--json", s(&cut)]);
     assert!(o.status.success(), "{}", text(&o));
     let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(rep["segments"], closed, "{rep}");
-    assert_eq!(rep["segments_added"], closed - before, "{rep}");
+    // A kill between a segment's two renames leaves one to salvage.
+    let salvaged = rep["salvaged"].as_array().unwrap().len();
+    assert_eq!(rep["segments"], closed + salvaged, "{rep}");
+    assert_eq!(rep["segments_added"], closed + salvaged - before, "{rep}");
+    assert!(!cut.join(SEGMENT_LOG).exists(), "recover removes the log");
     assert!(verify(&cut, false).unwrap().ok());
+}
+
+/// A manifest written from a segment log reads back as the one written
+/// whole, a record cut short (a failed append) left out, and a manifest
+/// that holds its own list is refused.
+#[test]
+fn a_manifest_written_from_the_segment_log_reads_back_whole() {
+    use hsdaq_acquire::manifest::{SegmentLog, SEGMENT_LOG};
+    use std::io::Write as _;
+    let d = tmp();
+    let run_dir = d.path().join("run");
+    let o = run(&[
+        "record",
+        "--samples",
+        "200k",
+        "--segment",
+        "20ms",
+        "--out",
+        s(&run_dir),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let whole = Manifest::read(&run_dir).unwrap();
+    assert!(whole.segments.len() >= 5, "{}", whole.segments.len());
+    let mut bare = whole.clone();
+    bare.segments.clear();
+    let dir = d.path().join("logged");
+    std::fs::create_dir(&dir).unwrap();
+    // No log: no segments.
+    bare.write_logged(&dir, || {}).unwrap();
+    assert!(Manifest::read(&dir).unwrap().segments.is_empty());
+    let mut log = SegmentLog::create(&dir).unwrap();
+    for info in &whole.segments {
+        log.push(info).unwrap();
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(SEGMENT_LOG))
+        .unwrap();
+    f.write_all(br#"{"index":99,"fi"#).unwrap();
+    let size = bare.write_logged(&dir, || {}).unwrap();
+    assert_eq!(
+        size,
+        std::fs::metadata(dir.join("manifest.json")).unwrap().len()
+    );
+    assert_eq!(Manifest::read(&dir).unwrap(), whole);
+    assert!(whole.write_logged(&dir, || {}).is_err());
+    SegmentLog::remove(&dir).unwrap();
+    SegmentLog::remove(&dir).unwrap(); // already gone: fine
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `health.csv`: the recorder's own health once a second (resident memory,
-//! descriptors, backlog, ring fill, totals), written by `acquire record`
-//! beside the segments and read by `analysis` and the soak test by column
-//! name.
+//! descriptors, backlog, ring fill, totals, CPU time), written by `acquire
+//! record` beside the segments and read by `analysis` and the soak test by
+//! column name.
 
 /// The file's name in the run folder.
 pub const HEALTH_FILE: &str = "health.csv";

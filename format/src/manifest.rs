@@ -11,6 +11,97 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The closed segments' records while a run is recorded, one JSON object a
+/// line in stream order, in the run folder: the recorder keeps its segment
+/// list here rather than in memory, where it grew with the run (~650 bytes
+/// a segment), and writes `manifest.json` from it
+/// ([`Manifest::write_logged`]). Removed once the run's final manifest is
+/// written; after a crash `acquire recover` rebuilds the list from the
+/// segments themselves and removes it.
+pub const SEGMENT_LOG: &str = "segments-in-progress.jsonl";
+
+/// Appends closed segments' records to a run's [`SEGMENT_LOG`].
+pub struct SegmentLog {
+    file: std::fs::File,
+}
+
+impl SegmentLog {
+    /// Creates (or empties) `dir`'s log.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let p = dir.join(SEGMENT_LOG);
+        let file =
+            std::fs::File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(Self { file })
+    }
+
+    /// Appends one record (one write: a line is whole or cut short, and
+    /// [`Manifest::write_logged`] leaves a cut one out).
+    pub fn push(&mut self, info: &SegmentInfo) -> Result<()> {
+        let mut line = serde_json::to_vec(info)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .with_context(|| format!("cannot append to {SEGMENT_LOG}"))
+    }
+
+    /// The triggered windows among the logged segments (a window over
+    /// several segments counts once), read a record at a time.
+    pub fn windows(dir: &Path) -> Result<usize> {
+        let f = match std::fs::File::open(dir.join(SEGMENT_LOG)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).context("cannot open the segment log"),
+        };
+        let (mut count, mut last) = (0, None);
+        for line in std::io::BufRead::lines(std::io::BufReader::new(f)) {
+            let Ok(info) = serde_json::from_str::<SegmentInfo>(&line?) else {
+                continue;
+            };
+            if let Some(w) = info.window.map(|w| w.index) {
+                count += usize::from(last != Some(w));
+                last = Some(w);
+            }
+        }
+        Ok(count)
+    }
+
+    /// Removes `dir`'s log (the final manifest lists its records).
+    pub fn remove(dir: &Path) -> Result<()> {
+        match std::fs::remove_file(dir.join(SEGMENT_LOG)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("cannot remove the segment log")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes `dir/manifest.json` atomically and durably through `body`:
+/// temporary file (buffered), fsync, `before_rename`, rename, folder fsync.
+/// Returns the bytes written.
+fn write_atomic(
+    dir: &Path,
+    before_rename: impl FnOnce(),
+    body: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<u64> {
+    let tmp = dir.join("manifest.json.partial");
+    let f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Buffered: serde_json writes a token at a time, and an unbuffered file
+    // made each a system call (thousands per segment close).
+    let mut w = std::io::BufWriter::with_capacity(256 << 10, &f);
+    body(&mut w)
+        .and_then(|_| w.flush())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(w);
+    let size = f.metadata()?.len();
+    before_rename();
+    std::fs::rename(&tmp, dir.join("manifest.json")).context("cannot rename manifest.json")?;
+    sync_dir(dir)?;
+    Ok(size)
+}
+
 /// Key of the run manifest in a segment's key-value metadata.
 pub const KV_MANIFEST: &str = "hsdaq.manifest";
 /// Key of the segment record in a segment's key-value metadata.
@@ -504,21 +595,47 @@ impl Manifest {
     /// is durable and not yet renamed (the power-cut test's checkpoint).
     /// Returns the bytes written.
     pub fn write_with(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<u64> {
-        let tmp = dir.join("manifest.json.partial");
-        // Serialised whole, then one write: serde_json writes a token at a
-        // time, a system call each on an unbuffered file (thousands per
-        // segment close, growing with the run).
-        let mut text = serde_json::to_vec_pretty(self)?;
-        text.push(b'\n');
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        before_rename();
-        std::fs::rename(&tmp, dir.join("manifest.json")).context("cannot rename manifest.json")?;
-        sync_dir(dir)?;
-        Ok(text.len() as u64)
+        write_atomic(dir, before_rename, |w| {
+            serde_json::to_writer_pretty(&mut *w, self)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// [`Manifest::write_with`] for a run being recorded: its segment list
+    /// is the run's [`SEGMENT_LOG`] (`self.segments` must be empty), copied
+    /// into the file a record at a time, so memory does not grow with it.
+    pub fn write_logged(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<u64> {
+        anyhow::ensure!(self.segments.is_empty(), "the segment list is the log's");
+        let head = serde_json::to_vec_pretty(self)?;
+        // `segments` is the last field: the text ends `"segments": []` `\n}`.
+        let head = head
+            .strip_suffix(b"]\n}")
+            .context("the segment list is not the manifest's last field")?;
+        let log = dir.join(SEGMENT_LOG);
+        let records = match std::fs::File::open(&log) {
+            Ok(f) => Some(std::io::BufReader::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", log.display())),
+        };
+        write_atomic(dir, before_rename, |w| {
+            w.write_all(head)?;
+            let mut listed = 0;
+            for line in records.into_iter().flat_map(std::io::BufRead::lines) {
+                let line = line?;
+                // A record cut short (a failed append) is left out.
+                if serde_json::from_str::<SegmentInfo>(&line).is_err() {
+                    continue;
+                }
+                w.write_all(if listed == 0 { b"\n    " } else { b",\n    " })?;
+                w.write_all(line.as_bytes())?;
+                listed += 1;
+            }
+            w.write_all(if listed == 0 {
+                b"]\n}\n"
+            } else {
+                b"\n  ]\n}\n"
+            })
+        })
     }
 
     /// Reads a run folder's manifest.

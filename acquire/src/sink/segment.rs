@@ -647,7 +647,10 @@ impl SegmentWriter {
             window: self.window,
             lost_after: self.lost_after,
         };
-        debug_assert!(manifest.segments.is_empty(), "a segment's copy lists none");
+        anyhow::ensure!(
+            manifest.segments.is_empty(),
+            "a segment's copy lists no segments"
+        );
         let m = serde_json::to_string(manifest)?;
         let s = serde_json::to_string(&info)?;
         for w in [&mut self.samples, &mut self.blocks] {
