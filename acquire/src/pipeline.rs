@@ -1042,7 +1042,7 @@ fn encode_chunks(
 /// The writer loop: puts row groups back in stream order and writes them
 /// into segments; when a segment ends, seals it and makes it durable and
 /// visible, then records it in the manifest (written atomically as
-/// [`ManifestCadence`] decides).
+/// [`Listing`] decides).
 fn write(
     rx: std::sync::mpsc::Receiver<ToWrite>,
     mut manifest: Manifest,
@@ -1149,7 +1149,12 @@ fn close_segment(
     let (bytes, rows, close_ms) = (info.bytes, info.rows, info.close_ms.unwrap_or(0.0));
     manifest.add_segment(info);
     let info = manifest.segments.pop().expect("just added");
-    listing.push(&set.dir, &info)?;
+    if let Err(e) = listing.push(&set.dir, &info) {
+        // Durable and counted: the run's last manifest lists it after the
+        // log's records (the run ends here).
+        manifest.segments.push(info);
+        return Err(e);
+    }
     live.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     live.segments.fetch_add(1, Ordering::Relaxed);
     if listing.due(bytes) {
@@ -1190,7 +1195,7 @@ struct Listing {
     since: u64,
 }
 
-/// Below this size the manifest is rewritten after every segment (~200
+/// Up to this size the manifest is rewritten after every segment (~350
 /// segments).
 const MANIFEST_ALWAYS: u64 = 64 << 10;
 /// Segment bytes per manifest byte between two rewrites of a larger one.

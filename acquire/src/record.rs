@@ -416,6 +416,9 @@ fn prepare_dir(out: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(out.join("blocks"))
         .with_context(|| format!("cannot create run folder {}", out.display()))?;
+    // A log left by a run that never wrote its manifest lists nothing of
+    // this one.
+    SegmentLog::remove(out)?;
     // The new folders' names are durable before any segment relies on them.
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -551,13 +554,17 @@ pub fn record(plan: RecordPlan, stop: Arc<AtomicBool>) -> Result<(Summary, i32)>
     m.status = status;
     m.error = error.clone();
     // The closed segments' list is the segment log (pipeline::Listing).
-    let windows = match plan.trigger {
-        Some(_) => Some(SegmentLog::windows(&plan.out)?),
-        None => None,
-    };
     m.write_logged(&plan.out, || {})
         .context("cannot write the final manifest")?;
-    SegmentLog::remove(&plan.out)?;
+    let windows = plan.trigger.as_ref().map(|_| {
+        SegmentLog::windows(&plan.out).unwrap_or_else(|e| {
+            eprintln!("acquire: warning: triggered windows not counted: {e:#}");
+            0
+        })
+    });
+    if let Err(e) = SegmentLog::remove(&plan.out) {
+        eprintln!("acquire: warning: {e:#} (manifest.json lists every segment)");
+    }
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     let sample_bytes = m.counts.scans_recorded * layout.scan_bytes() as u64;
     let summary = Summary {

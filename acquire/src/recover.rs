@@ -82,8 +82,16 @@ pub fn recover(dir: &Path) -> Result<RecoverReport> {
     let mut salvaged = Vec::new();
     if unclosed {
         // A killed recorder leaves its control socket; nobody answers it.
+        // One that answers is recording now: its open segment, partial
+        // files and segment log are not a crash's to repair.
         let sock = dir.join(crate::control::SOCKET);
-        if sock.exists() && std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        if sock.exists() {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                bail!(
+                    "a recorder is still recording into {} (its control socket answers): stop it first",
+                    dir.display()
+                );
+            }
             let _ = std::fs::remove_file(&sock);
         }
         for p in run_files(dir)?.1 {

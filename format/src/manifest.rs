@@ -602,11 +602,17 @@ impl Manifest {
     }
 
     /// [`Manifest::write_with`] for a run being recorded: its segment list
-    /// is the run's [`SEGMENT_LOG`] (`self.segments` must be empty), copied
-    /// into the file a record at a time, so memory does not grow with it.
+    /// is the run's [`SEGMENT_LOG`], copied into the file a record at a
+    /// time, so memory does not grow with it, then `self.segments` (the
+    /// records not in the log: one whose append failed).
     pub fn write_logged(&self, dir: &Path, before_rename: impl FnOnce()) -> Result<u64> {
-        anyhow::ensure!(self.segments.is_empty(), "the segment list is the log's");
-        let head = serde_json::to_vec_pretty(self)?;
+        let head = match self.segments.is_empty() {
+            true => serde_json::to_vec_pretty(self)?,
+            false => serde_json::to_vec_pretty(&Manifest {
+                segments: Vec::new(),
+                ..self.clone()
+            })?,
+        };
         // `segments` is the last field: the text ends `"segments": []` `\n}`.
         let head = head
             .strip_suffix(b"]\n}")
@@ -620,7 +626,10 @@ impl Manifest {
         write_atomic(dir, before_rename, |w| {
             w.write_all(head)?;
             let mut listed = 0;
-            for line in records.into_iter().flat_map(std::io::BufRead::lines) {
+            let logged = records.into_iter().flat_map(std::io::BufRead::lines);
+            let rest = self.segments.iter().map(serde_json::to_string);
+            let rest = rest.map(|r| r.map_err(std::io::Error::from));
+            for line in logged.chain(rest) {
                 let line = line?;
                 // A record cut short (a failed append) is left out.
                 if serde_json::from_str::<SegmentInfo>(&line).is_err() {
