@@ -117,11 +117,11 @@ jq -e '.rss_mib_last - .rss_mib_settled <= .rss_slack_mib' "$OUT/figures.json" >
 # Descriptors come and go around each segment close (the next segment's
 # samples and block table open before the last one's are closed, which the
 # I/O thread may still be writing; the directory fsync; the manifest's
-# temporary file and, while it is written, the segment log read into it): a sample may land among them (one CI run saw 9..12 with
-# 10 steady). A leak instead raises the level with every segment (a segment
-# a second here), so the check is the median's, first third against last
-# (a minimum took a transient dip for the level), and
-# a bound on the transient.
+# temporary file and, while it is written, the segment log read into it):
+# a sample may land among them (one CI run saw 9..12 with 10 steady). A
+# leak instead raises the level with every segment (a segment a second
+# here), so the check is the median's, first third against last (a minimum
+# took a transient dip for the level), and a bound on the transient.
 jq -e '.fds_median_last <= .fds_median_first + 2' "$OUT/figures.json" >/dev/null ||
     { echo "soak: FAILED: open files grew over the run (median $(jq .fds_median_first "$OUT/figures.json") -> $(jq .fds_median_last "$OUT/figures.json"))" >&2; fail=1; }
 jq -e '.fds_max - .fds_min <= 4' "$OUT/figures.json" >/dev/null ||

@@ -1,8 +1,8 @@
 //! The recorder's own health, once a second, in `health.csv` beside the
 //! segments: resident memory, open file descriptors, backlog, ring fill,
 //! totals and CPU time. A soak reads it to show that memory, descriptors and
-//! the cost per second stay flat; `analysis report` plots it. Lines are flushed as written (not fsynced:
-//! telemetry, not data).
+//! the cost per second stay flat; `analysis report` plots it. Lines are
+//! flushed as written (not fsynced: telemetry, not data).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

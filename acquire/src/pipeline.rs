@@ -1147,8 +1147,7 @@ fn close_segment(
         .with_context(|| format!("closing {name}"))?;
     info.close_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
     let (bytes, rows, close_ms) = (info.bytes, info.rows, info.close_ms.unwrap_or(0.0));
-    manifest.add_segment(info);
-    let info = manifest.segments.pop().expect("just added");
+    manifest.count_segment(&info);
     if let Err(e) = listing.push(&set.dir, &info) {
         // Durable and counted: the run's last manifest lists it after the
         // log's records (the run ends here).

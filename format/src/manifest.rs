@@ -44,25 +44,29 @@ impl SegmentLog {
             .with_context(|| format!("cannot append to {SEGMENT_LOG}"))
     }
 
-    /// The triggered windows among the logged segments (a window over
-    /// several segments counts once), read a record at a time.
+    /// The triggered windows among the logged segments (as
+    /// [`Manifest::window_count`]), read a record at a time.
     pub fn windows(dir: &Path) -> Result<usize> {
-        let f = match std::fs::File::open(dir.join(SEGMENT_LOG)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e).context("cannot open the segment log"),
+        let windows: Vec<Option<u32>> = Self::records(dir)?
+            .map(|r| r.map(|(_, s)| s.window.map(|w| w.index)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(window_runs(windows.into_iter().flatten()))
+    }
+
+    /// `dir`'s logged records in order, each as its line and as read (none
+    /// when there is no log); a record cut short (a failed append) is left
+    /// out.
+    fn records(dir: &Path) -> Result<impl Iterator<Item = std::io::Result<(String, SegmentInfo)>>> {
+        let log = dir.join(SEGMENT_LOG);
+        let lines = match std::fs::File::open(&log) {
+            Ok(f) => Some(std::io::BufRead::lines(std::io::BufReader::new(f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", log.display())),
         };
-        let (mut count, mut last) = (0, None);
-        for line in std::io::BufRead::lines(std::io::BufReader::new(f)) {
-            let Ok(info) = serde_json::from_str::<SegmentInfo>(&line?) else {
-                continue;
-            };
-            if let Some(w) = info.window.map(|w| w.index) {
-                count += usize::from(last != Some(w));
-                last = Some(w);
-            }
-        }
-        Ok(count)
+        Ok(lines.into_iter().flatten().filter_map(|l| match l {
+            Ok(l) => serde_json::from_str(&l).ok().map(|s| Ok((l, s))),
+            Err(e) => Some(Err(e)),
+        }))
     }
 
     /// Removes `dir`'s log (the final manifest lists its records).
@@ -74,6 +78,16 @@ impl SegmentLog {
             _ => Ok(()),
         }
     }
+}
+
+/// Windows among segments' window indices in stream order: a window over
+/// several segments counts once.
+fn window_runs(indices: impl IntoIterator<Item = u32>) -> usize {
+    let mut last = None;
+    indices
+        .into_iter()
+        .filter(|&w| last.replace(w) != Some(w))
+        .count()
 }
 
 /// Writes `dir/manifest.json` atomically and durably through `body`:
@@ -575,13 +589,11 @@ impl Manifest {
     /// A triggered run's windows among its segments (0 for a continuous
     /// run; a window over several segments counts once).
     pub fn window_count(&self) -> usize {
-        let mut w: Vec<u32> = self
-            .segments
-            .iter()
-            .filter_map(|s| s.window.map(|w| w.index))
-            .collect();
-        w.dedup();
-        w.len()
+        window_runs(
+            self.segments
+                .iter()
+                .filter_map(|s| s.window.map(|w| w.index)),
+        )
     }
 
     /// Writes `manifest.json` atomically and durably: temporary file,
@@ -617,24 +629,14 @@ impl Manifest {
         let head = head
             .strip_suffix(b"]\n}")
             .context("the segment list is not the manifest's last field")?;
-        let log = dir.join(SEGMENT_LOG);
-        let records = match std::fs::File::open(&log) {
-            Ok(f) => Some(std::io::BufReader::new(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", log.display())),
-        };
+        let logged = SegmentLog::records(dir)?.map(|r| r.map(|(line, _)| line));
+        let rest = self.segments.iter().map(serde_json::to_string);
+        let rest = rest.map(|r| r.map_err(std::io::Error::from));
         write_atomic(dir, before_rename, |w| {
             w.write_all(head)?;
             let mut listed = 0;
-            let logged = records.into_iter().flat_map(std::io::BufRead::lines);
-            let rest = self.segments.iter().map(serde_json::to_string);
-            let rest = rest.map(|r| r.map_err(std::io::Error::from));
             for line in logged.chain(rest) {
                 let line = line?;
-                // A record cut short (a failed append) is left out.
-                if serde_json::from_str::<SegmentInfo>(&line).is_err() {
-                    continue;
-                }
                 w.write_all(if listed == 0 { b"\n    " } else { b",\n    " })?;
                 w.write_all(line.as_bytes())?;
                 listed += 1;
@@ -659,6 +661,13 @@ impl Manifest {
     /// bytes to the totals, its gaps to the list (up to
     /// [`MAX_MANIFEST_GAPS`]; beyond, only counted).
     pub fn add_segment(&mut self, info: SegmentInfo) {
+        self.count_segment(&info);
+        self.segments.push(info);
+    }
+
+    /// [`Manifest::add_segment`] but for the list: the totals and gaps of
+    /// a segment listed elsewhere (the recorder's segment log).
+    pub fn count_segment(&mut self, info: &SegmentInfo) {
         let c = &mut self.counts;
         c.scans_recorded += info.rows;
         c.scans_lost += info.lost + info.lost_after;
@@ -678,7 +687,6 @@ impl Manifest {
                 self.gaps_not_listed += 1;
             }
         }
-        self.segments.push(info);
     }
 }
 
